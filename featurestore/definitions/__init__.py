@@ -1,0 +1,23 @@
+"""The feature definition DSL: frozen, validated values; no I/O."""
+
+from __future__ import annotations
+
+from featurestore.definitions.entity import Entity
+from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
+from featurestore.definitions.field import Field
+from featurestore.definitions.refs import FeatureRef, output_names
+from featurestore.definitions.request_source import RequestSource
+from featurestore.definitions.source import ParquetSource
+
+__all__ = [
+    "Entity",
+    "FeatureRef",
+    "FeatureService",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "ParquetSource",
+    "RequestSource",
+    "output_names",
+]

@@ -1,0 +1,205 @@
+"""The whole exception hierarchy of featurestore; stdlib imports only.
+
+Every error raised on purpose is a :class:`FeatureStoreError`. Constructors take keyword
+arguments, build a message that names the object and the fix, and keep the values as attributes.
+
+```
+FeatureStoreError
+├── DefinitionError          invalid DSL use: bad name, missing annotation, unknown dtype
+├── ConfigError              featurestore.yaml or environment invalid
+├── RepoLoadError            importing a feature_repo file failed
+├── NotFoundError
+│   ├── EntityNotFoundError
+│   ├── FeatureViewNotFoundError
+│   ├── FeatureNotFoundError
+│   └── FeatureServiceNotFoundError
+├── RegistryConflictError    apply would break definitions, or the registry is stale
+├── EntityFrameError         entity frame lacks join keys/timestamps, or a key has the wrong type
+├── SourceError              Parquet source missing, unreadable or off-schema
+├── OnlineStoreError
+│   └── OnlineStoreUnavailableError   connection lost or timed out; retryable
+├── MaterializationError
+├── TransformationError      a transformation failed, returned the wrong shape or types
+├── DataValidationError      a severity=fail expectation failed; carries the report
+├── SkewError                offline/online mismatch beyond tolerance; carries the report
+└── MissingDependencyError   optional extra not installed (also an ImportError)
+
+FeatureStoreWarning
+```
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "ConfigError",
+    "DataValidationError",
+    "DefinitionError",
+    "EntityFrameError",
+    "EntityNotFoundError",
+    "FeatureNotFoundError",
+    "FeatureServiceNotFoundError",
+    "FeatureStoreError",
+    "FeatureStoreWarning",
+    "FeatureViewNotFoundError",
+    "MaterializationError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "OnlineStoreError",
+    "OnlineStoreUnavailableError",
+    "RegistryConflictError",
+    "RepoLoadError",
+    "SkewError",
+    "SourceError",
+    "TransformationError",
+    "closest",
+]
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """Return the candidate closest to ``name``, or None when nothing is close.
+
+    Example:
+        >>> closest("user_stat", ["user_stats", "merchant_stats"])
+        'user_stats'
+    """
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    match = closest(name, candidates)
+    return f" Did you mean '{match}'?" if match else ""
+
+
+class FeatureStoreError(Exception):
+    """Base class of every error featurestore raises on purpose."""
+
+
+class FeatureStoreWarning(UserWarning):
+    """Base class of featurestore's warnings."""
+
+
+class DefinitionError(FeatureStoreError):
+    """A definition (entity, source, feature view, service) is invalid."""
+
+
+class ConfigError(FeatureStoreError):
+    """featurestore.yaml or the environment it refers to is invalid."""
+
+
+class RepoLoadError(FeatureStoreError):
+    """A Python file of the feature repo failed to import."""
+
+    def __init__(self, *, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"Could not import feature repo file '{path}': {reason}. "
+            "Fix the file and run the command again."
+        )
+
+
+class NotFoundError(FeatureStoreError):
+    """A named object is not in the registry."""
+
+    kind = "Object"
+
+    def __init__(self, *, name: str, candidates: Iterable[str] = (), hint: str = "") -> None:
+        self.name = name
+        fix = hint or "Define it in the feature repo and run 'featurestore apply'."
+        super().__init__(
+            f"{self.kind} '{name}' is not in the registry.{_did_you_mean(name, candidates)} {fix}"
+        )
+
+
+class EntityNotFoundError(NotFoundError):
+    """An entity name is unknown."""
+
+    kind = "Entity"
+
+
+class FeatureViewNotFoundError(NotFoundError):
+    """A feature view name is unknown."""
+
+    kind = "Feature view"
+
+
+class FeatureServiceNotFoundError(NotFoundError):
+    """A feature service name is unknown."""
+
+    kind = "Feature service"
+
+
+class FeatureNotFoundError(NotFoundError):
+    """A feature is not part of the view a reference names."""
+
+    kind = "Feature"
+
+    def __init__(self, *, view: str, name: str, candidates: Iterable[str] = ()) -> None:
+        self.view = view
+        super().__init__(
+            name=f"{view}:{name}",
+            candidates=[f"{view}:{c}" for c in candidates],
+            hint=f"Feature view '{view}' has no feature '{name}'; add it to the view's schema "
+            "and run 'featurestore apply', or fix the reference.",
+        )
+
+
+class RegistryConflictError(FeatureStoreError):
+    """The registry changed underneath an apply, or an apply would break it."""
+
+
+class EntityFrameError(FeatureStoreError):
+    """The entity frame (or online entity rows) is missing columns or has wrong key types."""
+
+
+class SourceError(FeatureStoreError):
+    """A data source is missing, unreadable or does not match its declared schema."""
+
+
+class OnlineStoreError(FeatureStoreError):
+    """The online store failed."""
+
+
+class OnlineStoreUnavailableError(OnlineStoreError):
+    """The online store cannot be reached (connection refused, lost or timed out); retryable."""
+
+
+class MaterializationError(FeatureStoreError):
+    """Materialization of a window failed; the previous online state is still served."""
+
+
+class TransformationError(FeatureStoreError):
+    """A transformation raised, returned the wrong columns, or returned the wrong types."""
+
+
+class DataValidationError(FeatureStoreError):
+    """A data expectation with severity 'fail' failed; ``report`` says which."""
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class SkewError(FeatureStoreError):
+    """Offline and online values disagree beyond the tolerance; ``report`` holds the figures."""
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class MissingDependencyError(FeatureStoreError, ImportError):
+    """An optional extra is not installed."""
+
+    def __init__(self, *, feature: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{extra}' extra: pip install 'featurestore[{extra}]'"
+        )

@@ -1,0 +1,1 @@
+"""Feature repos: configuration, loading the definition files, and the registry."""

@@ -1,0 +1,165 @@
+"""FeatureStore: the user's entry point. It wires the components together and delegates."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from featurestore.definitions import FeatureRef, output_names
+from featurestore.errors import FeatureViewNotFoundError
+from featurestore.offline.engine import OfflineEngine
+from featurestore.repo.config import RepoConfig, load_config
+from featurestore.repo.loader import load_repo
+from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from featurestore.offline.engine import EntityInput
+    from featurestore.offline.training_frame import TrainingFrame
+
+__all__ = ["FeatureStore"]
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureStore:
+    """A feature repo with its registry, offline engine and online store.
+
+    Args:
+        repo_path: The feature repo folder (holding ``featurestore.yaml``).
+        config: Use this config instead of reading ``featurestore.yaml``.
+
+    Example:
+        >>> store = FeatureStore("feature_repo")  # doctest: +SKIP
+        >>> store.apply()  # doctest: +SKIP
+        >>> frame = store.get_training_frame(entity_df, features="fraud_v1")  # doctest: +SKIP
+    """
+
+    def __init__(self, repo_path: str | Path = ".", *, config: RepoConfig | None = None) -> None:
+        self.repo_root = Path(repo_path).resolve()
+        self.config = config if config is not None else load_config(self.repo_root)
+        self.registry = Registry(self._path(self.config.registry), project=self.config.project)
+        self._offline: OfflineEngine | None = None
+        self._snapshot: RegistrySnapshot | None = None
+
+    def _path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.repo_root / path
+
+    # -- components ---------------------------------------------------------------------------
+
+    @property
+    def offline(self) -> OfflineEngine:
+        """The DuckDB engine over the repo's Parquet sources (opened on first use)."""
+        if self._offline is None:
+            self._offline = OfflineEngine(self.config.offline_store, repo_root=self.repo_root)
+        return self._offline
+
+    @property
+    def snapshot(self) -> RegistrySnapshot:
+        """The applied definitions (read from the registry on first use; see ``refresh``)."""
+        if self._snapshot is None:
+            self._snapshot = self.registry.load()
+        return self._snapshot
+
+    def refresh(self) -> RegistrySnapshot:
+        """Re-read the registry, picking up applies made since this store was opened."""
+        self._snapshot = self.registry.load()
+        return self._snapshot
+
+    def close(self) -> None:
+        """Release the offline engine (and the online store, when open)."""
+        if self._offline is not None:
+            self._offline.close()
+            self._offline = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """Diff the repo's definition files against the registry, without writing anything.
+
+        Raises:
+            RepoLoadError: A repo file failed to import.
+            DefinitionError: Definitions are inconsistent (unknown refs, key type clashes).
+            SourceError: A source is missing or lacks a declared column.
+        """
+        contents = load_repo(self.repo_root)
+        key_dtypes = {
+            name: self.offline.infer_key_dtypes(view)
+            for name, view in contents.feature_views.items()
+        }
+        return self.registry.plan(contents, key_dtypes)
+
+    def apply(self) -> Plan:
+        """Register the repo's definitions; returns the plan that was applied.
+
+        Raises:
+            RegistryConflictError: Another apply landed while this one was planned.
+        """
+        plan = self.plan()
+        self._snapshot = self.registry.apply(plan)
+        logger.info("applied registry serial %d", self._snapshot.serial)
+        return plan
+
+    def get_feature_view(self, name: str) -> ViewRecord:
+        """The applied feature view ``name`` with its key types, fingerprint and watermark."""
+        record = self.snapshot.feature_views.get(name)
+        if record is None:
+            raise FeatureViewNotFoundError(name=name, candidates=self.snapshot.feature_views)
+        return record
+
+    def resolve(self, features: str | list[str]) -> list[FeatureRef]:
+        """Check feature refs (or a feature service name) against the registry."""
+        return resolve_refs(self.snapshot, features)
+
+    # -- offline ------------------------------------------------------------------------------
+
+    def get_training_frame(
+        self,
+        entity_df: EntityInput,
+        features: str | list[str],
+        *,
+        full_feature_names: bool = False,
+        timestamp_column: str = "event_timestamp",
+        point_in_time: Literal["event", "available"] = "event",
+    ) -> TrainingFrame:
+        """Point-in-time-correct features for every row of ``entity_df`` (DESIGN G1).
+
+        Args:
+            entity_df: pandas/polars DataFrame, Arrow table, Parquet path or DuckDB SQL query,
+                with the join keys of every requested view and a timestamp column.
+            features: ``"view:feature"`` refs, or a feature service name.
+            full_feature_names: Name output columns ``view__feature``.
+            timestamp_column: The entity frame's timestamp column.
+            point_in_time: ``"event"`` joins on event timestamps; ``"available"`` also
+                requires ``created_timestamp <= t`` (values that existed at t).
+
+        Returns:
+            A lazy TrainingFrame: rows in input order, duplicates kept, every input column.
+        """
+        refs = self.resolve(features)
+        by_view: dict[str, list[str]] = {}
+        for ref in refs:
+            by_view.setdefault(ref.view, []).append(ref.feature)
+        requests = [(self.snapshot.feature_views[v], fs) for v, fs in by_view.items()]
+        names = output_names(refs, full_feature_names=full_feature_names)
+        return self.offline.training_frame(
+            entity_df,
+            requests,
+            output_names=dict(zip(refs, names, strict=True)),
+            timestamp_column=timestamp_column,
+            point_in_time=point_in_time,
+        )
