@@ -52,8 +52,8 @@ class RepoContents:
         key = f"{kind}:{name}"
         if existing is not None and existing != obj:
             msg = (
-                f"Two different {kind}s are named '{name}' ({self.origins[key]} and {origin}); "
-                "rename one of them."
+                f"Two different definitions of {kind} '{name}' ({self.origins[key]} and "
+                f"{origin}); rename one of them or keep one definition."
             )
             raise DefinitionError(msg)
         table[name] = obj
