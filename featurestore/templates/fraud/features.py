@@ -1,0 +1,78 @@
+"""Card-payment fraud features: per user, per merchant and per (user, merchant) pair.
+
+Run ``python generate_data.py`` once to create the Parquet files under data/, then
+``featurestore apply`` to register these definitions.
+"""
+
+from datetime import timedelta
+
+from featurestore import Entity, FeatureService, FeatureView, Field, ParquetSource
+from featurestore.types import Float64, Int64, String
+
+user = Entity("user", join_keys=["user_id"], description="A card holder.")
+merchant = Entity("merchant", join_keys=["merchant_id"], description="A card acceptor.")
+
+user_stats = FeatureView(
+    name="user_stats",
+    entities=[user],
+    source=ParquetSource(
+        path="data/user_stats.parquet",
+        timestamp_field="event_timestamp",
+        created_timestamp_field="created",
+    ),
+    schema=[
+        Field("txn_count_7d", Int64, "Card transactions in the last 7 days."),
+        Field("avg_amount_7d", Float64, "Mean amount over 7 days; null without transactions."),
+        Field("max_amount_7d", Float64, "Largest amount over 7 days; null without transactions."),
+        Field("distinct_merchants_30d", Int64, "Merchants paid in the last 30 days."),
+    ],
+    ttl=timedelta(days=2),
+    description="Daily spending profile of a card holder.",
+    owner="risk-ml@example.com",
+)
+
+merchant_stats = FeatureView(
+    name="merchant_stats",
+    entities=[merchant],
+    source=ParquetSource(
+        path="data/merchant_stats.parquet",
+        timestamp_field="event_timestamp",
+        created_timestamp_field="created",
+    ),
+    schema=[
+        Field("merchant_txn_count_1d", Int64, "Transactions at the merchant in the last day."),
+        Field("merchant_fraud_rate_30d", Float64, "Share of charged-back transactions, 30 days."),
+        Field("merchant_category", String, "The merchant's category."),
+    ],
+    ttl=timedelta(days=1),
+    description="Six-hourly activity and fraud profile of a merchant.",
+    owner="risk-ml@example.com",
+)
+
+user_merchant_stats = FeatureView(
+    name="user_merchant_stats",
+    entities=[user, merchant],
+    source=ParquetSource(
+        path="data/user_merchant_stats.parquet",
+        timestamp_field="event_timestamp",
+        created_timestamp_field="created",
+    ),
+    schema=[
+        Field("um_txn_count_30d", Int64, "Transactions of this user at this merchant, 30 days."),
+        Field("um_days_since_first_txn", Int64, "Days since the user first paid this merchant."),
+    ],
+    ttl=timedelta(days=7),
+    description="How well a card holder knows a merchant (composite key).",
+    owner="risk-ml@example.com",
+)
+
+fraud_v1 = FeatureService(
+    "fraud_v1",
+    features=[
+        user_stats,
+        merchant_stats[["merchant_txn_count_1d", "merchant_fraud_rate_30d"]],
+        user_merchant_stats,
+    ],
+    description="Features of the card-fraud model, version 1.",
+    owner="risk-ml@example.com",
+)
