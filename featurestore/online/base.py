@@ -1,0 +1,73 @@
+"""The OnlineStore protocol and the value types of the online read and write paths.
+
+A store keeps one opaque, versioned record (see :mod:`featurestore.online.codec` and
+docs/online-format.md) per (feature view, entity key). Stores never decode values: they
+compare record headers to make writes conditional, and return raw records on reads.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["FieldStatus", "OnlineStore", "ReadRequest"]
+
+
+class FieldStatus(StrEnum):
+    """The status of one feature value of one entity in an online response (DESIGN G3/G4)."""
+
+    PRESENT = "PRESENT"
+    """A stored value, valid at the request time (a stored null is still PRESENT)."""
+    NOT_FOUND = "NOT_FOUND"
+    """Nothing is stored for this entity in this view."""
+    OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
+    """The stored value is not valid at the request time (older than the ttl allows, or
+    newer than the request time); the value is null."""
+    STALE_DEFINITION = "STALE_DEFINITION"
+    """The stored value was computed with another definition of the view; re-materialize."""
+
+
+class ReadRequest(NamedTuple):
+    """Read the records of ``views`` stored under one entity key."""
+
+    entity_key: bytes
+    views: tuple[str, ...]
+
+
+class OnlineStore(Protocol):
+    """What every online store implements (SQLite, Redis; tests/contract checks both)."""
+
+    def write_records(
+        self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
+    ) -> int:
+        """Store ``records[i]`` under ``(view, entity_keys[i])``, conditionally and atomically.
+
+        A record replaces the stored one only if it is not older by its order key (event
+        timestamp, then created timestamp with null lowest; equal replaces), or if the stored
+        one has another fingerprint or format version. Returns how many records were written.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        ...
+
+    def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
+        """For each request, the stored record of each of its views (None when absent).
+
+        All requests are served in one round trip.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        ...
+
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...

@@ -1,0 +1,44 @@
+"""Online store type name -> constructor; backends with extras are imported lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from featurestore.errors import ConfigError, MissingDependencyError
+from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+
+if TYPE_CHECKING:
+    from featurestore.online.base import OnlineStore
+    from featurestore.repo.config import OnlineStoreConfig
+
+__all__ = ["open_online_store"]
+
+
+def open_online_store(config: OnlineStoreConfig, *, repo_root: Path, project: str) -> OnlineStore:
+    """Open the online store ``config`` describes.
+
+    Args:
+        config: The ``online_store`` section of featurestore.yaml.
+        repo_root: The repo folder; a relative SQLite path is relative to it.
+        project: The project name (part of every Redis key).
+
+    Raises:
+        MissingDependencyError: The store's extra (e.g. ``redis``) is not installed.
+        ConfigError: The store type is unknown.
+    """
+    if isinstance(config, SqliteOnlineStoreConfig):
+        from featurestore.online.sqlite import SqliteOnlineStore
+
+        path = Path(config.path)
+        return SqliteOnlineStore(
+            path if path.is_absolute() else repo_root / path, timeout_s=config.timeout_s
+        )
+    if isinstance(config, RedisOnlineStoreConfig):
+        try:
+            from featurestore.online.redis import RedisOnlineStore
+        except ImportError as exc:
+            raise MissingDependencyError(feature="The redis online store", extra="redis") from exc
+        return RedisOnlineStore(config, project=project)
+    msg = f"featurestore.yaml: unknown online_store type {getattr(config, 'type', config)!r}."
+    raise ConfigError(msg)

@@ -1,0 +1,162 @@
+"""The Redis online store: one hash per (project, entity key), one field per feature view.
+
+Writes go through a Lua script (one EVALSHA per batch) that replaces a field only if the new
+record is not older, so every record is written atomically and conditionally. Reads send one
+HMGET per entity in a single pipelined round trip. redis-py errors are translated here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from featurestore.errors import OnlineStoreError, OnlineStoreUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from featurestore.online.base import ReadRequest
+    from featurestore.repo.config import RedisOnlineStoreConfig
+
+__all__ = ["RedisOnlineStore"]
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1..n] = entity hashes, KEYS[n+1] = the per-view record counter hash.
+# ARGV[1] = the view (hash field), ARGV[2..n+1] = records.
+# A record is replaced when its version byte or fingerprint (bytes 18-25) differ, or when the
+# new order key (bytes 2-17, big-endian) is >= the stored one, compared byte by byte (Lua's
+# string "<" goes through strcoll and is locale dependent, so it is not used).
+_WRITE_SCRIPT: Final = """
+local field = ARGV[1]
+local n = #KEYS - 1
+local written = 0
+local created = 0
+for i = 1, n do
+  local new = ARGV[i + 1]
+  local old = redis.call('HGET', KEYS[i], field)
+  local replace = true
+  if old and string.byte(old, 1) == string.byte(new, 1)
+      and string.sub(old, 18, 25) == string.sub(new, 18, 25) then
+    for j = 2, 17 do
+      local a, b = string.byte(new, j), string.byte(old, j)
+      if a ~= b then
+        replace = a > b
+        break
+      end
+    end
+  end
+  if replace then
+    if redis.call('HSET', KEYS[i], field, new) == 1 then
+      created = created + 1
+    end
+    written = written + 1
+  end
+end
+if created > 0 then
+  redis.call('HINCRBY', KEYS[n + 1], field, created)
+end
+return written
+"""
+
+_WRITE_CHUNK: Final = 1000
+
+
+class RedisOnlineStore:
+    """Online records in Redis (layout: docs/online-format.md).
+
+    Args:
+        config: The ``online_store`` section (url, password, timeout_s, max_connections,
+            key_prefix).
+        project: The project name; part of every key.
+    """
+
+    def __init__(self, config: RedisOnlineStoreConfig, *, project: str) -> None:
+        self.config = config
+        self.project = project
+        self._prefix = f"{config.key_prefix}:{project}:".encode()
+        self._counter = self._prefix + b"__records__"
+        password = config.password.get_secret_value() if config.password else None
+        try:
+            pool = redis.BlockingConnectionPool.from_url(
+                config.url,
+                max_connections=config.max_connections,
+                timeout=config.timeout_s,
+                socket_timeout=config.timeout_s,
+                socket_connect_timeout=config.timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                **({"password": password} if password else {}),
+            )
+        except ValueError as exc:
+            msg = (
+                f"online_store.url is not a valid Redis URL ({exc}); write "
+                "redis://[:password@]host:port/db."
+            )
+            raise OnlineStoreError(msg) from exc
+        self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self._script = self._client.register_script(_WRITE_SCRIPT)
+
+    def _where(self) -> str:
+        host = self.config.url.rsplit("@", 1)[-1]  # never show a password
+        return f"Redis at {host}"
+
+    def _translate(self, exc: RedisError) -> OnlineStoreError:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return OnlineStoreUnavailableError(
+                f"{self._where()} is unreachable ({exc}) within {self.config.timeout_s} s; "
+                "check that Redis runs and online_store.url, or raise online_store.timeout_s."
+            )
+        return OnlineStoreError(f"{self._where()} failed: {exc}.")
+
+    def write_records(
+        self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
+    ) -> int:
+        """Write records conditionally with the Lua script (see OnlineStore)."""
+        if len(entity_keys) != len(records):
+            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
+            raise OnlineStoreError(msg)
+        prefix = self._prefix
+        written = 0
+        try:
+            for start in range(0, len(records), _WRITE_CHUNK):
+                stop = start + _WRITE_CHUNK
+                keys = [prefix + k for k in entity_keys[start:stop]]
+                keys.append(self._counter)
+                written += int(self._script(keys=keys, args=[view, *records[start:stop]]))
+        except RedisError as exc:
+            raise self._translate(exc) from exc
+        return written
+
+    def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
+        """One pipelined HMGET per entity key, all in one round trip (see OnlineStore)."""
+        if not requests:
+            return []
+        prefix = self._prefix
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for request in requests:
+                    pipe.hmget(prefix + request.entity_key, request.views)
+                results: list[list[bytes | None]] = pipe.execute()
+        except RedisError as exc:
+            raise self._translate(exc) from exc
+        return results
+
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view`` (kept by the write script)."""
+        try:
+            value = self._client.hget(self._counter, view)
+        except RedisError as exc:
+            raise self._translate(exc) from exc
+        return int(value) if value is not None else 0
+
+    def close(self) -> None:
+        """Disconnect the pool."""
+        self._client.close()
+        self._client.connection_pool.disconnect()

@@ -1,0 +1,176 @@
+"""The embedded default online store: one SQLite file, WAL, one WITHOUT ROWID table.
+
+Several processes may read while one writes (WAL). Writes are an upsert whose ``WHERE``
+compares record headers bytewise, so an older record never replaces a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Final
+
+from featurestore.errors import OnlineStoreError, OnlineStoreUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+    from featurestore.online.base import ReadRequest
+
+__all__ = ["FORMAT_VERSION", "SqliteOnlineStore"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION: Final = "1"
+_TABLE = "online_records"
+_MAX_PAIRS = 15_000  # two bound parameters per pair; SQLite allows 32766
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
+    view TEXT NOT NULL,
+    entity_key BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (view, entity_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS online_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO online_meta (key, value) VALUES ('format_version', '{FORMAT_VERSION}');
+"""
+
+# Bytes 1 (version), 2-17 (order keys) and 18-25 (fingerprint) of a record; substr() on a
+# BLOB counts bytes and BLOBs compare with memcmp, so ">=" is "not older".
+_UPSERT = f"""
+INSERT INTO {_TABLE} (view, entity_key, record) VALUES (?, ?, ?)
+ON CONFLICT (view, entity_key) DO UPDATE SET record = excluded.record
+WHERE substr(excluded.record, 1, 1) != substr({_TABLE}.record, 1, 1)
+   OR substr(excluded.record, 18, 8) != substr({_TABLE}.record, 18, 8)
+   OR substr(excluded.record, 2, 16) >= substr({_TABLE}.record, 2, 16)
+"""
+
+
+class SqliteOnlineStore:
+    """Online records in one SQLite file.
+
+    Args:
+        path: The database file (created with its folder if missing).
+        timeout_s: How long to wait for another process's lock before failing.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> store = SqliteOnlineStore(pathlib.Path(tempfile.mkdtemp()) / "online.db")
+        >>> store.count_records("user_stats")
+        0
+        >>> store.close()
+    """
+
+    def __init__(self, path: Path, *, timeout_s: float = 5.0) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._read_sql: dict[int, str] = {}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            row = self._conn.execute(
+                "SELECT value FROM online_meta WHERE key = 'format_version'"
+            ).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise _translate(exc, path) from exc
+        if row is None or row[0] != FORMAT_VERSION:
+            msg = (
+                f"Online store '{path}' has format version {row[0] if row else None!r}; this "
+                f"featurestore uses {FORMAT_VERSION}. Delete the file and re-materialize."
+            )
+            raise OnlineStoreError(msg)
+
+    def write_records(
+        self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
+    ) -> int:
+        """Upsert records conditionally, in one transaction (see OnlineStore)."""
+        with self._lock:
+            try:
+                before = self._conn.total_changes
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_UPSERT, _rows(view, entity_keys, records))
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                return self._conn.total_changes - before
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
+        """All requested records in one query (see OnlineStore)."""
+        params: list[object] = []
+        for request in requests:
+            for view in request.views:
+                params.append(view)
+                params.append(request.entity_key)
+        found: dict[tuple[str, bytes], bytes] = {}
+        with self._lock:
+            try:
+                for start in range(0, len(params), 2 * _MAX_PAIRS):
+                    chunk = params[start : start + 2 * _MAX_PAIRS]
+                    sql = self._sql_for(len(chunk) // 2)
+                    for view, key, record in self._conn.execute(sql, chunk):
+                        found[view, key] = record
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return [[found.get((v, r.entity_key)) for v in r.views] for r in requests]
+
+    def _sql_for(self, pairs: int) -> str:
+        sql = self._read_sql.get(pairs)
+        if sql is None:
+            values = ",".join(["(?,?)"] * pairs)
+            sql = (
+                f"WITH wanted(view, entity_key) AS (VALUES {values}) "
+                f"SELECT r.view, r.entity_key, r.record FROM wanted "
+                f"JOIN {_TABLE} AS r ON r.view = wanted.view AND r.entity_key = wanted.entity_key"
+            )
+            if len(self._read_sql) < 256:
+                self._read_sql[pairs] = sql
+        return sql
+
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view``."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    f"SELECT count(*) FROM {_TABLE} WHERE view = ?", (view,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _rows(
+    view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
+) -> Iterator[tuple[str, bytes, bytes]]:
+    for key, record in zip(entity_keys, records, strict=True):
+        yield view, key, record
+
+
+def _translate(exc: BaseException, path: Path) -> OnlineStoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return OnlineStoreUnavailableError(
+            f"Online store '{path}' is locked by another process ({text}); retry, or raise "
+            "online_store.timeout_s in featurestore.yaml."
+        )
+    if isinstance(exc, OSError | sqlite3.OperationalError):
+        return OnlineStoreUnavailableError(
+            f"Online store '{path}' cannot be opened ({text}); check the path and its permissions."
+        )
+    return OnlineStoreError(f"Online store '{path}' failed: {text}.")
