@@ -1,0 +1,625 @@
+"""OfflineEngine: DuckDB over the repo's Parquet sources; training frames and latest rows.
+
+The engine owns one DuckDB database. Sources are read in place with ``read_parquet`` and never
+loaded into Python objects; the join itself is built in ``pit_join.py``.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurestore._time import to_utc_array
+from featurestore.definitions import FeatureRef
+from featurestore.dtypes import Array, DType, ScalarType, dtype_from_arrow, to_arrow
+from featurestore.errors import EntityFrameError, SourceError
+from featurestore.offline.pit_join import (
+    RANGE_MAX_ENTITY_ROWS,
+    ROW_COL,
+    EntityStats,
+    JoinStrategy,
+    ViewRequest,
+    latest_rows_query,
+    training_query,
+)
+from featurestore.offline.sql import (
+    CREATED_TS,
+    EVENT_TS,
+    Query,
+    SourceColumns,
+    is_integer_type,
+    is_timestamp_type,
+    quote_ident,
+    source_scan,
+    utc_timestamp_expr,
+)
+from featurestore.offline.training_frame import TrainingFrame, conform
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from featurestore.definitions import FeatureView
+    from featurestore.repo.config import DuckDBOfflineStoreConfig
+    from featurestore.repo.registry import ViewRecord
+
+__all__ = ["EntityInput", "OfflineEngine"]
+
+logger = logging.getLogger(__name__)
+
+EntityInput = Any
+"""``pandas.DataFrame | polars.DataFrame | pyarrow.Table | str | pathlib.Path``.
+
+A ``str`` that starts like a query (``SELECT``, ``WITH``, ``FROM``...) is a DuckDB SQL query run
+on the engine's connection; any other ``str`` (or a ``Path``) is a Parquet file, directory or
+glob. pandas is optional. (Typed ``Any`` so that pandas stays an optional dependency.)
+"""
+
+_SQL_STARTS = ("select", "with", "from", "values", "table", "(", "pivot", "unpivot")
+_counter = itertools.count()
+
+
+class OfflineEngine:
+    """DuckDB over Parquet: validates sources, builds training frames, reads latest rows.
+
+    Args:
+        config: The ``offline_store`` section of the repo config.
+        repo_root: The feature repo; relative source paths and ``temp_directory`` resolve
+            against it.
+    """
+
+    def __init__(self, config: DuckDBOfflineStoreConfig, *, repo_root: Path) -> None:
+        self.config = config
+        self.repo_root = Path(repo_root)
+        settings: dict[str, str | bool | int | float | list[str]] = {}
+        if config.memory_limit is not None:
+            settings["memory_limit"] = config.memory_limit
+        if config.threads is not None:
+            settings["threads"] = config.threads
+        if config.temp_directory is not None:
+            temp = Path(config.temp_directory)
+            settings["temp_directory"] = str(temp if temp.is_absolute() else self.repo_root / temp)
+        try:
+            self._con = duckdb.connect(":memory:", config=settings)
+        except duckdb.Error as exc:
+            msg = f"Cannot open DuckDB with offline_store settings {settings}: {exc}. Fix them."
+            raise SourceError(msg) from exc
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new session on the engine's database, in UTC (sessions own their time zone)."""
+        cursor = self._con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def close(self) -> None:
+        """Close the DuckDB database (open training frames can no longer run)."""
+        self._con.close()
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def source_pattern(self, view: FeatureView) -> str:
+        """The ``read_parquet`` pattern of a view's source, checked to match files.
+
+        Raises:
+            SourceError: The path does not exist or the glob matches no file.
+        """
+        raw = Path(view.source.path)
+        path = raw if raw.is_absolute() else self.repo_root / raw
+        text = str(path)
+        if glob.has_magic(text):
+            if not glob.glob(text, recursive=True):  # noqa: PTH207 (absolute patterns)
+                msg = (
+                    f"Source of feature view '{view.name}': glob '{text}' matches no file. "
+                    "Write the Parquet files or fix ParquetSource(path=...)."
+                )
+                raise SourceError(msg)
+            return text
+        if path.is_dir():
+            if not any(path.rglob("*.parquet")):
+                msg = (
+                    f"Source of feature view '{view.name}': directory '{path}' holds no "
+                    "*.parquet file. Write the files or fix ParquetSource(path=...)."
+                )
+                raise SourceError(msg)
+            return str(path / "**" / "*.parquet")
+        if not path.exists():
+            msg = (
+                f"Source of feature view '{view.name}': '{path}' does not exist. Write the "
+                "Parquet file or fix ParquetSource(path=...) (relative paths are relative to "
+                "the feature repo)."
+            )
+            raise SourceError(msg)
+        return text
+
+    def _source_schema(self, view: FeatureView, pattern: str) -> tuple[pa.Schema, SourceColumns]:
+        cursor = self._cursor()
+        try:
+            rel = cursor.sql("SELECT * FROM read_parquet(?) LIMIT 0", params=[pattern])
+            schema = rel.to_arrow_table().schema
+            types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+        except duckdb.Error as exc:
+            msg = (
+                f"Source of feature view '{view.name}': cannot read Parquet '{pattern}': {exc}. "
+                "Check that the files are valid Parquet."
+            )
+            raise SourceError(msg) from exc
+        finally:
+            cursor.close()
+        return schema, SourceColumns(types)
+
+    def _check_source(self, view: FeatureView, schema: pa.Schema) -> None:
+        """Validate a source schema against the view (names after ``field_mapping``)."""
+        source = view.source
+        renamed = {source.field_mapping.get(n, n): n for n in schema.names}
+
+        def column(name: str, role: str) -> pa.DataType:
+            if name not in renamed:
+                origins = [s for s, d in source.field_mapping.items() if d == name]
+                mapped = f" (field_mapping reads it from '{origins[0]}')" if origins else ""
+                msg = (
+                    f"Source of feature view '{view.name}' ('{source.path}') has no {role} "
+                    f"column '{name}'{mapped}; its columns are {', '.join(schema.names)}. Add "
+                    "the column, or fix the view (field_mapping renames source columns)."
+                )
+                raise SourceError(msg)
+            return schema.field(renamed[name]).type
+
+        for field_name, role in (
+            (source.timestamp_field, "timestamp_field"),
+            (source.created_timestamp_field, "created_timestamp_field"),
+        ):
+            if field_name is None:
+                continue
+            typ = column(field_name, role)
+            if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ)):
+                msg = (
+                    f"Source of feature view '{view.name}': {role} '{field_name}' has type "
+                    f"{typ}; it must be a timestamp or date column. Write it as a Parquet "
+                    "timestamp."
+                )
+                raise SourceError(msg)
+        for key in view.join_keys:
+            column(key, "join key")
+        for feature in view.schema:
+            typ = column(feature.name, "feature")
+            if not _castable(typ, feature.dtype):
+                msg = (
+                    f"Source of feature view '{view.name}': column '{feature.name}' has type "
+                    f"{typ}, which cannot be read as the declared {feature.dtype}. Change the "
+                    "Field's type or write the column with a compatible type."
+                )
+                raise SourceError(msg)
+
+    def infer_key_dtypes(self, view: FeatureView) -> dict[str, DType]:
+        """Validate a view's source (schema only, no data scan) and infer its join key types.
+
+        Raises:
+            SourceError: Missing path, missing or mistyped columns, or a key type that
+                cannot be a join key.
+        """
+        pattern = self.source_pattern(view)
+        schema, _ = self._source_schema(view, pattern)
+        self._check_source(view, schema)
+        renamed = {view.source.field_mapping.get(n, n): n for n in schema.names}
+        result: dict[str, DType] = {}
+        for key in view.join_keys:
+            typ = schema.field(renamed[key]).type
+            dtype = dtype_from_arrow(typ)
+            if not isinstance(dtype, ScalarType) or dtype.name in {"Float32", "Float64"}:
+                msg = (
+                    f"Source of feature view '{view.name}': join key '{key}' has type {typ}, "
+                    "which cannot be a join key. Use an integer, string, bytes, bool or "
+                    "timestamp column."
+                )
+                raise SourceError(msg)
+            result[key] = dtype
+        return result
+
+    def _scan(self, record: ViewRecord, features: list[str] | None = None) -> Query:
+        pattern = self.source_pattern(record.view)
+        schema, columns = self._source_schema(record.view, pattern)
+        self._check_source(record.view, schema)
+        return source_scan(
+            record.view, pattern, columns, key_dtypes=record.key_dtypes, features=features
+        )
+
+    def _source_rows(self, record: ViewRecord) -> int:
+        cursor = self._cursor()
+        try:
+            row = cursor.sql(
+                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
+                params=[self.source_pattern(record.view)],
+            ).fetchall()[0]
+        except duckdb.Error as exc:
+            msg = f"Cannot read the Parquet metadata of feature view '{record.view.name}': {exc}"
+            raise SourceError(msg) from exc
+        finally:
+            cursor.close()
+        return int(row[0]) if row else 0
+
+    # -- training frames ----------------------------------------------------------------------
+
+    def training_frame(
+        self,
+        entity_df: EntityInput,
+        requests: list[tuple[ViewRecord, list[str]]],
+        *,
+        output_names: dict[FeatureRef, str],
+        timestamp_column: str,
+        point_in_time: Literal["event", "available"],
+        strategy: JoinStrategy = "auto",
+    ) -> TrainingFrame:
+        """A lazy point-in-time-correct training frame (rule: ``pit_join`` module docstring).
+
+        Args:
+            entity_df: The entity frame (see :data:`EntityInput`).
+            requests: Each view with the features requested from it, in output order.
+            output_names: The output column of each feature ref.
+            timestamp_column: The entity frame's timestamp column.
+            point_in_time: ``"event"`` or ``"available"``.
+            strategy: Force the join strategy (tests and benchmarks); ``"auto"`` picks by size.
+
+        Raises:
+            EntityFrameError: Missing join key or timestamp column, unparsable timestamps,
+                incompatible key types, or a column clashing with a feature name.
+            SourceError: A source is missing or no longer matches its view.
+        """
+        cursor = self._cursor()
+        try:
+            entity = _load_entity(cursor, entity_df, timestamp_column)
+            _validate_entity(entity, requests)
+            feature_types = _feature_types(entity, requests, output_names)
+            big = entity.stats.rows > RANGE_MAX_ENTITY_ROWS
+            view_requests = [
+                ViewRequest(
+                    record=record,
+                    features=list(features),
+                    output_columns=[
+                        output_names[FeatureRef(record.view.name, f)] for f in features
+                    ],
+                    scan=self._scan(record, list(features)),
+                    source_rows=self._source_rows(record) if big else 0,
+                )
+                for record, features in requests
+            ]
+            query = training_query(
+                entity.query,
+                entity.columns,
+                view_requests,
+                timestamp_column=timestamp_column,
+                stats=entity.stats,
+                point_in_time=point_in_time,
+                strategy=strategy,
+            )
+        except BaseException:
+            cursor.close()
+            raise
+        logger.debug(
+            "training frame: %d entity rows, %d views", entity.stats.rows, len(view_requests)
+        )
+        return TrainingFrame(
+            cursor,
+            query,
+            columns=[*entity.columns, *feature_types],
+            feature_types=feature_types,
+            keepalive=entity.keepalive,
+        )
+
+    # -- materialization ----------------------------------------------------------------------
+
+    def latest_rows(
+        self, record: ViewRecord, start: datetime, end: datetime, *, batch_size: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """The newest row per join-key tuple among rows with ``start <= event_ts < end``.
+
+        Yields batches with the join keys, the features (declared types, schema order),
+        ``__fs_event_ts`` and ``__fs_created_ts``, streamed from DuckDB (bounded memory).
+        The source is validated before this returns; the query runs on first iteration.
+
+        Raises:
+            SourceError: The source is missing or no longer matches the view.
+        """
+        query = latest_rows_query(self._scan(record), record, start, end)
+        return self._stream_latest(record, query, batch_size)
+
+    def _stream_latest(
+        self, record: ViewRecord, query: Query, batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        types: dict[str, pa.DataType] = {k: to_arrow(t) for k, t in record.key_dtypes.items()}
+        types.update({f.name: to_arrow(f.dtype) for f in record.view.schema})
+        types[EVENT_TS] = pa.timestamp("us", tz="UTC")
+        types[CREATED_TS] = pa.timestamp("us", tz="UTC")
+        cursor = self._cursor()
+        try:
+            reader = cursor.sql(query.text, params=query.params).to_arrow_reader(batch_size)
+            for batch in reader:
+                yield conform(batch, types)
+        except duckdb.Error as exc:
+            msg = f"Reading the latest rows of feature view '{record.view.name}' failed: {exc}"
+            raise SourceError(msg) from exc
+        finally:
+            cursor.close()
+
+    def count_keys(self, record: ViewRecord, start: datetime, end: datetime) -> int:
+        """How many rows :meth:`latest_rows` would yield for this window."""
+        query = latest_rows_query(self._scan(record, []), record, start, end, count=True)
+        cursor = self._cursor()
+        try:
+            row = cursor.sql(query.text, params=query.params).fetchall()[0]
+        finally:
+            cursor.close()
+        return int(row[0]) if row else 0
+
+    def source_time_range(self, record: ViewRecord) -> tuple[datetime, datetime] | None:
+        """The smallest and largest event timestamp of a view's source (None when empty)."""
+        scan = self._scan(record, [])
+        query = Query().add(f"SELECT min({EVENT_TS}), max({EVENT_TS}) FROM (").extend(scan)
+        query.add(")")
+        cursor = self._cursor()
+        try:
+            row = cursor.sql(query.text, params=query.params).fetchall()[0]
+        finally:
+            cursor.close()
+        if row[0] is None:
+            return None
+        return row[0], row[1]
+
+
+# -- entity frames ----------------------------------------------------------------------------
+
+
+class _Entity:
+    """An entity frame as a query with a UTC timestamp column and the ``__fs_row`` column."""
+
+    def __init__(
+        self,
+        query: Query,
+        columns: list[str],
+        types: dict[str, str],
+        stats: EntityStats,
+        keepalive: object = None,
+    ) -> None:
+        self.query = query
+        self.columns = columns
+        self.types = types
+        self.stats = stats
+        self.keepalive = keepalive
+
+
+def _is_sql(text: str) -> bool:
+    return text.lstrip().lower().startswith(_SQL_STARTS)
+
+
+def _load_entity(
+    cursor: duckdb.DuckDBPyConnection, entity_df: EntityInput, timestamp_column: str
+) -> _Entity:
+    if isinstance(entity_df, Path) or (isinstance(entity_df, str) and not _is_sql(entity_df)):
+        return _parquet_entity(cursor, str(entity_df), timestamp_column)
+    if isinstance(entity_df, str):
+        try:
+            table = cursor.sql(entity_df).to_arrow_table()
+        except duckdb.Error as exc:
+            msg = f"The entity SQL query failed: {exc}. Fix the query: {entity_df!r}"
+            raise EntityFrameError(msg) from exc
+        return _arrow_entity(cursor, table, timestamp_column)
+    return _arrow_entity(cursor, _to_arrow_table(entity_df), timestamp_column)
+
+
+def _to_arrow_table(entity_df: object) -> pa.Table:
+    if isinstance(entity_df, pa.Table):
+        return entity_df
+    if isinstance(entity_df, pa.RecordBatch):
+        return pa.Table.from_batches([entity_df])
+    if isinstance(entity_df, pl.LazyFrame):
+        entity_df = entity_df.collect()
+    if isinstance(entity_df, pl.DataFrame):
+        return entity_df.to_arrow()
+    module = type(entity_df).__module__
+    if module.startswith("pandas"):
+        import pandas as pd
+
+        if isinstance(entity_df, pd.DataFrame):
+            return pa.Table.from_pandas(entity_df, preserve_index=False)
+    msg = (
+        f"Cannot use a {type(entity_df).__name__} as an entity frame. Pass a pandas or polars "
+        "DataFrame, a pyarrow Table, a Parquet path or a DuckDB SQL query."
+    )
+    raise EntityFrameError(msg)
+
+
+def _check_columns(columns: list[str], timestamp_column: str) -> None:
+    reserved = [c for c in columns if c.startswith("__fs")]
+    if reserved:
+        msg = f"Entity frame column '{reserved[0]}' uses the reserved prefix '__fs'; rename it."
+        raise EntityFrameError(msg)
+    if timestamp_column not in columns:
+        msg = (
+            f"The entity frame has no timestamp column '{timestamp_column}' (columns: "
+            f"{', '.join(columns)}). Add it, or pass timestamp_column=<your column>."
+        )
+        raise EntityFrameError(msg)
+
+
+def _arrow_entity(
+    cursor: duckdb.DuckDBPyConnection, table: pa.Table, timestamp_column: str
+) -> _Entity:
+    columns = list(table.column_names)
+    _check_columns(columns, timestamp_column)
+    if len(set(columns)) != len(columns):
+        dup = next(c for c in columns if columns.count(c) > 1)
+        msg = f"The entity frame has two columns named '{dup}'; rename one."
+        raise EntityFrameError(msg)
+    index = columns.index(timestamp_column)
+    ts = to_utc_array(table.column(index), column=timestamp_column)
+    table = table.set_column(index, timestamp_column, ts)
+    table = table.append_column(ROW_COL, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    name = f"__fs_entity_{next(_counter)}"
+    cursor.register(name, table)
+    minmax = pc.min_max(ts)
+    stats = EntityStats(
+        rows=table.num_rows, min_ts=minmax["min"].as_py(), max_ts=minmax["max"].as_py()
+    )
+    rel = cursor.sql(f"SELECT * FROM {quote_ident(name)}")
+    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+    query = Query().add(f"SELECT * FROM {quote_ident(name)}")
+    return _Entity(query, columns, types, stats, keepalive=table)
+
+
+def _parquet_entity(cursor: duckdb.DuckDBPyConnection, path: str, timestamp_column: str) -> _Entity:
+    if not glob.has_magic(path) and not Path(path).exists():
+        msg = f"Entity frame Parquet path '{path}' does not exist. Check the path."
+        raise EntityFrameError(msg)
+    pattern = str(Path(path) / "**" / "*.parquet") if Path(path).is_dir() else path
+    try:
+        rel = cursor.sql("SELECT * FROM read_parquet(?) LIMIT 0", params=[pattern])
+    except duckdb.Error as exc:
+        msg = f"Cannot read the entity frame Parquet '{path}': {exc}. Check the file."
+        raise EntityFrameError(msg) from exc
+    columns = list(rel.columns)
+    types = dict(zip(columns, (str(t) for t in rel.types), strict=True))
+    _check_columns(columns, timestamp_column)
+    ts_type = types[timestamp_column]
+    ts_col = quote_ident(timestamp_column)
+    if is_timestamp_type(ts_type):
+        ts_expr = utc_timestamp_expr(ts_col, ts_type)
+        bad_expr = "0"
+    elif ts_type == "VARCHAR":
+        ts_expr = f"CAST({ts_col} AS TIMESTAMPTZ)"
+        bad_expr = (
+            f"count(*) FILTER (WHERE {ts_col} IS NOT NULL "
+            f"AND TRY_CAST({ts_col} AS TIMESTAMPTZ) IS NULL)"
+        )
+    else:
+        msg = (
+            f"Column '{timestamp_column}' must hold timestamps, but its type is {ts_type}. "
+            "Write datetimes (naive ones mean UTC) or ISO 8601 strings."
+        )
+        raise EntityFrameError(msg)
+    stat_expr = ts_expr.replace("CAST(", "TRY_CAST(", 1) if ts_type == "VARCHAR" else ts_expr
+    row = cursor.sql(
+        f"SELECT count(*), min({stat_expr}), max({stat_expr}), {bad_expr} FROM read_parquet(?)",
+        params=[pattern],
+    ).fetchall()[0]
+    assert row is not None  # an aggregate always yields one row
+    if row[3]:
+        msg = (
+            f"Column '{timestamp_column}' of the entity frame has {row[3]} values that are not "
+            "ISO 8601 timestamps. Fix them, e.g. '2026-11-27T09:00:00Z'."
+        )
+        raise EntityFrameError(msg)
+    stats = EntityStats(rows=int(row[0]), min_ts=row[1], max_ts=row[2])
+    types[timestamp_column] = "TIMESTAMP WITH TIME ZONE"
+    exclude = ", ".join(quote_ident(c) for c in ("__fs_file", "file_row_number"))
+    query = Query().add(
+        f"SELECT * EXCLUDE ({exclude}) REPLACE ({ts_expr} AS {ts_col}), "
+        f"CAST(row_number() OVER (ORDER BY __fs_file, file_row_number) - 1 AS BIGINT) "
+        f"AS {ROW_COL} FROM read_parquet(?, filename='__fs_file', file_row_number=true)",
+        pattern,
+    )
+    return _Entity(query, columns, types, stats)
+
+
+def _key_compatible(duckdb_type: str, dtype: DType) -> bool:
+    if duckdb_type in {'"NULL"', "NULL"}:
+        return True
+    if isinstance(dtype, Array):
+        return False
+    name = dtype.name
+    if name in {"Int32", "Int64"}:
+        return is_integer_type(duckdb_type)
+    if name in {"Float32", "Float64"}:
+        return is_integer_type(duckdb_type) or duckdb_type in {"FLOAT", "DOUBLE"}
+    if name == "String":
+        return duckdb_type == "VARCHAR"
+    if name == "Bytes":
+        return duckdb_type in {"BLOB", "VARCHAR"}
+    if name == "Bool":
+        return duckdb_type == "BOOLEAN"
+    return is_timestamp_type(duckdb_type)
+
+
+def _feature_types(
+    entity: _Entity,
+    requests: list[tuple[ViewRecord, list[str]]],
+    output_names: dict[FeatureRef, str],
+) -> dict[str, pa.DataType]:
+    """The Arrow type of each output feature column; refuses clashes with entity columns."""
+    types: dict[str, pa.DataType] = {}
+    taken = set(entity.columns)
+    for record, features in requests:
+        dtypes = {f.name: f.dtype for f in record.view.schema}
+        for feature in features:
+            out = output_names[FeatureRef(record.view.name, feature)]
+            if out in taken:
+                msg = (
+                    f"Output column '{out}' (feature '{record.view.name}:{feature}') clashes "
+                    "with another column of the training frame. Rename the entity frame's "
+                    "column or pass full_feature_names=True."
+                )
+                raise EntityFrameError(msg)
+            taken.add(out)
+            types[out] = to_arrow(dtypes[feature])
+    return types
+
+
+def _validate_entity(entity: _Entity, requests: list[tuple[ViewRecord, list[str]]]) -> None:
+    for record, _ in requests:
+        missing = [k for k in record.view.join_keys if k not in entity.types]
+        if missing:
+            msg = (
+                f"The entity frame lacks join key column(s) {', '.join(missing)} of feature "
+                f"view '{record.view.name}' (columns: {', '.join(entity.columns)}). Add them."
+            )
+            raise EntityFrameError(msg)
+        for key in record.view.join_keys:
+            have, want = entity.types[key], record.key_dtypes[key]
+            if not _key_compatible(have, want):
+                msg = (
+                    f"Entity frame column '{key}' has type {have}, but join key '{key}' of "
+                    f"feature view '{record.view.name}' is {want}. Cast the column to {want}."
+                )
+                raise EntityFrameError(msg)
+
+
+def _castable(source: pa.DataType, dtype: DType) -> bool:
+    """Whether a source column of Arrow type ``source`` can be read as feature type ``dtype``."""
+    if pa.types.is_null(source):
+        return True
+    if pa.types.is_dictionary(source):
+        return _castable(source.value_type, dtype)
+    if isinstance(dtype, Array):
+        if not (pa.types.is_list(source) or pa.types.is_large_list(source)):
+            return False
+        return _castable(source.value_type, dtype.inner)
+    name = dtype.name
+    if name in {"Int32", "Int64"}:
+        return bool(pa.types.is_integer(source))
+    if name in {"Float32", "Float64"}:
+        return bool(pa.types.is_integer(source) or pa.types.is_floating(source))
+    if name == "String":
+        return bool(
+            pa.types.is_string(source)
+            or pa.types.is_large_string(source)
+            or pa.types.is_string_view(source)
+        )
+    if name == "Bool":
+        return bool(pa.types.is_boolean(source))
+    if name == "Timestamp":
+        return bool(pa.types.is_timestamp(source) or pa.types.is_date(source))
+    return bool(
+        pa.types.is_binary(source)
+        or pa.types.is_large_binary(source)
+        or pa.types.is_string(source)
+        or pa.types.is_large_string(source)
+    )

@@ -1,0 +1,148 @@
+"""TrainingFrame: a lazy point-in-time training frame that runs in DuckDB on demand."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from featurestore.errors import MissingDependencyError, SourceError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from featurestore.offline.sql import Query
+
+__all__ = ["TrainingFrame", "conform"]
+
+logger = logging.getLogger(__name__)
+
+
+def conform(
+    data: pa.RecordBatch | pa.Table, types: dict[str, pa.DataType]
+) -> pa.RecordBatch | pa.Table:
+    """Cast the columns named in ``types`` to those Arrow types (the declared feature types)."""
+    schema = data.schema
+    fields = [
+        pa.field(f.name, types[f.name], nullable=True) if f.name in types else f for f in schema
+    ]
+    target = pa.schema(fields, metadata=schema.metadata)
+    if target.equals(schema):
+        return data
+    return data.cast(target)
+
+
+class TrainingFrame:
+    """A point-in-time-correct training frame, computed by DuckDB when asked for.
+
+    Nothing runs until a ``to_*`` method or :meth:`record_batches` is called; each call runs
+    the query again. Rows come in the entity frame's order, with every entity column first,
+    then one column per requested feature (typed as declared).
+
+    Example:
+        >>> frame = store.get_training_frame(entity_df, features="fraud_v1")  # doctest: +SKIP
+        >>> frame.to_parquet("train.parquet")  # streams; fits frames larger than memory  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        query: Query,
+        *,
+        columns: list[str],
+        feature_types: dict[str, pa.DataType],
+        keepalive: object = None,
+    ) -> None:
+        self._cursor = cursor
+        self._query = query
+        self._feature_types = feature_types
+        self._keepalive = keepalive  # the registered entity table must outlive the cursor's use
+        self._lock = threading.Lock()
+        self.columns = columns
+        """The output column names, in order."""
+
+    @property
+    def sql(self) -> str:
+        """The SQL DuckDB runs (parameters shown as ``?``), for debugging and EXPLAIN."""
+        return self._query.text
+
+    def _relation(self) -> duckdb.DuckDBPyRelation:
+        try:
+            return self._cursor.sql(self._query.text, params=self._query.params)
+        except duckdb.Error as exc:
+            raise _query_error(exc) from exc
+
+    def to_arrow(self) -> pa.Table:
+        """The whole frame as an Arrow table."""
+        with self._lock:
+            try:
+                table = self._relation().to_arrow_table()
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+        result = conform(table, self._feature_types)
+        assert isinstance(result, pa.Table)
+        return result
+
+    def to_polars(self) -> pl.DataFrame:
+        """The whole frame as a polars DataFrame."""
+        frame = pl.from_arrow(self.to_arrow())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def to_pandas(self) -> Any:
+        """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(feature="TrainingFrame.to_pandas", extra="pandas") from exc
+        return self.to_arrow().to_pandas()
+
+    def record_batches(self, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
+        with self._lock:
+            try:
+                reader = self._relation().to_arrow_reader(batch_size)
+                for batch in reader:
+                    result = conform(batch, self._feature_types)
+                    assert isinstance(result, pa.RecordBatch)
+                    yield result
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+
+    def _copy(self, path: str | Path, options: str) -> Path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            try:
+                self._cursor.execute(
+                    f"COPY ({self._query.text}) TO ? ({options})",
+                    [*self._query.params, str(target)],
+                )
+            except duckdb.Error as exc:
+                raise _query_error(exc) from exc
+        logger.info("wrote training frame to %s", target)
+        return target
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write the frame to one Parquet file, streaming (frames larger than memory work)."""
+        return self._copy(path, "FORMAT parquet")
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the frame to a CSV file with a header, streaming."""
+        return self._copy(path, "FORMAT csv, HEADER true")
+
+    def __repr__(self) -> str:
+        return f"TrainingFrame(columns={self.columns!r})"
+
+
+def _query_error(exc: duckdb.Error) -> SourceError:
+    return SourceError(
+        f"Computing the training frame failed in DuckDB: {exc}. If a source changed since "
+        "'featurestore apply', run apply again; if memory ran out, set offline_store "
+        "memory_limit and temp_directory."
+    )
