@@ -1,0 +1,77 @@
+"""``featurestore serve``: run the feature server (uvicorn) over the repo's online store.
+
+The CLI and the server are sibling layers, so the app is handed to uvicorn by its import path
+(``featurestore.serving.app:create_app_from_env``, one app per worker) rather than imported.
+"""
+
+# No ``from __future__ import annotations`` here: Typer reads the annotations at runtime.
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featurestore.errors import MissingDependencyError, RegistryConflictError
+
+__all__ = ["APP_FACTORY", "serve"]
+
+APP_FACTORY = "featurestore.serving.app:create_app_from_env"
+_REPO_ENV = "FEATURESTORE_REPO"
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (0.0.0.0 for all, e.g. in a container).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 6566,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each opens its own store connections).")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = False,
+) -> None:
+    """Serve online features over HTTP (Feast-compatible POST /get-online-features).
+
+    Refuses to start when the repo's definitions differ from the applied registry. Registry
+    changes made by a later 'apply' are picked up within serving.registry_refresh_s.
+
+    Example:
+        featurestore --repo feature_repo serve --port 6566
+
+        curl -s localhost:6566/get-online-features -d '{"entities": {"user_id": [7]}, "feature_service": "fraud_v1"}'
+    """
+    repo = Path(getattr(ctx.obj, "repo", Path())).resolve()
+    store = ctx.obj.store() if ctx.obj is not None and hasattr(ctx.obj, "store") else None
+    if store is not None:
+        plan = store.plan()
+        if plan.has_changes:
+            changes = ", ".join(
+                f"{c.kind} '{c.name}' ({c.action})" for c in plan.changes if c.action != "unchanged"
+            )
+            msg = (
+                f"Not serving '{repo}': its definitions differ from the applied registry "
+                f"({changes}). Run 'featurestore apply' (and materialize the views it says need "
+                "it), or revert the repo files, then start the server again."
+            )
+            raise RegistryConflictError(msg)
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - the serve extra is part of dev installs
+        raise MissingDependencyError(feature="featurestore serve", extra="serve") from exc
+    os.environ[_REPO_ENV] = str(repo)
+    level = logging.getLevelName(logging.getLogger("featurestore").getEffectiveLevel()).lower()
+    typer.echo(f"Serving {repo} on http://{host}:{port} ({workers} worker(s))", err=True)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=level if level in {"debug", "info", "warning", "error"} else "info",
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,204 @@
+"""The feature server: ``create_app()`` builds the FastAPI app; its lifespan opens the store.
+
+At startup the server refuses to run when the repo's definition files differ from the applied
+registry (DESIGN G4), opens the online store, and starts the registry watcher that picks up a
+later ``apply`` without a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from featurestore.errors import FeatureStoreError, OnlineStoreError, RegistryConflictError
+from featurestore.serving.auth import ApiKeyChecker
+from featurestore.serving.errors import RETRY_AFTER_S, error_body, public_detail, status_for
+from featurestore.serving.metrics import ServingMetrics
+from featurestore.serving.middleware import ServingMiddleware, request_id_of
+from featurestore.serving.reload import RegistryWatcher
+from featurestore.serving.routes import ROUTE_PATHS, router
+from featurestore.store import FeatureStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from fastapi import Request
+
+    from featurestore.repo.config import RepoConfig, ServingConfig
+    from featurestore.repo.registry import Plan
+
+__all__ = ["REPO_ENV", "ServerState", "create_app", "create_app_from_env", "unapplied_changes"]
+
+logger = logging.getLogger(__name__)
+
+REPO_ENV = "FEATURESTORE_REPO"
+"""The repo a server started by ``create_app_from_env`` (uvicorn workers) serves."""
+
+
+@dataclass
+class ServerState:
+    """What the routes need, kept on ``app.state.featurestore``."""
+
+    store: FeatureStore
+    settings: ServingConfig
+    auth: ApiKeyChecker
+    metrics: ServingMetrics
+    read_timeout_s: float
+    """Past this, a lookup is answered 503 even if the store's own timeout did not fire."""
+    ready: bool = False
+    views_cache: dict[tuple[int, str | tuple[str, ...], bool], dict[str, str]] = field(
+        default_factory=dict
+    )
+    """(snapshot id, selection, full names) -> output name -> view, for the value-age metric."""
+
+
+def unapplied_changes(plan: Plan) -> str | None:
+    """A message naming the unapplied changes of ``plan``, or None when there are none."""
+    if not plan.has_changes:
+        return None
+    lines = ", ".join(
+        f"{c.kind} '{c.name}' ({c.action})" for c in plan.changes if c.action != "unchanged"
+    )
+    return (
+        f"The repo's definitions differ from the applied registry: {lines}. The server does not "
+        "serve definitions that were not applied. Run 'featurestore apply' (and materialize "
+        "the views it says need it), or revert the repo files, then start the server again."
+    )
+
+
+def _read_timeout_s(store: FeatureStore) -> float:
+    # The store's own timeout should fire first; this bounds a lookup that hangs anyway.
+    return max(2.0 * store.config.online_store.timeout_s, 1.0)
+
+
+async def _handle_feature_store_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FeatureStoreError)  # registered for FeatureStoreError only
+    status = status_for(exc)
+    request_id = request_id_of(request.scope)
+    headers: dict[str, str] = {}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+        logger.warning("request %s: online store unavailable: %s", request_id, exc)
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    elif status >= 500:
+        logger.error("request %s failed", request_id, exc_info=exc)
+    else:
+        logger.debug("request %s refused (%d): %s", request_id, status, exc)
+    return Response(
+        error_body(public_detail(exc, status), request_id),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def create_app(
+    store: FeatureStore | None = None,
+    *,
+    config: RepoConfig | None = None,
+    repo_path: str | Path | None = None,
+    check_definitions: bool = True,
+) -> FastAPI:
+    """Build the feature server.
+
+    Args:
+        store: The store to serve; it stays open after the app shuts down (the caller owns it).
+            When None, a store is opened on ``repo_path`` at startup and closed at shutdown.
+        config: The repo config to use instead of reading ``featurestore.yaml``.
+        repo_path: The feature repo; default ``$FEATURESTORE_REPO`` or the current directory.
+        check_definitions: Refuse to start when the repo's definition files differ from the
+            applied registry (DESIGN G4). Only embedders that manage definitions themselves
+            should turn this off.
+
+    Returns:
+        The FastAPI app; run it with uvicorn, or ``featurestore serve``.
+
+    Example:
+        >>> app = create_app(repo_path="feature_repo")  # doctest: +SKIP
+        >>> uvicorn.run(app, port=6566)  # doctest: +SKIP
+    """
+    owns_store = store is None
+    if store is None:
+        root = repo_path if repo_path is not None else os.environ.get(REPO_ENV, ".")
+        store = FeatureStore(root, config=config)
+    settings = store.config.serving
+    metrics = ServingMetrics()
+    state = ServerState(
+        store=store,
+        settings=settings,
+        auth=ApiKeyChecker(settings.api_keys),
+        metrics=metrics,
+        read_timeout_s=_read_timeout_s(store),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watcher = await _start(state, check_definitions=check_definitions)
+        try:
+            yield
+        finally:
+            state.ready = False
+            await watcher.stop()
+            if owns_store:
+                await anyio.to_thread.run_sync(state.store.close)
+            logger.info("feature server stopped")
+
+    app = FastAPI(
+        title="featurestore feature server",
+        version="1",
+        description="Online feature lookups with Feast's wire shapes (see docs/serving.md).",
+        lifespan=lifespan,
+    )
+    app.state.featurestore = state
+    app.include_router(router)
+    app.add_exception_handler(FeatureStoreError, _handle_feature_store_error)
+    app.add_middleware(
+        ServingMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        routes=ROUTE_PATHS,
+    )
+    return app
+
+
+async def _start(state: ServerState, *, check_definitions: bool) -> RegistryWatcher:
+    store = state.store
+    if check_definitions:
+        plan = await anyio.to_thread.run_sync(store.plan)
+        problem = unapplied_changes(plan)
+        if problem is not None:
+            logger.error("%s", problem)
+            raise RegistryConflictError(problem)
+    snapshot = await anyio.to_thread.run_sync(store.refresh)
+    watcher = RegistryWatcher(
+        store, interval_s=state.settings.registry_refresh_s, metrics=state.metrics
+    )
+    try:
+        await anyio.to_thread.run_sync(lambda: store.online)
+    except OnlineStoreError as exc:
+        # Start anyway: /ready reports it, and requests get 503 until the store is back.
+        logger.warning("online store not reachable at startup: %s", exc)
+    watcher.start()
+    state.ready = True
+    logger.info(
+        "serving project '%s': registry serial %d, %d feature views, online store %s",
+        snapshot.project,
+        snapshot.serial,
+        len(snapshot.feature_views),
+        store.config.online_store.type,
+    )
+    return watcher
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (one per worker): serves ``$FEATURESTORE_REPO``."""
+    return create_app(repo_path=Path(os.environ.get(REPO_ENV, ".")))

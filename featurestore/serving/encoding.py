@@ -1,0 +1,264 @@
+"""Column-wise JSON encoding of online responses (Feast's shape) and of the catalog.
+
+The body is built by one ``orjson.dumps`` over per-column Python lists: ints stay JSON
+integers, floats keep a decimal point, non-finite floats and nulls become ``null``, datetimes
+become RFC 3339 UTC with ``Z``. Per-value Python work happens only where JSON has no native
+form (Timestamp and Bytes feature values) and for event timestamps, which are formatted once
+per (view, entity) and shared by all of that view's columns.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from featurestore._time import from_micros, to_micros
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+
+    from featurestore.dtypes import DType
+    from featurestore.online.response import OnlineResponse
+    from featurestore.repo.registry import RegistrySnapshot
+    from featurestore.serving.metrics import ServingMetrics
+
+__all__ = [
+    "EPOCH_TEXT",
+    "WireColumn",
+    "catalog_of",
+    "encode_columns",
+    "encode_online_response",
+    "rfc3339",
+]
+
+EPOCH_TEXT: Final = "1970-01-01T00:00:00Z"
+_OPTIONS: Final = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
+_PRESENT: Final = "PRESENT"
+
+
+def rfc3339(value: datetime | int | str | None) -> str:
+    """RFC 3339 UTC text with ``Z`` of a datetime or of epoch microseconds (None -> epoch).
+
+    Example:
+        >>> rfc3339(1_796_000_000_000_000)
+        '2026-11-30T01:33:20Z'
+        >>> rfc3339(None)
+        '1970-01-01T00:00:00Z'
+    """
+    if value is None:
+        return EPOCH_TEXT
+    if isinstance(value, str):
+        return value
+    moment = from_micros(value) if isinstance(value, int) else value
+    text: str = orjson.dumps(moment, option=_OPTIONS)[1:-1].decode()
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class WireColumn:
+    """One output column of an online response, as the encoder needs it.
+
+    Attributes:
+        name: The output name (join key, ``feature`` or ``view__feature``).
+        values: One value per entity row, in the store's canonical form.
+        dtype: The feature type (None for echoed join keys / request fields: sent as given).
+        statuses: One status per row; None means all PRESENT (echoed columns).
+        event_timestamps: Epoch microseconds (or datetimes) per row, None entries for none;
+            None for the whole column means all epoch. Columns of one view should share one
+            list object: it is formatted once.
+        view: The feature view the column comes from, for the value-age metric.
+    """
+
+    name: str
+    values: Sequence[Any]
+    dtype: DType | None = None
+    statuses: Sequence[str] | None = None
+    event_timestamps: Sequence[int | datetime | None] | None = None
+    view: str | None = None
+
+
+def _b64(value: Any) -> Any:
+    return base64.b64encode(value).decode() if isinstance(value, bytes | bytearray) else value
+
+
+def _json_values(column: WireColumn) -> Sequence[Any]:
+    dtype = column.dtype
+    if dtype is None:
+        return column.values
+    name = dtype.name
+    if name == "Timestamp":
+        return [v if v is None else rfc3339(v) for v in column.values]
+    if name == "Bytes":
+        return [_b64(v) for v in column.values]
+    if name == "Array(Timestamp)":
+        return [
+            v if v is None else [x if x is None else rfc3339(x) for x in v] for v in column.values
+        ]
+    if name == "Array(Bytes)":
+        return [v if v is None else [_b64(x) for x in v] for v in column.values]
+    return column.values
+
+
+def encode_columns(
+    columns: Sequence[WireColumn],
+    *,
+    rows: int,
+    request_time: datetime | None = None,
+    metrics: ServingMetrics | None = None,
+) -> bytes:
+    """The JSON body of a get-online-features response.
+
+    Args:
+        columns: Output columns, join keys first.
+        rows: The number of entity rows.
+        request_time: The lookup's request time, for the value-age metric.
+        metrics: Where to record the age of PRESENT values, per view (one column per view).
+
+    Example:
+        >>> encode_columns([WireColumn("user_id", [7])], rows=1)
+        b'{"metadata":{"feature_names":["user_id"]},"results":[{"values":[7],"statuses":["PRESENT"],"event_timestamps":["1970-01-01T00:00:00Z"]}]}'
+    """
+    all_present = [_PRESENT] * rows
+    all_epoch = [EPOCH_TEXT] * rows
+    formatted: dict[int, list[str]] = {}
+    aged: set[str] = set()
+    request_us = to_micros(request_time) if request_time is not None else None
+    results: list[dict[str, Any]] = []
+    for column in columns:
+        stamps = column.event_timestamps
+        if stamps is None:
+            texts = all_epoch
+        else:
+            cached = formatted.get(id(stamps))
+            if cached is None:
+                cached = formatted[id(stamps)] = [rfc3339(t) for t in stamps]
+            texts = cached
+        statuses = column.statuses if column.statuses is not None else all_present
+        if (
+            metrics is not None
+            and request_us is not None
+            and column.view is not None
+            and stamps is not None
+            and column.view not in aged
+        ):
+            aged.add(column.view)
+            _observe_ages(metrics, column.view, request_us, stamps, statuses)
+        results.append(
+            {"values": _json_values(column), "statuses": statuses, "event_timestamps": texts}
+        )
+    body = {"metadata": {"feature_names": [c.name for c in columns]}, "results": results}
+    return orjson.dumps(body, option=_OPTIONS)
+
+
+def encode_online_response(
+    response: OnlineResponse,
+    *,
+    views: Mapping[str, str] | None = None,
+    request_time: datetime | None = None,
+    metrics: ServingMetrics | None = None,
+) -> bytes:
+    """The JSON body of a get-online-features response for ``response``.
+
+    Args:
+        response: What ``FeatureStore.get_online_features`` returned.
+        views: Output name -> feature view, for the value-age metric.
+        request_time: The lookup's request time, for the value-age metric.
+        metrics: Where to record value ages (skipped when None).
+    """
+    views = views or {}
+    dtypes = response.dtypes
+    columns = [
+        WireColumn(name, values, dtype=_echo_dtype(dtypes.get(name)))
+        for name, values in response.join_keys.items()
+    ]
+    statuses = response.statuses
+    stamps = response.event_micros
+    for name, values in response.features.items():
+        columns.append(
+            WireColumn(
+                name,
+                values,
+                dtype=dtypes.get(name),
+                statuses=statuses[name],
+                event_timestamps=stamps.get(name),
+                view=views.get(name),
+            )
+        )
+    return encode_columns(columns, rows=len(response), request_time=request_time, metrics=metrics)
+
+
+def _echo_dtype(dtype: DType | None) -> DType | None:
+    # Echoed keys are sent as the request gave them, except types JSON cannot carry natively.
+    if dtype is not None and dtype.name in {"Timestamp", "Bytes"}:
+        return dtype
+    return None
+
+
+def _observe_ages(
+    metrics: ServingMetrics,
+    view: str,
+    request_us: int,
+    stamps: Sequence[int | datetime | None],
+    statuses: Sequence[str],
+) -> None:
+    ages = [
+        max(request_us - (stamp if isinstance(stamp, int) else to_micros(stamp)), 0) / 1e6
+        for stamp, status in zip(stamps, statuses, strict=False)
+        if stamp is not None and status == _PRESENT
+    ]
+    metrics.value_age.observe_many(ages, view)
+
+
+def catalog_of(snapshot: RegistrySnapshot) -> dict[str, Any]:
+    """The ``GET /v1/catalog`` body (see ``CatalogResponse``) of a registry snapshot."""
+    entities = []
+    for name, entity in sorted(snapshot.entities.items()):
+        entities.append(
+            {
+                "name": name,
+                "join_keys": list(entity.join_keys),
+                "key_dtypes": {k: str(t) for k, t in snapshot.entity_key_dtypes(name).items()},
+                "description": entity.description,
+            }
+        )
+    views = []
+    for name, record in sorted(snapshot.feature_views.items()):
+        view = record.view
+        views.append(
+            {
+                "name": name,
+                "entities": [e.name for e in view.entities],
+                "join_keys": list(view.join_keys),
+                "features": [
+                    {"name": f.name, "dtype": str(f.dtype), "description": f.description}
+                    for f in view.schema
+                ],
+                "ttl_seconds": view.ttl.total_seconds() if view.ttl else None,
+                "online": view.online,
+                "fingerprint": record.fingerprint,
+                "watermark": rfc3339(record.watermark) if record.watermark else None,
+                "description": view.description,
+                "owner": view.owner,
+                "tags": dict(view.tags),
+            }
+        )
+    services = [
+        {
+            "name": name,
+            "features": [str(r) for r in service.refs],
+            "description": service.description,
+        }
+        for name, service in sorted(snapshot.feature_services.items())
+    ]
+    return {
+        "project": snapshot.project,
+        "registry_serial": snapshot.serial,
+        "applied_at": rfc3339(snapshot.applied_at) if snapshot.applied_at else None,
+        "entities": entities,
+        "feature_views": views,
+        "feature_services": services,
+    }

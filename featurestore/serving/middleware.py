@@ -1,0 +1,133 @@
+"""Pure-ASGI middleware: request ids, body-size limit, request metrics, last-resort 500s.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) because it wraps every request on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from featurestore.serving.errors import error_body
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from featurestore.serving.metrics import ServingMetrics
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ["REQUEST_ID_KEY", "ServingMiddleware", "request_id_of"]
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "featurestore.request_id"
+_CLIENT_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id the middleware gave this request (``-`` outside the middleware)."""
+    return str(scope.get(REQUEST_ID_KEY, "-"))
+
+
+class ServingMiddleware:
+    """Gives each request an id, enforces the body limit, records metrics, catches crashes.
+
+    Args:
+        app: The wrapped application.
+        metrics: Where request counts and latencies go.
+        max_body_bytes: Requests declaring a larger ``Content-Length`` get 413 unread.
+        routes: Paths reported as themselves in metrics; others are reported as ``other``
+            (bounded label cardinality).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServingMetrics,
+        max_body_bytes: int,
+        routes: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
+        header_id = request_id.encode()
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", header_id)]
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                detail = (
+                    f"Request body of {declared} bytes is over the server's limit of "
+                    f"{self.max_body_bytes} bytes (serving.max_body_bytes); send fewer entities "
+                    "per request."
+                )
+                await _send_error(send_with_id, 413, detail, request_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("request %s failed unexpectedly", request_id)
+            if not started:
+                detail = (
+                    "Internal server error; the server log has the details under this request id."
+                )
+                await _send_error(send_with_id, 500, detail, request_id)
+            else:
+                raise
+        finally:
+            path = scope.get("path", "")
+            route = path if path in self.routes else "other"
+            self.metrics.request_duration.observe(time.perf_counter() - start, route)
+            self.metrics.requests.inc(route, str(status))
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _CLIENT_ID.match(value):
+            return str(value.decode())
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_error(send: Send, status: int, detail: str, request_id: str) -> None:
+    body = error_body(detail, request_id)
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

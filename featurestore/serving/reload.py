@@ -1,0 +1,95 @@
+"""Registry hot reload: pick up a later ``apply`` (or a watermark move) without a restart.
+
+Every ``serving.registry_refresh_s`` seconds the server stats the registry file; when it was
+replaced (the registry is written by atomic rename, so inode, size or mtime move), the snapshot
+is re-read in a worker thread. A registry that fails to load is logged and the previous
+snapshot keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+
+from featurestore.errors import FeatureStoreError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from featurestore.serving.metrics import ServingMetrics
+    from featurestore.store import FeatureStore
+
+__all__ = ["RegistryWatcher"]
+
+logger = logging.getLogger(__name__)
+
+FileStamp = tuple[int, int, int] | None
+
+
+def _stamp(path: Path) -> FileStamp:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class RegistryWatcher:
+    """Reloads ``store``'s registry snapshot when the registry file changes.
+
+    Args:
+        store: The store whose ``refresh()`` re-reads the registry.
+        interval_s: Seconds between checks.
+        metrics: Counts reloads.
+    """
+
+    def __init__(self, store: FeatureStore, *, interval_s: float, metrics: ServingMetrics) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self.metrics = metrics
+        self._path = store.registry.path
+        self._last: FileStamp = _stamp(self._path)
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self) -> bool:
+        """Reload when the file changed since the last check; return whether it reloaded."""
+        stamp = _stamp(self._path)
+        if stamp == self._last:
+            return False
+        try:
+            snapshot = await anyio.to_thread.run_sync(self.store.refresh)
+        except FeatureStoreError:
+            logger.exception(
+                "registry %s could not be reloaded; serving the previous one", self._path
+            )
+            return False
+        self._last = stamp
+        self.metrics.registry_reloads.inc()
+        logger.info("reloaded registry %s at serial %d", self._path, snapshot.serial)
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except Exception:
+                # A reload bug must not kill the watcher: keep serving, keep trying.
+                logger.exception("registry watcher failed; retrying in %.1f s", self.interval_s)
+
+    def start(self) -> None:
+        """Start checking in the background (on the running event loop)."""
+        if self._task is None and self.interval_s > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the background checks."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
