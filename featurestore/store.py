@@ -8,16 +8,29 @@ from typing import TYPE_CHECKING, Literal
 
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import FeatureViewNotFoundError
+from featurestore.materialization.materializer import Materializer
+from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
+from featurestore.online.factory import open_online_store
+from featurestore.online.lookup import OnlineReader
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.loader import load_repo
 from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
     from types import TracebackType
 
+    from featurestore.materialization.materializer import (
+        MaterializationReport,
+        ProgressCallback,
+    )
+    from featurestore.materialization.watermarks import ViewStatus
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.training_frame import TrainingFrame
+    from featurestore.online.base import OnlineStore
+    from featurestore.online.response import OnlineResponse
 
 __all__ = ["FeatureStore"]
 
@@ -43,6 +56,8 @@ class FeatureStore:
         self.registry = Registry(self._path(self.config.registry), project=self.config.project)
         self._offline: OfflineEngine | None = None
         self._snapshot: RegistrySnapshot | None = None
+        self._online: OnlineStore | None = None
+        self._reader: OnlineReader | None = None
 
     def _path(self, relative: str) -> Path:
         path = Path(relative)
@@ -56,6 +71,15 @@ class FeatureStore:
         if self._offline is None:
             self._offline = OfflineEngine(self.config.offline_store, repo_root=self.repo_root)
         return self._offline
+
+    @property
+    def online(self) -> OnlineStore:
+        """The online store of ``featurestore.yaml`` (opened on first use)."""
+        if self._online is None:
+            self._online = open_online_store(
+                self.config.online_store, repo_root=self.repo_root, project=self.config.project
+            )
+        return self._online
 
     @property
     def snapshot(self) -> RegistrySnapshot:
@@ -74,6 +98,10 @@ class FeatureStore:
         if self._offline is not None:
             self._offline.close()
             self._offline = None
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+            self._reader = None
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -163,3 +191,80 @@ class FeatureStore:
             timestamp_column=timestamp_column,
             point_in_time=point_in_time,
         )
+
+    # -- online -------------------------------------------------------------------------------
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        views: list[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> MaterializationReport:
+        """Write the newest row per entity in ``[start, end)`` to the online store (DESIGN G3).
+
+        Writes are conditional, so windows may repeat, overlap or come in any order. A view's
+        watermark moves to ``end`` when the window starts at or before it (or the view was
+        never materialized); see docs/online-format.md.
+
+        Raises:
+            MaterializationError: The window is empty or a view is not online.
+            OnlineStoreUnavailableError: The online store cannot be reached.
+        """
+        report = Materializer(self.registry, self.offline, self.online).materialize(
+            self.refresh(), start, end, views=views, progress=progress
+        )
+        self.refresh()
+        return report
+
+    def materialize_incremental(
+        self,
+        end: datetime | None = None,
+        *,
+        views: list[str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> MaterializationReport:
+        """Materialize each online view from its watermark up to ``end`` (default: now).
+
+        A first run starts at ``end - ttl``, or at the earliest row when the ttl is unlimited.
+        """
+        report = Materializer(self.registry, self.offline, self.online).materialize_incremental(
+            self.refresh(), end, views=views, progress=progress
+        )
+        self.refresh()
+        return report
+
+    def get_online_features(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        *,
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """The online values of ``features`` for ``entity_rows`` (DESIGN G3, G4).
+
+        Args:
+            features: ``"view:feature"`` refs, or a feature service name.
+            entity_rows: ``[{"user_id": 7}, ...]`` or ``{"user_id": [7, ...]}``.
+            full_feature_names: Name output columns ``view__feature``.
+            request_time: When values must be valid against the ttl (default: now).
+
+        Raises:
+            EntityFrameError: A join key is missing or has the wrong type (before any lookup).
+            OnlineStoreUnavailableError: The online store cannot be reached.
+        """
+        snapshot = self.snapshot
+        if self._reader is None or self._reader.snapshot is not snapshot:
+            self._reader = OnlineReader(snapshot, self.online)
+        return self._reader.get_online_features(
+            features,
+            entity_rows,
+            full_feature_names=full_feature_names,
+            request_time=request_time,
+        )
+
+    def online_status(self) -> list[ViewStatus]:
+        """Per applied view: online flag, fingerprint, watermark and stored record count."""
+        return online_status(self.refresh(), self.online)

@@ -1,0 +1,346 @@
+"""The online read path: check entity rows, read every view in one round trip, decode.
+
+A stored record of view V for key K is served at request time T (status ``PRESENT``) iff it
+was written with V's applied fingerprint and it is a point-in-time candidate at T under the
+training join's rule: ``event_ts <= T`` and, when V has a ttl L, ``event_ts >= T - L`` (both
+inclusive). Otherwise the value is null with ``NOT_FOUND`` (nothing stored),
+``STALE_DEFINITION`` (other fingerprint) or ``OUTSIDE_MAX_AGE`` (too old, or newer than T).
+Because the stored record is the newest row below the watermark, a PRESENT value is exactly
+the training frame's value for (K, T) (DESIGN G3).
+"""
+
+from __future__ import annotations
+
+import numbers
+import struct
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
+from featurestore.definitions import FeatureRef, output_names
+from featurestore.errors import EntityFrameError
+from featurestore.online.base import FieldStatus, ReadRequest
+from featurestore.online.codec import FINGERPRINT_SLICE, RECORD_VERSION, KeyEncoder, RecordCodec
+from featurestore.online.response import OnlineResponse
+from featurestore.repo.registry import resolve_refs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from featurestore.dtypes import DType
+    from featurestore.online.base import OnlineStore
+    from featurestore.repo.registry import RegistrySnapshot, ViewRecord
+
+__all__ = ["OnlineReader"]
+
+_BIAS = 1 << 63
+_unpack_order = struct.Struct(">Q").unpack_from
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_PRESENT = FieldStatus.PRESENT
+_NOT_FOUND = FieldStatus.NOT_FOUND
+_OUTSIDE = FieldStatus.OUTSIDE_MAX_AGE
+_STALE = FieldStatus.STALE_DEFINITION
+_ONE_US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewPlan:
+    """What to read and decode for one view of a request."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    indexes: tuple[int, ...]
+    """Schema positions of the requested features."""
+    outputs: tuple[str, ...]
+    """Output column names, parallel to ``indexes``."""
+    codec: RecordCodec
+    ttl_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    views: tuple[_ViewPlan, ...]
+    key_dtypes: dict[str, DType]
+    """Every join key the request needs, in first-use order, with its type."""
+    key_sets: tuple[tuple[tuple[str, ...], KeyEncoder, tuple[int, ...]], ...]
+    """Distinct join key sets: the keys, their encoder, and the views (positions) using it."""
+    dtypes: dict[str, DType]
+
+
+class OnlineReader:
+    """Serves online lookups for one registry snapshot (plans are cached per feature list).
+
+    Args:
+        snapshot: The applied definitions (fingerprints, ttls, key types).
+        store: The online store to read.
+    """
+
+    def __init__(self, snapshot: RegistrySnapshot, store: OnlineStore) -> None:
+        self.snapshot = snapshot
+        self.store = store
+        self._plans: dict[tuple[str | tuple[str, ...], bool], _Plan] = {}
+
+    def get_online_features(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        *,
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """Look up features for entity rows (see the module docstring for the rules).
+
+        Args:
+            features: ``"view:feature"`` refs, or a feature service name.
+            entity_rows: A list of dicts, or a dict of columns, holding the join keys of every
+                requested view (other fields are ignored).
+            full_feature_names: Name output columns ``view__feature``.
+            request_time: When the values must be valid (default: now; naive means UTC).
+
+        Raises:
+            EntityFrameError: A join key is missing, null or of the wrong type (checked before
+                any lookup).
+            NotFoundError: A view, feature or service is unknown.
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        plan = self._plan(features, full_feature_names)
+        now = to_micros(to_utc(request_time)) if request_time is not None else to_micros(utc_now())
+        keys, n = _key_columns(entity_rows, plan.key_dtypes)
+        requests: list[ReadRequest] = []
+        # Per key set: for each entity row, the index of its request.
+        slots: list[list[int]] = []
+        for names, encoder, view_positions in plan.key_sets:
+            encoded = encoder.encode_columns([keys[k] for k in names])
+            views = tuple(plan.views[p].name for p in view_positions)
+            seen: dict[bytes, int] = {}
+            row_slots = []
+            for key in encoded:
+                slot = seen.get(key)
+                if slot is None:
+                    slot = seen[key] = len(requests)
+                    requests.append(ReadRequest(key, views))
+                row_slots.append(slot)
+            slots.append(row_slots)
+        results = self.store.read_records(requests) if n else []
+        features_out: dict[str, list[Any]] = {}
+        statuses: dict[str, list[FieldStatus]] = {}
+        event_micros: dict[str, list[int | None]] = {}
+        for set_index, (_, _, view_positions) in enumerate(plan.key_sets):
+            row_slots = slots[set_index]
+            for field, position in enumerate(view_positions):
+                view = plan.views[position]
+                records = [results[s][field] for s in row_slots]
+                _decode_view(view, records, now, features_out, statuses, event_micros)
+        ordered = {name: features_out[name] for v in plan.views for name in v.outputs}
+        return OnlineResponse(
+            join_keys={k: keys[k] for k in plan.key_dtypes},
+            features=ordered,
+            statuses={name: statuses[name] for name in ordered},
+            event_micros={name: event_micros[name] for name in ordered},
+            dtypes=plan.dtypes,
+        )
+
+    def _plan(self, features: str | list[str], full_feature_names: bool) -> _Plan:
+        cache_key = (features if isinstance(features, str) else tuple(features), full_feature_names)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            plan = _make_plan(self.snapshot, features, full_feature_names)
+            if len(self._plans) < 1024:
+                self._plans[cache_key] = plan
+        return plan
+
+
+def _make_plan(snapshot: RegistrySnapshot, features: str | list[str], full: bool) -> _Plan:
+    refs = resolve_refs(snapshot, features)
+    by_view: dict[str, list[FeatureRef]] = {}
+    for ref in refs:
+        by_view.setdefault(ref.view, []).append(ref)
+    key_dtypes: dict[str, DType] = {}
+    for view_name in by_view:
+        keyed = snapshot.feature_views[view_name]
+        for key in keyed.view.join_keys:
+            key_dtypes.setdefault(key, keyed.key_dtypes[key])
+    names = dict(
+        zip(refs, output_names(refs, full_feature_names=full, taken=tuple(key_dtypes)), strict=True)
+    )
+    views: list[_ViewPlan] = []
+    dtypes: dict[str, DType] = dict(key_dtypes)
+    for view_name, view_refs in by_view.items():
+        record: ViewRecord = snapshot.feature_views[view_name]
+        positions = {f.name: i for i, f in enumerate(record.view.schema)}
+        ttl = record.view.effective_ttl
+        views.append(
+            _ViewPlan(
+                name=view_name,
+                join_keys=record.view.join_keys,
+                indexes=tuple(positions[r.feature] for r in view_refs),
+                outputs=tuple(names[r] for r in view_refs),
+                codec=RecordCodec(
+                    [f.dtype for f in record.view.schema], fingerprint=record.fingerprint
+                ),
+                ttl_us=ttl // _ONE_US if ttl is not None else None,
+            )
+        )
+        for ref in view_refs:
+            dtypes[names[ref]] = record.view.schema[positions[ref.feature]].dtype
+    sets: dict[tuple[str, ...], list[int]] = {}
+    for position, view in enumerate(views):
+        sets.setdefault(tuple(sorted(view.join_keys)), []).append(position)
+    key_sets = tuple(
+        (names_, KeyEncoder({k: key_dtypes[k] for k in names_}), tuple(positions_))
+        for names_, positions_ in sets.items()
+    )
+    return _Plan(tuple(views), key_dtypes, key_sets, dtypes)
+
+
+def _decode_view(
+    view: _ViewPlan,
+    records: list[bytes | None],
+    now: int,
+    features_out: dict[str, list[Any]],
+    statuses_out: dict[str, list[FieldStatus]],
+    events_out: dict[str, list[int | None]],
+) -> None:
+    columns: list[list[Any]] = [[] for _ in view.outputs]
+    statuses: list[FieldStatus] = []
+    events: list[int | None] = []
+    fingerprint = view.codec.fingerprint
+    decode = view.codec.decode_selected
+    indexes = view.indexes
+    oldest = now - view.ttl_us if view.ttl_us is not None else None
+    nulls = [None] * len(indexes)
+    for record in records:
+        if record is None:
+            statuses.append(_NOT_FOUND)
+            events.append(None)
+            values: list[Any] = nulls
+        elif record[0] != RECORD_VERSION or record[FINGERPRINT_SLICE] != fingerprint:
+            statuses.append(_STALE)
+            events.append(None)
+            values = nulls
+        else:
+            event = _unpack_order(record, 1)[0] - _BIAS
+            events.append(event)
+            if event > now or (oldest is not None and event < oldest):
+                statuses.append(_OUTSIDE)
+                values = nulls
+            else:
+                statuses.append(_PRESENT)
+                values = decode(record, indexes)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    for name, column in zip(view.outputs, columns, strict=True):
+        features_out[name] = column
+        statuses_out[name] = statuses
+        events_out[name] = events
+
+
+# -- entity rows ------------------------------------------------------------------------------
+
+
+def _key_columns(
+    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+    key_dtypes: Mapping[str, DType],
+) -> tuple[dict[str, list[Any]], int]:
+    if not isinstance(entity_rows, list) and not hasattr(entity_rows, "keys"):
+        msg = (
+            "entity_rows must be a list of dicts ([{'user_id': 7}]) or a dict of columns "
+            f"({{'user_id': [7, 8]}}), got {type(entity_rows).__name__}."
+        )
+        raise EntityFrameError(msg)
+    columns: dict[str, list[Any]] = {}
+    if isinstance(entity_rows, list):
+        n = len(entity_rows)
+        for key in key_dtypes:
+            try:
+                columns[key] = [row[key] for row in entity_rows]
+            except KeyError:
+                index = next(i for i, row in enumerate(entity_rows) if key not in row)
+                msg = (
+                    f"Entity row {index} has no join key '{key}'; every row needs "
+                    f"{', '.join(repr(k) for k in key_dtypes)}."
+                )
+                raise EntityFrameError(msg) from None
+            except TypeError:
+                msg = "entity_rows must be a list of dicts, e.g. [{'user_id': 7}]."
+                raise EntityFrameError(msg) from None
+    else:
+        lengths = set()
+        for key in key_dtypes:
+            if key not in entity_rows:
+                msg = (
+                    f"entity_rows has no join key column '{key}'; pass columns "
+                    f"{', '.join(repr(k) for k in key_dtypes)}."
+                )
+                raise EntityFrameError(msg)
+            columns[key] = list(entity_rows[key])
+            lengths.add(len(columns[key]))
+        for name, values in entity_rows.items():
+            if name not in columns:
+                lengths.add(len(values))
+        if len(lengths) > 1:
+            msg = f"entity_rows columns have different lengths {sorted(lengths)}; make them equal."
+            raise EntityFrameError(msg)
+        n = lengths.pop() if lengths else 0
+    for key, dtype in key_dtypes.items():
+        columns[key] = _check_key(key, columns[key], dtype)
+    return columns, n
+
+
+def _check_key(key: str, values: list[Any], dtype: DType) -> list[Any]:
+    kind = dtype.name
+    if kind in ("Int64", "Int32"):
+        if not all(type(v) is int for v in values):
+            values = [_as_int(key, v, dtype) for v in values]
+        if values and (min(values) < _I64_MIN or max(values) > _I64_MAX):
+            bad = next(v for v in values if not _I64_MIN <= v <= _I64_MAX)
+            raise EntityFrameError(_wrong(key, bad, dtype, "it is outside the 64-bit range"))
+        return values
+    checked: type
+    if kind == "String":
+        checked = str
+    elif kind == "Bytes":
+        checked = bytes
+    elif kind == "Bool":
+        checked = bool
+    elif kind in ("Float64", "Float32"):
+        return [_as_float(key, v, dtype) for v in values]
+    elif kind == "Timestamp":
+        return [_as_micros(key, v, dtype) for v in values]
+    else:  # pragma: no cover - list keys are refused at apply
+        raise EntityFrameError(_wrong(key, values[0] if values else None, dtype))
+    for v in values:
+        if type(v) is not checked:
+            raise EntityFrameError(_wrong(key, v, dtype))
+    return values
+
+
+def _wrong(key: str, value: object, dtype: DType, why: str = "") -> str:
+    if value is None:
+        return f"Join key '{key}' is null in an entity row; every row needs a {dtype} value."
+    reason = why or f"it is a {type(value).__name__}"
+    return (
+        f"Join key '{key}' must be {dtype}, but got {value!r} ({reason}). Pass the key with "
+        "its declared type."
+    )
+
+
+def _as_int(key: str, value: object, dtype: DType) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise EntityFrameError(_wrong(key, value, dtype))
+    return int(value)
+
+
+def _as_float(key: str, value: object, dtype: DType) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise EntityFrameError(_wrong(key, value, dtype))
+    return float(value)
+
+
+def _as_micros(key: str, value: object, dtype: DType) -> int:
+    if isinstance(value, datetime):
+        return to_micros(value)
+    if isinstance(value, str):
+        return to_micros(parse_timestamp(value, what=f"join key '{key}'"))
+    raise EntityFrameError(_wrong(key, value, dtype))
