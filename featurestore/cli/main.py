@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from featurestore import __version__
 from featurestore._time import parse_timestamp
 from featurestore.cli import render
+from featurestore.cli.serve import serve
 from featurestore.errors import ConfigError, EntityFrameError, FeatureStoreError, NotFoundError
 from featurestore.materialization.materializer import MaterializationReport
 from featurestore.store import FeatureStore
@@ -681,7 +682,10 @@ def get_online(
     response = store.get_online_features(
         refs[0] if len(refs) == 1 else refs, rows, full_feature_names=full_feature_names
     )
-    render.online(response, as_json=as_json)
+    if as_json:
+        render.json_out(render.online_to_dict(response))
+    else:
+        render.online(response)
 
 
 @app.command()
@@ -696,6 +700,9 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         render.json_out([render.status_to_dict(s) for s in statuses])
     else:
         render.status(statuses)
+
+
+app.command("serve")(serve)
 
 
 def main() -> None:

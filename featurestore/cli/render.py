@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from featurestore.definitions import Entity, FeatureService
     from featurestore.materialization.materializer import MaterializationReport
     from featurestore.materialization.watermarks import ViewStatus
+    from featurestore.online.response import OnlineResponse
     from featurestore.repo.registry import Change, Plan, RegistrySnapshot, ViewRecord
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "entity_to_dict",
     "error",
     "json_out",
+    "online",
+    "online_to_dict",
     "report_to_dict",
     "service_to_dict",
     "status_to_dict",
@@ -52,14 +55,21 @@ __all__ = [
 ]
 
 
+_PIPE_WIDTH = 200
+"""Width of tables written to a pipe or file (rich's 80 would fold names)."""
+
+
 def stdout() -> Console:
     """A console on the current ``sys.stdout`` (looked up per call, so test runners work)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = _PIPE_WIDTH
+    return console
 
 
 def stderr() -> Console:
     """A console on the current ``sys.stderr``."""
-    return Console(file=sys.stderr, highlight=False)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -349,6 +359,34 @@ def status(statuses: Sequence[ViewStatus]) -> None:
             for s in statuses
         ],
     )
+
+
+def online_to_dict(response: OnlineResponse) -> dict[str, Any]:
+    """JSON form of an online read: column-major values, statuses and event timestamps."""
+    return {
+        "values": to_jsonable(response.to_dict()),
+        "statuses": {name: [s.value for s in col] for name, col in response.statuses.items()},
+        "event_timestamps": to_jsonable(response.event_timestamps),
+    }
+
+
+def online(response: OnlineResponse) -> None:
+    """Print an online read: one line per feature, one column per entity row.
+
+    A value that is not PRESENT shows its status, e.g. ``null (OUTSIDE_MAX_AGE)``.
+    """
+    values = response.to_dict()
+    keys = list(response.join_keys)
+    headers = [", ".join(f"{k}={values[k][i]}" for k in keys) for i in range(len(response))]
+    rows: list[list[object]] = []
+    for name in response.features:
+        row: list[object] = [name]
+        for i in range(len(response)):
+            status = response.statuses[name][i].value
+            value = "null" if values[name][i] is None else values[name][i]
+            row.append(value if status == "PRESENT" else f"{value} ({status})")
+        rows.append(row)
+    table("Online features", ["feature", *headers], rows)
 
 
 def error(exc: BaseException, *, debug: bool) -> None:
