@@ -234,7 +234,7 @@ def template_files() -> dict[str, str]:
 @app.command()
 def init(
     directory: Annotated[
-        Path, typer.Argument(help="Where to create the repo (created if missing).")
+        Path, typer.Argument(metavar="DIR", help="Where to create the repo (created if missing).")
     ] = Path("feature_repo"),
     rows: Annotated[
         int, typer.Option(min=1, help="Rows of the generated user_stats data.")
@@ -410,7 +410,9 @@ def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> No
 @app.command()
 def describe(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A feature view, entity or feature service.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="A feature view, entity or feature service.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Show an applied feature view, entity or feature service in detail.
@@ -467,6 +469,7 @@ def training_frame(
         typer.Option(
             "--entities",
             "-e",
+            metavar="FILE",
             exists=True,
             dir_okay=False,
             help="Entity rows (.parquet or .csv): the join keys and a timestamp column.",
@@ -474,25 +477,35 @@ def training_frame(
     ],
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", dir_okay=False, help="Where to write (.parquet or .csv)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Where to write (.parquet or .csv).",
+        ),
     ],
     features: Annotated[
         list[str] | None,
         typer.Option(
             "--features",
             "-f",
+            metavar="REF",
             help="'view:feature' refs; repeat the option or separate with commas.",
         ),
     ] = None,
     service: Annotated[
-        str | None, typer.Option("--service", "-s", help="A feature service name.")
+        str | None, typer.Option("--service", "-s", metavar="NAME", help="A feature service name.")
     ] = None,
     full_feature_names: Annotated[
         bool,
         typer.Option("--full-feature-names", help="Name output columns view__feature."),
     ] = False,
     timestamp_column: Annotated[
-        str, typer.Option("--timestamp-column", help="The entity file's timestamp column.")
+        str,
+        typer.Option(
+            "--timestamp-column", metavar="COLUMN", help="The entity file's timestamp column."
+        ),
     ] = "event_timestamp",
     point_in_time: Annotated[
         PointInTime,
@@ -556,11 +569,21 @@ def training_frame(
 @app.command()
 def materialize(
     ctx: typer.Context,
-    start: Annotated[str, typer.Argument(help="Window start, ISO 8601 (naive = UTC), inclusive.")],
-    end: Annotated[str, typer.Argument(help="Window end, ISO 8601 (naive = UTC), exclusive.")],
+    start: Annotated[
+        str,
+        typer.Argument(metavar="START", help="Window start, ISO 8601 (naive = UTC), inclusive."),
+    ],
+    end: Annotated[
+        str, typer.Argument(metavar="END", help="Window end, ISO 8601 (naive = UTC), exclusive.")
+    ],
     views: Annotated[
         list[str] | None,
-        typer.Option("--views", "-v", help="Only these views; repeat or separate with commas."),
+        typer.Option(
+            "--views",
+            "-v",
+            metavar="VIEW",
+            help="Only these views; repeat or separate with commas.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -588,11 +611,19 @@ def materialize_incremental(
     ctx: typer.Context,
     end: Annotated[
         str | None,
-        typer.Argument(help="Materialize up to this time, ISO 8601 (naive = UTC); default now."),
+        typer.Argument(
+            metavar="END",
+            help="Materialize up to this time, ISO 8601 (naive = UTC); default now.",
+        ),
     ] = None,
     views: Annotated[
         list[str] | None,
-        typer.Option("--views", "-v", help="Only these views; repeat or separate with commas."),
+        typer.Option(
+            "--views",
+            "-v",
+            metavar="VIEW",
+            help="Only these views; repeat or separate with commas.",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -635,6 +666,7 @@ def get_online(
         typer.Option(
             "--features",
             "-f",
+            metavar="REF",
             help="'view:feature' refs or a feature service name; repeat or use commas.",
         ),
     ],
@@ -643,13 +675,16 @@ def get_online(
         typer.Option(
             "--entity",
             "-e",
+            metavar="KEY=VALUE[,...]",
             help="One entity row as key=value[,key=value...]; repeat for more rows.",
         ),
     ],
     request: Annotated[
         list[str] | None,
         typer.Option(
-            "--request", help="A request field key=value (JSON literal), added to every row."
+            "--request",
+            metavar="KEY=VALUE",
+            help="A request field key=value (JSON literal), added to every row.",
         ),
     ] = None,
     full_feature_names: Annotated[
