@@ -1,0 +1,274 @@
+"""Server operations through real HTTP: auth, limits, hot reload, refusing to start, Redis down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from featurestore.errors import RegistryConflictError
+from featurestore.serving.app import create_app
+from featurestore.store import FeatureStore
+from tests.integration.test_http_support import FEATURES_PY, build_repo, free_port, running_server
+
+BODY = {"entities": {"user_id": [1]}, "features": ["user_stats:txn_count"]}
+
+
+# -- auth -------------------------------------------------------------------------------------
+
+
+def test_api_keys_bearer_or_x_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FS_TEST_KEY", "k-1")
+    repo, _ = build_repo(tmp_path / "repo", serving="{api_keys: ['${FS_TEST_KEY}', other-key]}")
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        for headers in (
+            {},
+            {"authorization": "Bearer nope"},
+            {"x-api-key": "k-2"},
+            {"authorization": "Basic k-1"},
+            {"authorization": "k-1"},
+        ):
+            refused = client.post("/get-online-features", json=BODY, headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert "serving.api_keys" in refused.json()["detail"]
+            assert "k-1" not in refused.text
+        for headers in (
+            {"authorization": "Bearer k-1"},
+            {"authorization": "bearer other-key"},
+            {"x-api-key": "k-1"},
+        ):
+            ok = client.post("/get-online-features", json=BODY, headers=headers)
+            assert ok.status_code == 200, headers
+            assert ok.json()["results"][1]["values"] == [43]
+        assert client.get("/v1/catalog").status_code == 401
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"x-api-key": "k-1"}).status_code == 200
+        assert client.get("/health").status_code == 200  # probes stay open
+        assert client.get("/ready").status_code == 200
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_entity_and_body_limits_give_413(tmp_path: Path) -> None:
+    repo, _ = build_repo(tmp_path / "repo", serving="{max_entities: 5, max_body_bytes: 2048}")
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        ok = client.post("/get-online-features", json={**BODY, "entities": {"user_id": [1] * 5}})
+        assert ok.status_code == 200
+        many = client.post("/get-online-features", json={**BODY, "entities": {"user_id": [1] * 6}})
+        assert many.status_code == 413
+        assert "at most 5" in many.json()["detail"]
+        big = {**BODY, "padding": "x" * 4000}
+        declared = client.post("/get-online-features", json=big)
+        assert declared.status_code == 413
+        assert "2048 bytes" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit is enforced while reading
+            yield b'{"entities": {"user_id": [1]}, "pad": "'
+            for _ in range(10):
+                yield b"y" * 500
+            yield b'"}'
+
+        streamed = client.post(
+            "/get-online-features", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["request_id"]
+
+
+# -- hot reload -------------------------------------------------------------------------------
+
+
+def _poll(check, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_registry_changes_are_picked_up_without_restart(tmp_path: Path) -> None:
+    repo, now = build_repo(tmp_path / "repo")
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        new_feature = {**BODY, "features": ["user_stats:txn_count", "user_stats:new_count"]}
+        assert client.post("/get-online-features", json=new_feature).status_code == 404
+        # A later apply adds a feature: the view's fingerprint changes, so stored rows are stale.
+        changed = FEATURES_PY.replace(
+            'Field("txn_count", Int64),', 'Field("txn_count", Int64), Field("new_count", Int64),'
+        )
+        (repo / "features.py").write_text(changed)
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(repo / "data/user_stats.parquet")
+        pq.write_table(
+            table.append_column("new_count", table["txn_count"]), repo / "data/user_stats.parquet"
+        )
+        with FeatureStore(repo) as store:
+            store.apply()
+        assert _poll(
+            lambda: client.post("/get-online-features", json=new_feature).status_code == 200
+        )
+        stale = client.post("/get-online-features", json=new_feature).json()
+        assert stale["results"][1]["statuses"] == ["STALE_DEFINITION"]
+        assert stale["results"][1]["values"] == [None]
+        catalog = client.get("/v1/catalog").json()
+        assert catalog["registry_serial"] == 2
+        # Re-materializing makes it servable again: the watermark write is picked up too.
+        with FeatureStore(repo) as store:
+            from datetime import timedelta
+
+            store.materialize(now - timedelta(days=60), now + timedelta(seconds=1))
+        fresh = client.post("/get-online-features", json=new_feature).json()
+        assert fresh["results"][2]["values"] == [43]
+        assert fresh["results"][2]["statuses"] == ["PRESENT"]
+        metrics = client.get("/metrics").text
+        assert "featurestore_registry_reloads_total" in metrics
+
+
+# -- refusing to start ------------------------------------------------------------------------
+
+
+def _unapplied(tmp_path: Path) -> Path:
+    repo, _ = build_repo(tmp_path / "repo")
+    (repo / "features.py").write_text(
+        FEATURES_PY.replace("ttl=timedelta(days=2)", "ttl=timedelta(days=3)")
+    )
+    return repo
+
+
+def test_app_refuses_to_start_with_unapplied_changes(tmp_path: Path) -> None:
+    repo = _unapplied(tmp_path)
+    app = create_app(repo_path=repo)
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pytest.fail("the server started with unapplied changes")
+
+    import asyncio
+
+    with pytest.raises(
+        RegistryConflictError, match=r"feature view 'user_stats' \(change\).*featurestore apply"
+    ):
+        asyncio.run(start())
+
+
+def test_cli_serve_refuses_to_start_with_unapplied_changes(tmp_path: Path) -> None:
+    repo = _unapplied(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "featurestore",
+            "--repo",
+            str(repo),
+            "serve",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "differ from the applied registry" in result.stderr
+    assert "featurestore apply" in result.stderr
+
+
+def test_cli_serve_answers_http(tmp_path: Path) -> None:
+    repo, _ = build_repo(tmp_path / "repo")
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "featurestore", "--repo", str(repo), "serve", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert _poll(up, 30), (tmp_path / "serve.log").read_text()
+        answer = httpx.post(f"{url}/get-online-features", json=BODY, timeout=5)
+        assert answer.json()["results"][1]["values"] == [43]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+
+
+# -- Redis unreachable ------------------------------------------------------------------------
+
+
+def test_redis_down_gives_503_promptly_and_not_ready(tmp_path: Path) -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("no redis-server on PATH")
+    port = free_port()
+    redis = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def redis_up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return True
+            except OSError:
+                return False
+
+        assert _poll(redis_up)
+        online = f"{{type: redis, url: 'redis://127.0.0.1:{port}/0', timeout_s: 0.5}}"
+        repo, _ = build_repo(tmp_path / "repo", online=online)
+        with (
+            running_server(create_app(repo_path=repo)) as url,
+            httpx.Client(base_url=url) as client,
+        ):
+            assert client.post("/get-online-features", json=BODY).status_code == 200
+            redis.terminate()
+            redis.wait(timeout=10)
+            start = time.monotonic()
+            down = client.post("/get-online-features", json=BODY, timeout=10)
+            assert time.monotonic() - start < 5
+            assert down.status_code == 503
+            assert down.headers["retry-after"] == "1"
+            assert "unavailable" in down.json()["detail"]
+            assert str(port) not in down.json()["detail"]  # no internals in the body
+            not_ready = client.get("/ready", timeout=10)
+            assert not_ready.status_code == 503
+            assert not_ready.json()["checks"]["online_store"] == "unreachable"
+            assert client.get("/health").status_code == 200
+    finally:
+        if redis.poll() is None:
+            redis.terminate()
+            redis.wait(timeout=10)
