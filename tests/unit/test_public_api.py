@@ -23,7 +23,7 @@ def test_public_names_are_exactly_the_documented_set():
         "ParquetSource",
         "RequestSource",
     }
-    exported = {n for n in dir(featurestore) if not n.startswith("_")}
+    exported = {n for n in dir(featurestore) if not n.startswith("_")} - {"annotations"}
     # Subpackages appear as attributes once imported; everything else must be in __all__.
     modules = {n for n in exported if type(getattr(featurestore, n)).__name__ == "module"}
     assert exported - modules == set(featurestore.__all__)
@@ -44,5 +44,7 @@ def test_every_error_is_a_featurestore_error():
 
     for name in errors.__all__:
         obj = getattr(errors, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Warning):
+            assert issubclass(obj, errors.FeatureStoreWarning), name
+        elif isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, errors.FeatureStoreError), name
