@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README quickstart, end to end on the embedded SQLite online store: install (if needed),
+# generate the example data, apply, build a training frame, materialize, read online, serve
+# and query over HTTP. Safe to re-run. PORT (default 6566) picks the server's port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+PORT="${PORT:-6566}"
+
+if [ ! -x .venv/bin/featurestore ]; then
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+cd feature_repo
+
+python generate_data.py
+featurestore apply
+featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output data/training.parquet
+featurestore materialize-incremental
+featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035
+featurestore status
+
+featurestore serve --port "$PORT" &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "localhost:$PORT/health" >/dev/null && break
+  sleep 0.1
+done
+curl -s "localhost:$PORT/get-online-features" -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"]}, "feature_service": "fraud_v1"}'
+echo
+echo "Quickstart done; the example repo is in $ROOT/feature_repo."
