@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from featurestore.definitions._names import check_name, check_unique
 from featurestore.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Entity:
     """
 
     name: str
-    join_keys: tuple[str, ...] = field(kw_only=True)
+    join_keys: Sequence[str] = field(kw_only=True)
     description: str = field(default="", kw_only=True)
     tags: dict[str, str] = field(default_factory=dict, kw_only=True, compare=False)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from featurestore.definitions._names import check_name
 from featurestore.definitions.feature_view import FeatureViewProjection
 from featurestore.definitions.refs import FeatureRef
 from featurestore.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class _HasFeatures(Protocol):
@@ -34,7 +37,7 @@ class FeatureService:
     """
 
     name: str
-    features: tuple[object, ...] = field(kw_only=True)
+    features: Sequence[object] = field(kw_only=True)
     description: str = field(default="", kw_only=True)
     owner: str = field(default="", kw_only=True)
     tags: dict[str, str] = field(default_factory=dict, kw_only=True, compare=False)
@@ -48,8 +51,7 @@ class FeatureService:
         if not refs:
             msg = f"Feature service '{self.name}' selects no features; pass features=[...]."
             raise DefinitionError(msg)
-        seen: set[FeatureRef] = set()
-        unique = [r for r in refs if not (r in seen or seen.add(r))]
+        unique = list(dict.fromkeys(refs))
         object.__setattr__(self, "features", tuple(self.features))
         object.__setattr__(self, "refs", tuple(unique))
         object.__setattr__(self, "tags", dict(self.tags))

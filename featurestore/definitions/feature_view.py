@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 from featurestore.definitions._names import check_name, check_unique
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
 from featurestore.definitions.source import ParquetSource
 from featurestore.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,9 @@ class FeatureView:
     """
 
     name: str
-    entities: tuple[Entity, ...] = field(kw_only=True)
+    entities: Sequence[Entity] = field(kw_only=True)
     source: ParquetSource = field(kw_only=True)
-    schema: tuple[Field, ...] = field(kw_only=True)
+    schema: Sequence[Field] = field(kw_only=True)
     ttl: timedelta | None = field(default=None, kw_only=True)
     online: bool = field(default=True, kw_only=True)
     description: str = field(default="", kw_only=True)
@@ -92,7 +96,7 @@ class FeatureView:
                 )
                 raise DefinitionError(msg)
         if self.ttl is not None and (
-            not isinstance(self.ttl, timedelta) or self.ttl < timedelta(0)
+            not isinstance(ttl := cast("object", self.ttl), timedelta) or ttl < timedelta(0)
         ):
             msg = (
                 f"Feature view '{self.name}' has ttl={self.ttl!r}; use a non-negative timedelta, "
@@ -121,7 +125,7 @@ class FeatureView:
         """The ttl, with zero normalized to None (both mean unlimited, as in Feast)."""
         return self.ttl if self.ttl else None
 
-    def __getitem__(self, features: list[str]) -> FeatureViewProjection:
+    def __getitem__(self, features: list[str] | str) -> FeatureViewProjection:
         """Select some features: ``user_stats[["txn_count_7d"]]``."""
         names = [features] if isinstance(features, str) else list(features)
         for name in names:

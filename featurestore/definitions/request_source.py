@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from featurestore.definitions._names import check_name, check_unique
 from featurestore.definitions.field import Field
 from featurestore.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class RequestSource:
     """
 
     name: str
-    schema: tuple[Field, ...] = field(kw_only=True)
+    schema: Sequence[Field] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         check_name(self.name, kind="Request source")

@@ -31,7 +31,8 @@ class ParquetSource:
     field_mapping: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, str) or not self.path.strip():
+        path: object = self.path  # checked at run time: repos are often untyped
+        if not isinstance(path, str) or not path.strip():
             msg = f"ParquetSource path {self.path!r} is invalid; pass a file, directory or glob."
             raise DefinitionError(msg)
         check_name(self.timestamp_field, kind=f"timestamp_field of source '{self.path}'")
@@ -49,7 +50,7 @@ class ParquetSource:
         mapping = dict(self.field_mapping)
         for src, dst in mapping.items():
             check_name(dst, kind=f"field_mapping target of source '{self.path}'")
-            if not isinstance(src, str) or not src:
+            if not src:
                 msg = f"ParquetSource '{self.path}' has an empty field_mapping key."
                 raise DefinitionError(msg)
         object.__setattr__(self, "field_mapping", mapping)
