@@ -135,7 +135,9 @@ def test_output_names_refuse_a_column_the_entity_frame_has():
 
 
 def test_request_source_lists_its_fields():
-    assert RequestSource("txn", schema=[Field("amount", Float64), Field("c", String)]).field_names == (
+    assert RequestSource(
+        "txn", schema=[Field("amount", Float64), Field("c", String)]
+    ).field_names == (
         "amount",
         "c",
     )

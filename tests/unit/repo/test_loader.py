@@ -69,7 +69,10 @@ def test_two_different_definitions_with_one_name_are_refused(tmp_path):
             "more.py": "from featurestore import Entity\nuser = Entity('user', join_keys=['uid'])\n",
         },
     )
-    with pytest.raises(DefinitionError, match=r"Two different definitions of entity 'user' \(entities.py and more.py\)"):
+    with pytest.raises(
+        DefinitionError,
+        match=r"Two different definitions of entity 'user' \(entities.py and more.py\)",
+    ):
         load_repo(root)
 
 

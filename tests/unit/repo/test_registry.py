@@ -125,7 +125,9 @@ def test_removal_is_planned(registry):
 def test_key_type_disagreement_names_both_views(registry):
     repo = contents(view(), view("other"))
     dtypes = {"user_stats": {"user_id": Int64}, "other": {"user_id": String}}
-    with pytest.raises(DefinitionError, match=r"'user_id' is Int64 in feature view 'other'|user_id"):
+    with pytest.raises(
+        DefinitionError, match=r"'user_id' is Int64 in feature view 'other'|user_id"
+    ):
         registry.plan(repo, dtypes)
 
 
