@@ -34,7 +34,7 @@ def test_parse_timestamp(text, expected):
 
 
 def test_unparsable_timestamp_names_the_value_and_format():
-    with pytest.raises(EntityFrameError, match="Cannot parse end 'yesterday'.*ISO 8601"):
+    with pytest.raises(EntityFrameError, match=r"Cannot parse end 'yesterday'.*ISO 8601"):
         parse_timestamp("yesterday", what="end")
 
 

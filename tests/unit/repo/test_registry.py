@@ -180,7 +180,7 @@ def test_concurrent_applies_from_processes_lose_nothing(registry):
 def test_corrupt_registry_says_how_to_recover(registry):
     registry.path.parent.mkdir(parents=True)
     registry.path.write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON.*featurestore apply"):
+    with pytest.raises(ConfigError, match=r"not valid JSON.*featurestore apply"):
         registry.load()
 
 
