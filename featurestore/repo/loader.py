@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from featurestore.definitions import Entity, FeatureService, FeatureView
 from featurestore.errors import DefinitionError, RepoLoadError
+from featurestore.transformations import OnDemandFeatureView
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +32,7 @@ class RepoContents:
     entities: dict[str, Entity] = field(default_factory=dict)
     feature_views: dict[str, FeatureView] = field(default_factory=dict)
     feature_services: dict[str, FeatureService] = field(default_factory=dict)
+    on_demand_views: dict[str, OnDemandFeatureView] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     """``"<kind>:<name>"`` -> the repo file that defined it, for error messages."""
 
@@ -45,6 +47,10 @@ class RepoContents:
                 self.add(entity, origin=origin)
         elif isinstance(obj, FeatureService):
             table, kind = self.feature_services, "feature service"  # type: ignore[assignment]
+        elif isinstance(obj, OnDemandFeatureView):
+            table, kind = self.on_demand_views, "on-demand feature view"  # type: ignore[assignment]
+            for source in obj.sources:
+                self.add(source, origin=origin)
         else:
             return
         name: str = obj.name

@@ -41,14 +41,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from featurestore.repo.loader import RepoContents
+    from featurestore.transformations import OnDemandFeatureView
 
 __all__ = [
     "FORMAT_VERSION",
     "Change",
+    "OnDemandRecord",
     "Plan",
     "Registry",
     "RegistrySnapshot",
     "ViewRecord",
+    "on_demand_record",
     "resolve_refs",
     "view_fingerprint",
 ]
@@ -68,6 +71,49 @@ class ViewRecord:
 
 
 @dataclass(frozen=True)
+class OnDemandRecord:
+    """An on-demand feature view as applied.
+
+    The function itself is not stored (never a pickle): ``function_path`` says where it lives in
+    the repo, and ``fingerprint`` lets a reader check that the code it loaded is the applied one.
+    """
+
+    name: str
+    schema: tuple[Field, ...]
+    view_inputs: tuple[FeatureRef, ...]
+    request_fields: tuple[Field, ...]
+    upstream: tuple[str, ...]
+    mode: str
+    fingerprint: str
+    function_path: str
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the computed features, in schema order."""
+        return tuple(f.name for f in self.schema)
+
+
+def on_demand_record(view: OnDemandFeatureView, *, origin: str) -> OnDemandRecord:
+    """The registry record of an on-demand feature view defined in repo file ``origin``."""
+    return OnDemandRecord(
+        name=view.name,
+        schema=view.schema,
+        view_inputs=view.view_inputs,
+        request_fields=tuple(f for s in view.request_sources for f in s.schema),
+        upstream=tuple(u.name for u in view.upstream),
+        mode=view.mode,
+        fingerprint=view.fingerprint,
+        function_path=f"{origin}:{view.function.__qualname__}",
+        description=view.description,
+        owner=view.owner,
+        tags=view.tags,
+    )
+
+
+@dataclass(frozen=True)
 class RegistrySnapshot:
     """The registry's contents at one serial."""
 
@@ -77,6 +123,15 @@ class RegistrySnapshot:
     entities: dict[str, Entity] = field(default_factory=dict)
     feature_views: dict[str, ViewRecord] = field(default_factory=dict)
     feature_services: dict[str, FeatureService] = field(default_factory=dict)
+    on_demand_views: dict[str, OnDemandRecord] = field(default_factory=dict)
+
+    def feature_names_of(self, view: str) -> tuple[str, ...] | None:
+        """The features of a feature view or on-demand view, None when no view has that name."""
+        record = self.feature_views.get(view)
+        if record is not None:
+            return record.view.feature_names
+        odfv = self.on_demand_views.get(view)
+        return odfv.feature_names if odfv is not None else None
 
     def entity_key_dtypes(self, entity: str) -> dict[str, DType]:
         """The inferred types of an entity's join keys (from any view that uses it)."""
@@ -94,7 +149,7 @@ ChangeAction = Literal["add", "change", "remove", "unchanged"]
 class Change:
     """One line of a plan: what happens to one definition."""
 
-    kind: Literal["entity", "feature view", "feature service"]
+    kind: Literal["entity", "feature view", "feature service", "on-demand feature view"]
     name: str
     action: ChangeAction
     details: tuple[str, ...] = ()
@@ -164,10 +219,7 @@ def _encode_view(record: ViewRecord) -> dict[str, Any]:
     return {
         "entities": [e.name for e in view.entities],
         "source": _encode_source(view.source),
-        "schema": [
-            {"name": f.name, "dtype": str(f.dtype), "description": f.description}
-            for f in view.schema
-        ],
+        "schema": _encode_fields(tuple(view.schema)),
         "ttl_seconds": ttl,
         "online": view.online,
         "description": view.description,
@@ -185,9 +237,7 @@ def _decode_view(name: str, data: dict[str, Any], entities: dict[str, Entity]) -
         name=name,
         entities=[entities[e] for e in data["entities"]],
         source=ParquetSource(**data["source"]),
-        schema=[
-            Field(f["name"], dtype_from_name(f["dtype"]), f["description"]) for f in data["schema"]
-        ],
+        schema=_decode_fields(data["schema"]),
         ttl=timedelta(seconds=ttl) if ttl is not None else None,
         online=data["online"],
         description=data["description"],
@@ -222,6 +272,45 @@ def _decode_service(name: str, data: dict[str, Any]) -> FeatureService:
     )
 
 
+def _encode_fields(fields: tuple[Field, ...]) -> list[dict[str, str]]:
+    return [{"name": f.name, "dtype": str(f.dtype), "description": f.description} for f in fields]
+
+
+def _decode_fields(data: list[dict[str, str]]) -> tuple[Field, ...]:
+    return tuple(Field(f["name"], dtype_from_name(f["dtype"]), f["description"]) for f in data)
+
+
+def _encode_on_demand(record: OnDemandRecord) -> dict[str, Any]:
+    return {
+        "schema": _encode_fields(record.schema),
+        "view_inputs": [str(r) for r in record.view_inputs],
+        "request_fields": _encode_fields(record.request_fields),
+        "upstream": list(record.upstream),
+        "mode": record.mode,
+        "fingerprint": record.fingerprint,
+        "function_path": record.function_path,
+        "description": record.description,
+        "owner": record.owner,
+        "tags": record.tags,
+    }
+
+
+def _decode_on_demand(name: str, data: dict[str, Any]) -> OnDemandRecord:
+    return OnDemandRecord(
+        name=name,
+        schema=_decode_fields(data["schema"]),
+        view_inputs=tuple(FeatureRef.parse(r) for r in data["view_inputs"]),
+        request_fields=_decode_fields(data["request_fields"]),
+        upstream=tuple(data["upstream"]),
+        mode=data["mode"],
+        fingerprint=data["fingerprint"],
+        function_path=data["function_path"],
+        description=data["description"],
+        owner=data["owner"],
+        tags=data["tags"],
+    )
+
+
 def _encode(snapshot: RegistrySnapshot) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
@@ -232,6 +321,9 @@ def _encode(snapshot: RegistrySnapshot) -> dict[str, Any]:
         "feature_views": {n: _encode_view(r) for n, r in sorted(snapshot.feature_views.items())},
         "feature_services": {
             n: _encode_service(s) for n, s in sorted(snapshot.feature_services.items())
+        },
+        "on_demand_views": {
+            n: _encode_on_demand(r) for n, r in sorted(snapshot.on_demand_views.items())
         },
     }
 
@@ -253,6 +345,9 @@ def _decode(data: dict[str, Any], *, path: Path) -> RegistrySnapshot:
         entities=entities,
         feature_views={n: _decode_view(n, v, entities) for n, v in data["feature_views"].items()},
         feature_services={n: _decode_service(n, s) for n, s in data["feature_services"].items()},
+        on_demand_views={
+            n: _decode_on_demand(n, r) for n, r in data.get("on_demand_views", {}).items()
+        },
     )
 
 
@@ -318,6 +413,20 @@ def _diff(old: RegistrySnapshot, new: RegistrySnapshot) -> tuple[Change, ...]:
             stale = old_view.fingerprint != new_view.fingerprint and new_view.view.online
             action: ChangeAction = "change" if details else "unchanged"
             changes.append(Change("feature view", name, action, details, stale))
+    for name in sorted(old.on_demand_views.keys() | new.on_demand_views.keys()):
+        old_odfv, new_odfv = old.on_demand_views.get(name), new.on_demand_views.get(name)
+        if new_odfv is None:
+            changes.append(Change("on-demand feature view", name, "remove"))
+        elif old_odfv is None:
+            changes.append(Change("on-demand feature view", name, "add"))
+        elif old_odfv != new_odfv:
+            details = (
+                ("~ function or inputs",) if old_odfv.fingerprint != new_odfv.fingerprint else ()
+            )
+            details = details or ("~ metadata",)
+            changes.append(Change("on-demand feature view", name, "change", details))
+        else:
+            changes.append(Change("on-demand feature view", name, "unchanged"))
     for name in sorted(old.feature_services.keys() | new.feature_services.keys()):
         old_svc, new_svc = old.feature_services.get(name), new.feature_services.get(name)
         if new_svc is None:
@@ -331,21 +440,32 @@ def _diff(old: RegistrySnapshot, new: RegistrySnapshot) -> tuple[Change, ...]:
     return tuple(changes)
 
 
+def _check_names(contents: RepoContents) -> None:
+    for name in contents.on_demand_views.keys() & contents.feature_views.keys():
+        msg = (
+            f"A feature view and an on-demand feature view are both named '{name}', so "
+            f"'{name}:feature' refs would be ambiguous; rename one of them."
+        )
+        raise DefinitionError(msg)
+
+
 def _check_services(contents: RepoContents) -> None:
+    features: dict[str, tuple[str, ...]] = {
+        **{n: v.feature_names for n, v in contents.feature_views.items()},
+        **{n: v.feature_names for n, v in contents.on_demand_views.items()},
+    }
     for service in contents.feature_services.values():
         for ref in service.refs:
-            view = contents.feature_views.get(ref.view)
-            if view is None:
+            names = features.get(ref.view)
+            if names is None:
                 raise FeatureViewNotFoundError(
                     name=ref.view,
-                    candidates=contents.feature_views,
+                    candidates=features,
                     hint=f"Feature service '{service.name}' refers to it; define the view or "
                     "remove it from the service.",
                 )
-            if ref.feature not in view.feature_names:
-                raise FeatureNotFoundError(
-                    view=ref.view, name=ref.feature, candidates=view.feature_names
-                )
+            if ref.feature not in names:
+                raise FeatureNotFoundError(view=ref.view, name=ref.feature, candidates=names)
 
 
 def _check_key_types(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DType]]) -> None:
@@ -421,6 +541,7 @@ class Registry:
             DefinitionError: A service refers to an unknown view or feature, or a join key has
                 different types in different views.
         """
+        _check_names(contents)
         _check_services(contents)
         _check_key_types(contents, key_dtypes)
         current = current if current is not None else self.load()
@@ -438,6 +559,12 @@ class Registry:
             entities=dict(contents.entities),
             feature_views=views,
             feature_services=dict(contents.feature_services),
+            on_demand_views={
+                name: on_demand_record(
+                    odfv, origin=contents.origins.get(f"on-demand feature view:{name}", "?")
+                )
+                for name, odfv in contents.on_demand_views.items()
+            },
         )
         return Plan(base_serial=current.serial, changes=_diff(current, target), target=target)
 
@@ -544,12 +671,12 @@ def resolve_refs(snapshot: RegistrySnapshot, features: str | list[str]) -> list[
             refs.extend(snapshot.feature_services[text].refs)
             continue
         ref = FeatureRef.parse(text)
-        record = snapshot.feature_views.get(ref.view)
-        if record is None:
-            raise FeatureViewNotFoundError(name=ref.view, candidates=snapshot.feature_views)
-        if ref.feature not in record.view.feature_names:
-            raise FeatureNotFoundError(
-                view=ref.view, name=ref.feature, candidates=record.view.feature_names
+        names = snapshot.feature_names_of(ref.view)
+        if names is None:
+            raise FeatureViewNotFoundError(
+                name=ref.view, candidates=[*snapshot.feature_views, *snapshot.on_demand_views]
             )
+        if ref.feature not in names:
+            raise FeatureNotFoundError(view=ref.view, name=ref.feature, candidates=names)
         refs.append(ref)
     return list(dict.fromkeys(refs))

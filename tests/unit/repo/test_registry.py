@@ -204,3 +204,64 @@ def test_resolve_refs_accepts_services_and_suggests_names(registry):
         resolve_refs(snapshot, "svcc")
     with pytest.raises(FeatureNotFoundError, match="Did you mean 'user_stats:avg'"):
         resolve_refs(snapshot, ["user_stats:av"])
+
+
+def _ratio_view():
+    import polars as pl
+
+    from featurestore import RequestSource
+    from featurestore.transformations import on_demand_feature_view
+
+    txn = RequestSource("txn", schema=[Field("amount", Float64)])
+
+    @on_demand_feature_view(sources=[view()[["avg"]], txn], schema=[Field("ratio", Float64)])
+    def ratio(df: pl.DataFrame) -> pl.DataFrame:
+        return df.select((pl.col("amount") / pl.col("avg")).alias("ratio"))
+
+    return ratio
+
+
+def test_on_demand_views_are_registered_resolved_and_roundtrip(registry):
+    ratio = _ratio_view()
+    repo = contents(view(), ratio, FeatureService("svc", features=[ratio, "user_stats:n"]))
+    plan, snapshot = apply(registry, repo)
+    assert ("on-demand feature view", "ratio", "add") in {
+        (c.kind, c.name, c.action) for c in plan.changes
+    }
+    record = registry.load().on_demand_views["ratio"]
+    assert record == snapshot.on_demand_views["ratio"]
+    assert record.fingerprint == ratio.fingerprint
+    assert [str(r) for r in record.view_inputs] == ["user_stats:avg"]
+    assert [f.name for f in record.request_fields] == ["amount"]
+    assert record.function_path.endswith(":_ratio_view.<locals>.ratio")
+    assert [str(r) for r in resolve_refs(snapshot, "svc")] == ["ratio:ratio", "user_stats:n"]
+    with pytest.raises(FeatureNotFoundError, match="Did you mean 'ratio:ratio'"):
+        resolve_refs(snapshot, ["ratio:rati"])
+
+
+def test_editing_an_on_demand_function_is_a_planned_change(registry):
+    ratio = _ratio_view()
+    apply(registry, contents(view(), ratio))
+    import dataclasses
+
+    edited = dataclasses.replace(ratio, function=lambda df: df)
+    repo = contents(view(), edited)
+    plan = registry.plan(repo, keys(repo))
+    change = next(c for c in plan.changes if c.kind == "on-demand feature view")
+    assert change.action == "change"
+    assert change.details == ("~ function or inputs",)
+    assert not change.needs_materialization
+
+
+def test_a_feature_view_and_an_on_demand_view_cannot_share_a_name(registry):
+    from featurestore.transformations import on_demand_feature_view
+
+    def identity(df: object) -> object:
+        return df
+
+    clash = on_demand_feature_view(
+        sources=[view()], schema=[Field("x", Float64)], name="user_stats"
+    )(identity)
+    repo = contents(view(), clash)
+    with pytest.raises(DefinitionError, match="both named 'user_stats'"):
+        registry.plan(repo, keys(repo))
