@@ -114,7 +114,9 @@ merchant_ids = st.sampled_from(["m0", "m1", "missing", ""])
     features=st.lists(st.sampled_from(ALL_FEATURES), min_size=1, max_size=8, unique=True),
     full=st.booleans(),
 )
-def test_http_response_equals_direct_call(served: Served, rows, features, full) -> None:
+def test_http_response_equals_direct_call(
+    served: Served, rows: list[tuple[int, str]], features: list[str], full: bool
+) -> None:
     if not full and {"user_stats:txn_count", "merchant_stats:txn_count"} <= set(features):
         full = True  # the same output name twice is a (tested) 422
     body = {

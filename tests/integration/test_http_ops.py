@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -71,7 +72,7 @@ def test_entity_and_body_limits_give_413(tmp_path: Path) -> None:
         assert declared.status_code == 413
         assert "2048 bytes" in declared.json()["detail"]
 
-        def chunks():  # no Content-Length: the limit is enforced while reading
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
             yield b'{"entities": {"user_id": [1]}, "pad": "'
             for _ in range(10):
                 yield b"y" * 500
@@ -87,7 +88,7 @@ def test_entity_and_body_limits_give_413(tmp_path: Path) -> None:
 # -- hot reload -------------------------------------------------------------------------------
 
 
-def _poll(check, timeout_s: float = 10.0) -> bool:
+def _poll(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
