@@ -1,0 +1,122 @@
+"""Redis going away: reads and writes fail with OnlineStoreUnavailableError, state is kept."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from featurestore import FeatureStore
+from featurestore.errors import OnlineStoreUnavailableError
+from featurestore.repo.config import RedisOnlineStoreConfig
+from tests.conftest import make_repo, utc, write_parquet
+
+pytestmark = pytest.mark.redis
+
+FEATURES_PY = """
+from featurestore import Entity, FeatureView, Field, ParquetSource
+from featurestore.types import Int64
+
+user = Entity("user", join_keys=["user_id"])
+stats = FeatureView(name="stats", entities=[user],
+                    source=ParquetSource("data/s.parquet", timestamp_field="ts"),
+                    schema=[Field("cnt", Int64)])
+"""
+
+
+class PrivateRedis:
+    """A redis-server of our own, so the test can stop it."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not on PATH")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_and_store(tmp_path: Path) -> Iterator[tuple[PrivateRedis, FeatureStore]]:
+    server = PrivateRedis(tmp_path)
+    root = make_repo(tmp_path / "repo", FEATURES_PY)
+    write_parquet(
+        root / "data/s.parquet",
+        {"user_id": [1, 2, 1], "ts": [utc(2026, 1, 1)] * 2 + [utc(2026, 1, 2)], "cnt": [5, 6, 7]},
+    )
+    base = FeatureStore(root).config
+    online = RedisOnlineStoreConfig(
+        type="redis", url=f"redis://127.0.0.1:{server.port}/0", timeout_s=0.5
+    )
+    store = FeatureStore(root, config=base.model_copy(update={"online_store": online}))
+    store.apply()
+    yield server, store
+    store.close()
+    server.stop()
+
+
+def test_read_after_redis_stops_is_unavailable_error(redis_and_store) -> None:
+    server, store = redis_and_store
+    store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
+    assert store.get_online_features(["stats:cnt"], {"user_id": [1]}).to_dict()["cnt"] == [5]
+    server.stop()
+    with pytest.raises(OnlineStoreUnavailableError, match="unreachable"):
+        store.get_online_features(["stats:cnt"], {"user_id": [1, 2]})
+    with pytest.raises(OnlineStoreUnavailableError):
+        store.online_status()
+
+
+def test_materialize_after_redis_stops_keeps_the_watermark(redis_and_store) -> None:
+    server, store = redis_and_store
+    store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
+    server.stop()
+    with pytest.raises(OnlineStoreUnavailableError):
+        store.materialize(utc(2026, 1, 2), utc(2026, 1, 3))
+    assert store.refresh().feature_views["stats"].watermark == utc(2026, 1, 2)
+
+
+def test_unresponsive_redis_times_out(tmp_path: Path, redis_and_store) -> None:
+    server, store = redis_and_store
+    store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
+    server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+    try:
+        with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
+            store.get_online_features(["stats:cnt"], {"user_id": [1]})
+    finally:
+        server.proc.send_signal(18)  # SIGCONT
