@@ -278,7 +278,7 @@ class OfflineEngine:
         cursor = self._cursor()
         try:
             entity = _load_entity(cursor, entity_df, timestamp_column)
-            _validate_entity(entity, requests)
+            _validate_entity(cursor, entity, requests)
             feature_types = _feature_types(entity, requests, output_names)
             big = entity.stats.rows > RANGE_MAX_ENTITY_ROWS
             view_requests = [
@@ -301,6 +301,7 @@ class OfflineEngine:
                 stats=entity.stats,
                 point_in_time=point_in_time,
                 strategy=strategy,
+                feature_order=list(feature_types),
             )
         except BaseException:
             cursor.close()
@@ -554,26 +555,50 @@ def _feature_types(
     requests: list[tuple[ViewRecord, list[str]]],
     output_names: dict[FeatureRef, str],
 ) -> dict[str, pa.DataType]:
-    """The Arrow type of each output feature column; refuses clashes with entity columns."""
+    """The Arrow type of each output column, in the order of ``output_names`` (the caller's
+    ref order, not grouped by view); refuses clashes with entity columns."""
+    dtypes = {
+        FeatureRef(record.view.name, f.name): f.dtype
+        for record, features in requests
+        for f in record.view.schema
+        if f.name in features
+    }
     types: dict[str, pa.DataType] = {}
     taken = set(entity.columns)
-    for record, features in requests:
-        dtypes = {f.name: f.dtype for f in record.view.schema}
-        for feature in features:
-            out = output_names[FeatureRef(record.view.name, feature)]
-            if out in taken:
-                msg = (
-                    f"Output column '{out}' (feature '{record.view.name}:{feature}') clashes "
-                    "with another column of the training frame. Rename the entity frame's "
-                    "column or pass full_feature_names=True."
-                )
-                raise EntityFrameError(msg)
-            taken.add(out)
-            types[out] = to_arrow(dtypes[feature])
+    for ref, out in output_names.items():
+        if ref not in dtypes:
+            continue
+        if out in taken:
+            msg = (
+                f"Output column '{out}' (feature '{ref}') clashes with another column of the "
+                "training frame. Rename the entity frame's column or pass "
+                "full_feature_names=True."
+            )
+            raise EntityFrameError(msg)
+        taken.add(out)
+        types[out] = to_arrow(dtypes[ref])
     return types
 
 
-def _validate_entity(entity: _Entity, requests: list[tuple[ViewRecord, list[str]]]) -> None:
+def _float_for_int(duckdb_type: str, dtype: DType) -> bool:
+    return duckdb_type in {"FLOAT", "DOUBLE"} and str(dtype) in {"Int32", "Int64"}
+
+
+def _all_integral(cursor: duckdb.DuckDBPyConnection, entity: _Entity, key: str) -> bool:
+    column = quote_ident(key)
+    query = Query().add(
+        f"SELECT count(*) FILTER (WHERE {column} IS NOT NULL AND ({column} <> trunc({column}) "
+        f"OR isinf({column}))) FROM ("
+    )
+    query.extend(entity.query).add(")")
+    return int(cursor.sql(query.text, params=query.params).fetchall()[0][0]) == 0
+
+
+def _validate_entity(
+    cursor: duckdb.DuckDBPyConnection,
+    entity: _Entity,
+    requests: list[tuple[ViewRecord, list[str]]],
+) -> None:
     for record, _ in requests:
         missing = [k for k in record.view.join_keys if k not in entity.types]
         if missing:
@@ -584,6 +609,8 @@ def _validate_entity(entity: _Entity, requests: list[tuple[ViewRecord, list[str]
             raise EntityFrameError(msg)
         for key in record.view.join_keys:
             have, want = entity.types[key], record.key_dtypes[key]
+            if _float_for_int(have, want) and _all_integral(cursor, entity, key):
+                continue  # pandas stores integer keys with gaps as float64
             if not _key_compatible(have, want):
                 msg = (
                     f"Entity frame column '{key}' has type {have}, but join key '{key}' of "

@@ -127,6 +127,7 @@ def training_query(
     stats: EntityStats,
     point_in_time: Literal["event", "available"],
     strategy: JoinStrategy = "auto",
+    feature_order: list[str] | None = None,
 ) -> Query:
     """The full training-frame query: entity columns, then features, in input order.
 
@@ -139,6 +140,7 @@ def training_query(
         stats: Entity frame size and time range.
         point_in_time: ``"event"`` or ``"available"`` (see the module docstring).
         strategy: Force a strategy (tests), or ``"auto"``.
+        feature_order: The output feature columns in order (default: request order).
     """
     chosen = choose_strategy(stats, requests, point_in_time=point_in_time, strategy=strategy)
     query = Query().add("WITH __fs_entity AS (").extend(entity).add(")")
@@ -149,12 +151,15 @@ def training_query(
         else:
             query.extend(_range_join(request, timestamp_column, stats, point_in_time=point_in_time))
         query.add(")")
-    select = [f"__fs_entity.{quote_ident(c)}" for c in entity_columns]
+    features: dict[str, str] = {}
     joins: list[str] = []
     for i, request in enumerate(requests):
         for j, out in enumerate(request.output_columns):
-            select.append(f"__fs_v{i}.__fs_vals.v{j} AS {quote_ident(out)}")
+            features[out] = f"__fs_v{i}.__fs_vals.v{j} AS {quote_ident(out)}"
         joins.append(f" LEFT JOIN __fs_v{i} ON __fs_v{i}.{ROW_COL} = __fs_entity.{ROW_COL}")
+    order = feature_order if feature_order is not None else list(features)
+    select = [f"__fs_entity.{quote_ident(c)}" for c in entity_columns]
+    select += [features[out] for out in order]
     query.add(" SELECT " + ", ".join(select) + " FROM __fs_entity")
     query.add("".join(joins))
     query.add(f" ORDER BY __fs_entity.{ROW_COL}")
