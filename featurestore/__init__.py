@@ -13,6 +13,7 @@ from featurestore.definitions import (
 )
 from featurestore.errors import FeatureStoreError
 from featurestore.store import FeatureStore
+from featurestore.transformations import OnDemandFeatureView, on_demand_feature_view
 
 __all__ = [
     "Entity",
@@ -22,8 +23,10 @@ __all__ = [
     "FeatureStoreError",
     "FeatureView",
     "Field",
+    "OnDemandFeatureView",
     "ParquetSource",
     "RequestSource",
+    "on_demand_feature_view",
 ]
 
 __version__ = "0.1.0"

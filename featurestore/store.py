@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from featurestore.definitions import FeatureRef, output_names
-from featurestore.errors import FeatureViewNotFoundError
+from featurestore.errors import FeatureViewNotFoundError, RegistryConflictError
 from featurestore.materialization.materializer import Materializer
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
+from featurestore.offline.on_demand import on_demand_training_frame
 from featurestore.online.factory import open_online_store
 from featurestore.online.lookup import OnlineReader
 from featurestore.repo.config import RepoConfig, load_config
@@ -28,9 +29,11 @@ if TYPE_CHECKING:
     )
     from featurestore.materialization.watermarks import ViewStatus
     from featurestore.offline.engine import EntityInput
+    from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.base import OnlineStore
     from featurestore.online.response import OnlineResponse
+    from featurestore.transformations import OnDemandFeatureView
 
 __all__ = ["FeatureStore"]
 
@@ -58,6 +61,7 @@ class FeatureStore:
         self._snapshot: RegistrySnapshot | None = None
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
+        self._on_demand: tuple[int, dict[str, OnDemandFeatureView]] | None = None
 
     def _path(self, relative: str) -> Path:
         path = Path(relative)
@@ -153,6 +157,34 @@ class FeatureStore:
         """Check feature refs (or a feature service name) against the registry."""
         return resolve_refs(self.snapshot, features)
 
+    def on_demand_views(self, refs: list[FeatureRef]) -> dict[str, OnDemandFeatureView]:
+        """The on-demand views behind ``refs`` (upstream included), loaded from the repo.
+
+        The registry keeps no function (never a pickle), so the repo's code is imported (once
+        per registry serial) and each view's fingerprint is checked against the applied one.
+
+        Raises:
+            RegistryConflictError: A view changed (or vanished) since the last apply.
+        """
+        snapshot = self.snapshot
+        if self._on_demand is None or self._on_demand[0] != snapshot.serial:
+            self._on_demand = (snapshot.serial, dict(load_repo(self.repo_root).on_demand_views))
+        loaded = self._on_demand[1]
+        todo = [r.view for r in refs if r.view in snapshot.on_demand_views]
+        out: dict[str, OnDemandFeatureView] = {}
+        while todo:
+            name = todo.pop()
+            view = loaded.get(name)
+            if view is None or view.fingerprint != snapshot.on_demand_views[name].fingerprint:
+                msg = (
+                    f"On-demand feature view '{name}' changed since the last apply (its code in "
+                    f"{self.repo_root} is not the applied one): run 'featurestore apply'."
+                )
+                raise RegistryConflictError(msg)
+            out[name] = view
+            todo += [u.name for u in view.upstream if u.name not in out]
+        return out
+
     # -- offline ------------------------------------------------------------------------------
 
     def get_training_frame(
@@ -163,7 +195,7 @@ class FeatureStore:
         full_feature_names: bool = False,
         timestamp_column: str = "event_timestamp",
         point_in_time: Literal["event", "available"] = "event",
-    ) -> TrainingFrame:
+    ) -> TrainingFrame | OnDemandTrainingFrame:
         """Point-in-time-correct features for every row of ``entity_df`` (DESIGN G1).
 
         Args:
@@ -179,11 +211,22 @@ class FeatureStore:
             A lazy TrainingFrame: rows in input order, duplicates kept, every input column.
         """
         refs = self.resolve(features)
+        names = output_names(refs, full_feature_names=full_feature_names)
+        if any(r.view in self.snapshot.on_demand_views for r in refs):
+            return on_demand_training_frame(
+                self.offline,
+                entity_df,
+                refs,
+                dict(zip(refs, names, strict=True)),
+                feature_views=self.snapshot.feature_views,
+                on_demand_views=self.on_demand_views(refs),
+                timestamp_column=timestamp_column,
+                point_in_time=point_in_time,
+            )
         by_view: dict[str, list[str]] = {}
         for ref in refs:
             by_view.setdefault(ref.view, []).append(ref.feature)
         requests = [(self.snapshot.feature_views[v], fs) for v, fs in by_view.items()]
-        names = output_names(refs, full_feature_names=full_feature_names)
         return self.offline.training_frame(
             entity_df,
             requests,
@@ -257,7 +300,7 @@ class FeatureStore:
         """
         snapshot = self.snapshot
         if self._reader is None or self._reader.snapshot is not snapshot:
-            self._reader = OnlineReader(snapshot, self.online)
+            self._reader = OnlineReader(snapshot, self.online, on_demand=self.on_demand_views)
         return self._reader.get_online_features(
             features,
             entity_rows,

@@ -89,7 +89,11 @@ def on_demand_training_frame(
     missing = [f.name for f in plan.request_fields if f.name not in entity_columns]
     if missing:
         needs = {
-            v.name for v in plan.views for f in v.request_sources for x in f.schema if x.name in missing
+            v.name
+            for v in plan.views
+            for f in v.request_sources
+            for x in f.schema
+            if x.name in missing
         }
         msg = (
             f"The entity frame has no column {', '.join(repr(m) for m in missing)}, a request "
@@ -142,9 +146,7 @@ class OnDemandTrainingFrame:
         self._entity_columns = entity_columns
         self.columns = final
         """The output column names, in order."""
-        dtypes = {
-            FeatureRef(v.name, f.name): f.dtype for v in plan.views for f in v.schema
-        }
+        dtypes = {FeatureRef(v.name, f.name): f.dtype for v in plan.views for f in v.schema}
         self._output_types = {name: to_arrow(dtypes[ref]) for ref, name in outputs.items()}
         needed = [f.name for f in plan.request_fields]
         needed += [columns_of[r] for r in plan.stored]
@@ -155,7 +157,9 @@ class OnDemandTrainingFrame:
         """The SQL of the point-in-time join that feeds the on-demand views."""
         return self._base.sql
 
-    def _outputs_for(self, data: pa.Table | pa.RecordBatch) -> dict[str, pa.Array | pa.ChunkedArray]:
+    def _outputs_for(
+        self, data: pa.Table | pa.RecordBatch
+    ) -> dict[str, pa.Array | pa.ChunkedArray]:
         """Run every on-demand view on ``data``'s rows; the requested outputs as Arrow."""
         frame = pl.from_arrow(data.select(self._needed))
         assert isinstance(frame, pl.DataFrame)

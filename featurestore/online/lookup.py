@@ -22,15 +22,21 @@ from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import EntityFrameError
 from featurestore.online.base import FieldStatus, ReadRequest
 from featurestore.online.codec import FINGERPRINT_SLICE, RECORD_VERSION, KeyEncoder, RecordCodec
+from featurestore.online.on_demand import OnlineOnDemand, hidden_name
 from featurestore.online.response import OnlineResponse
 from featurestore.repo.registry import resolve_refs
+from featurestore.transformations.graph import plan_on_demand
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from featurestore.dtypes import DType
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import RegistrySnapshot, ViewRecord
+    from featurestore.transformations.decorator import OnDemandFeatureView
+
+    OnDemandLoader = Callable[[list[FeatureRef]], dict[str, OnDemandFeatureView]]
+    """Refs -> the on-demand views they need, checked against the applied fingerprints."""
 
 __all__ = ["OnlineReader"]
 
@@ -66,6 +72,10 @@ class _Plan:
     key_sets: tuple[tuple[tuple[str, ...], KeyEncoder, tuple[int, ...]], ...]
     """Distinct join key sets: the keys, their encoder, and the views (positions) using it."""
     dtypes: dict[str, DType]
+    on_demand: OnlineOnDemand | None = None
+    """The on-demand views to run after the read (None when no ref needs one)."""
+    order: tuple[str, ...] | None = None
+    """Output columns in ref order when on-demand views are involved (hidden inputs left out)."""
 
 
 class OnlineReader:
@@ -74,11 +84,19 @@ class OnlineReader:
     Args:
         snapshot: The applied definitions (fingerprints, ttls, key types).
         store: The online store to read.
+        on_demand: Loads the on-demand views a request needs (None: the registry has none).
     """
 
-    def __init__(self, snapshot: RegistrySnapshot, store: OnlineStore) -> None:
+    def __init__(
+        self,
+        snapshot: RegistrySnapshot,
+        store: OnlineStore,
+        *,
+        on_demand: OnDemandLoader | None = None,
+    ) -> None:
         self.snapshot = snapshot
         self.store = store
+        self._load_on_demand = on_demand
         self._plans: dict[tuple[str | tuple[str, ...], bool], _Plan] = {}
 
     def get_online_features(
@@ -94,7 +112,8 @@ class OnlineReader:
         Args:
             features: ``"view:feature"`` refs, or a feature service name.
             entity_rows: A list of dicts, or a dict of columns, holding the join keys of every
-                requested view (other fields are ignored).
+                requested view and the request fields of on-demand views (other fields are
+                ignored).
             full_feature_names: Name output columns ``view__feature``.
             request_time: When the values must be valid (default: now; naive means UTC).
 
@@ -107,6 +126,7 @@ class OnlineReader:
         plan = self._plan(features, full_feature_names)
         now = to_micros(to_utc(request_time)) if request_time is not None else to_micros(utc_now())
         keys, n = _key_columns(entity_rows, plan.key_dtypes)
+        request = plan.on_demand.check_request(entity_rows, n) if plan.on_demand else {}
         requests: list[ReadRequest] = []
         # Per key set: for each entity row, the index of its request.
         slots: list[list[int]] = []
@@ -132,7 +152,10 @@ class OnlineReader:
                 view = plan.views[position]
                 records = [results[s][field] for s in row_slots]
                 _decode_view(view, records, now, features_out, statuses, event_micros)
-        ordered = {name: features_out[name] for v in plan.views for name in v.outputs}
+        if plan.on_demand is not None:
+            plan.on_demand.compute(request, n, features_out, statuses, event_micros)
+        names = plan.order or tuple(name for v in plan.views for name in v.outputs)
+        ordered = {name: features_out[name] for name in names}
         return OnlineResponse(
             join_keys={k: keys[k] for k in plan.key_dtypes},
             features=ordered,
@@ -145,16 +168,29 @@ class OnlineReader:
         cache_key = (features if isinstance(features, str) else tuple(features), full_feature_names)
         plan = self._plans.get(cache_key)
         if plan is None:
-            plan = _make_plan(self.snapshot, features, full_feature_names)
+            plan = _make_plan(self.snapshot, features, full_feature_names, self._load_on_demand)
             if len(self._plans) < 1024:
                 self._plans[cache_key] = plan
         return plan
 
 
-def _make_plan(snapshot: RegistrySnapshot, features: str | list[str], full: bool) -> _Plan:
+def _make_plan(
+    snapshot: RegistrySnapshot,
+    features: str | list[str],
+    full: bool,
+    load_on_demand: OnDemandLoader | None = None,
+) -> _Plan:
     refs = resolve_refs(snapshot, features)
+    odfv_refs = [r for r in refs if r.view in snapshot.on_demand_views]
+    on_demand_views = load_on_demand(odfv_refs) if odfv_refs and load_on_demand else {}
+    if odfv_refs and not on_demand_views:  # pragma: no cover - the store always passes a loader
+        msg = "This reader cannot compute on-demand features; use FeatureStore.get_online_features."
+        raise EntityFrameError(msg)
+    odfv_plan = plan_on_demand(odfv_refs, on_demand_views)
+    stored_refs = [r for r in refs if r.view not in on_demand_views]
+    hidden = [r for r in odfv_plan.stored if r not in stored_refs]
     by_view: dict[str, list[FeatureRef]] = {}
-    for ref in refs:
+    for ref in [*stored_refs, *hidden]:
         by_view.setdefault(ref.view, []).append(ref)
     key_dtypes: dict[str, DType] = {}
     for view_name in by_view:
@@ -164,6 +200,7 @@ def _make_plan(snapshot: RegistrySnapshot, features: str | list[str], full: bool
     names = dict(
         zip(refs, output_names(refs, full_feature_names=full, taken=tuple(key_dtypes)), strict=True)
     )
+    names.update({r: hidden_name(r) for r in hidden})
     views: list[_ViewPlan] = []
     dtypes: dict[str, DType] = dict(key_dtypes)
     for view_name, view_refs in by_view.items():
@@ -191,7 +228,23 @@ def _make_plan(snapshot: RegistrySnapshot, features: str | list[str], full: bool
         (names_, KeyEncoder({k: key_dtypes[k] for k in names_}), tuple(positions_))
         for names_, positions_ in sets.items()
     )
-    return _Plan(tuple(views), key_dtypes, key_sets, dtypes)
+    if not odfv_refs:
+        return _Plan(tuple(views), key_dtypes, key_sets, dtypes)
+    columns_of = {r: names[r] for r in odfv_plan.stored}
+    for odfv in odfv_plan.views:
+        for f in odfv.schema:
+            dtypes[names.get(FeatureRef(odfv.name, f.name), "")] = f.dtype
+    dtypes.pop("", None)
+    on_demand = OnlineOnDemand(
+        plan=odfv_plan,
+        columns_of=columns_of,
+        dtypes={names[r]: dtypes[names[r]] for r in odfv_plan.stored},
+        outputs={r: names[r] for r in odfv_refs},
+    )
+    for r in hidden:
+        dtypes.pop(names[r])
+    order = tuple(names[r] for r in refs)
+    return _Plan(tuple(views), key_dtypes, key_sets, dtypes, on_demand, order)
 
 
 def _decode_view(
@@ -202,7 +255,7 @@ def _decode_view(
     statuses_out: dict[str, list[FieldStatus]],
     events_out: dict[str, list[int | None]],
 ) -> None:
-    columns: list[list[Any]] = [[] for _ in view.outputs]
+    rows: list[Any] = []
     statuses: list[FieldStatus] = []
     events: list[int | None] = []
     fingerprint = view.codec.fingerprint
@@ -214,22 +267,22 @@ def _decode_view(
         if record is None:
             statuses.append(_NOT_FOUND)
             events.append(None)
-            values: list[Any] = nulls
+            rows.append(nulls)
         elif record[0] != RECORD_VERSION or record[FINGERPRINT_SLICE] != fingerprint:
             statuses.append(_STALE)
             events.append(None)
-            values = nulls
+            rows.append(nulls)
         else:
             event = _unpack_order(record, 1)[0] - _BIAS
             events.append(event)
             if event > now or (oldest is not None and event < oldest):
                 statuses.append(_OUTSIDE)
-                values = nulls
+                rows.append(nulls)
             else:
                 statuses.append(_PRESENT)
-                values = decode(record, indexes)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
+                rows.append(decode(record, indexes))
+    # One transpose instead of an append per value.
+    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in indexes]
     for name, column in zip(view.outputs, columns, strict=True):
         features_out[name] = column
         statuses_out[name] = statuses

@@ -1,0 +1,210 @@
+"""On-demand features of an online request: run the one executor once on the batch of entities.
+
+The stored inputs are read with the request's other features (one round trip; those not
+requested are hidden). Request fields come from the entity rows. Values are what the function
+returns on the inputs the read produced, exactly as the training frame computes them.
+
+Statuses of an on-demand feature: ``PRESENT`` when every stored input it depends on
+(through upstream on-demand views too) is ``PRESENT``, else the first non-``PRESENT`` input
+status in input order. The value is kept even then (the function ran on the null inputs, as it
+does in training), so value and status together say what happened. The event timestamp is the
+newest event timestamp of those inputs (None when none is stored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from featurestore._time import parse_timestamp, to_utc
+from featurestore.definitions import FeatureRef
+from featurestore.dtypes import Array, DType, Timestamp, to_arrow, to_polars
+from featurestore.errors import EntityFrameError
+from featurestore.online.base import FieldStatus
+from featurestore.transformations.run import run_transformation
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from featurestore.definitions import Field
+    from featurestore.transformations.graph import OnDemandPlan
+
+__all__ = ["HIDDEN_PREFIX", "OnlineOnDemand"]
+
+HIDDEN_PREFIX = "__fs_input__"
+_PRESENT = FieldStatus.PRESENT
+
+
+def hidden_name(ref: FeatureRef) -> str:
+    """The internal column of a stored input that was not requested."""
+    return f"{HIDDEN_PREFIX}{ref.view}__{ref.feature}"
+
+
+def _arrow_column(values: list[Any], dtype: DType) -> pa.Array:
+    """Codec-form values (timestamps as int microseconds) as an Arrow array of ``dtype``."""
+    arrow_type = to_arrow(dtype)
+    if dtype == Timestamp:
+        return pa.array(values, type=pa.int64()).cast(arrow_type)
+    if dtype == Array(Timestamp):
+        return pa.array(values, type=pa.large_list(pa.int64())).cast(arrow_type)
+    return pa.array(values, type=arrow_type)
+
+
+def _codec_values(series: pl.Series, dtype: DType) -> list[Any]:
+    """A polars column back in codec form (timestamps as int microseconds)."""
+    if dtype == Timestamp:
+        return series.dt.epoch("us").to_list()
+    if dtype == Array(Timestamp):
+        return series.list.eval(pl.element().dt.epoch("us")).to_list()
+    return series.to_list()
+
+
+def _request_series(field: Field, values: list[Any], views: str) -> pl.Series:
+    target = to_polars(field.dtype)
+    if field.dtype == Timestamp:
+        try:
+            values = [
+                None
+                if v is None
+                else to_utc(v)
+                if isinstance(v, datetime)
+                else parse_timestamp(v, what=f"request field '{field.name}'")
+                for v in values
+            ]
+        except TypeError as exc:
+            msg = f"Request field '{field.name}' must be {field.dtype}: {exc}."
+            raise EntityFrameError(msg) from exc
+    try:
+        return pl.Series(field.name, values, dtype=target, strict=True)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError) as exc:
+        kinds = sorted({type(v).__name__ for v in values if v is not None})
+        msg = (
+            f"Request field '{field.name}' of on-demand feature view(s) {views} is declared "
+            f"{field.dtype}, but the request sent {', '.join(kinds)} values. Send values of the "
+            "declared type."
+        )
+        raise EntityFrameError(msg) from exc
+
+
+@dataclass(frozen=True)
+class OnlineOnDemand:
+    """The on-demand part of one online read plan.
+
+    Attributes:
+        plan: The views to run and their inputs.
+        columns_of: Stored input ref -> its column in the decoded features (output or hidden).
+        dtypes: Stored input column -> its type.
+        outputs: Requested on-demand ref -> its output name.
+    """
+
+    plan: OnDemandPlan
+    columns_of: dict[FeatureRef, str]
+    dtypes: dict[str, DType]
+    outputs: dict[FeatureRef, str]
+
+    def _request_columns(
+        self,
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        n: int,
+    ) -> dict[str, pl.Series]:
+        out: dict[str, pl.Series] = {}
+        for field in self.plan.request_fields:
+            views = ", ".join(
+                f"'{v.name}'"
+                for v in self.plan.views
+                if any(field.name in s.field_names for s in v.request_sources)
+            )
+            if isinstance(entity_rows, list):
+                try:
+                    values = [row[field.name] for row in entity_rows]
+                except KeyError:
+                    index = next(i for i, r in enumerate(entity_rows) if field.name not in r)
+                    msg = (
+                        f"Entity row {index} has no request field '{field.name}', which "
+                        f"on-demand feature view(s) {views} read. Add it to every entity row."
+                    )
+                    raise EntityFrameError(msg) from None
+            else:
+                if field.name not in entity_rows:
+                    msg = (
+                        f"entity_rows has no request field column '{field.name}', which "
+                        f"on-demand feature view(s) {views} read. Add the column."
+                    )
+                    raise EntityFrameError(msg)
+                values = list(entity_rows[field.name])
+            if len(values) != n:  # pragma: no cover - lengths are checked with the keys
+                msg = f"Request field '{field.name}' has {len(values)} values for {n} rows."
+                raise EntityFrameError(msg)
+            out[field.name] = _request_series(field, values, views)
+        return out
+
+    def check_request(
+        self,
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        n: int,
+    ) -> dict[str, pl.Series]:
+        """The request fields as typed columns (raises before any lookup when one is missing)."""
+        return self._request_columns(entity_rows, n)
+
+    def compute(
+        self,
+        request: dict[str, pl.Series],
+        n: int,
+        features: dict[str, list[Any]],
+        statuses: dict[str, list[FieldStatus]],
+        events: dict[str, list[int | None]],
+    ) -> None:
+        """Run the views once on the batch; add their outputs to the three dicts."""
+        stored = {
+            column: pl.Series(column, _arrow_column(features[column], self.dtypes[column]))
+            for column in dict.fromkeys(self.columns_of.values())
+        }
+        produced: dict[FeatureRef, pl.Series] = {}
+        for view in self.plan.views:
+            inputs = []
+            for item in self.plan.inputs[view.name]:
+                if item.kind == "request":
+                    series = request[item.column]
+                elif item.kind == "feature":
+                    assert item.ref is not None
+                    series = stored[self.columns_of[item.ref]]
+                else:
+                    assert item.ref is not None
+                    series = produced[item.ref]
+                inputs.append(series.alias(item.column))
+            result = run_transformation(view, pl.DataFrame(inputs, height=n))
+            for name in view.feature_names:
+                produced[FeatureRef(view.name, name)] = result.get_column(name)
+        dtypes = {FeatureRef(v.name, f.name): f.dtype for v in self.plan.views for f in v.schema}
+        for ref, name in self.outputs.items():
+            features[name] = _codec_values(produced[ref], dtypes[ref])
+            columns = [self.columns_of[r] for r in self.plan.stored_inputs(ref.view)]
+            statuses[name], events[name] = _combine(columns, n, statuses, events)
+
+
+def _combine(
+    columns: list[str],
+    n: int,
+    statuses: dict[str, list[FieldStatus]],
+    events: dict[str, list[int | None]],
+) -> tuple[list[FieldStatus], list[int | None]]:
+    if not columns:
+        return [_PRESENT] * n, [None] * n
+    status_columns = [statuses[c] for c in columns]
+    event_columns = [events[c] for c in columns]
+    out_status: list[FieldStatus] = []
+    out_events: list[int | None] = []
+    for row in range(n):
+        status = _PRESENT
+        for column in status_columns:
+            if column[row] is not _PRESENT:
+                status = column[row]
+                break
+        out_status.append(status)
+        stamps = [stamp for e in event_columns if (stamp := e[row]) is not None]
+        out_events.append(max(stamps) if stamps else None)
+    return out_status, out_events

@@ -1,0 +1,133 @@
+"""Which on-demand views a request needs, in which order, and which stored features feed them.
+
+Training frames and online reads both plan their on-demand work here, so both compute the same
+views, in the same (topological) order, from the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from featurestore.definitions import (
+    FeatureRef,
+    FeatureView,
+    FeatureViewProjection,
+    Field,
+    RequestSource,
+)
+from featurestore.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from featurestore.transformations.decorator import OnDemandFeatureView
+
+__all__ = ["OnDemandInput", "OnDemandPlan", "plan_on_demand"]
+
+
+@dataclass(frozen=True, slots=True)
+class OnDemandInput:
+    """One input column of an on-demand view and where its values come from."""
+
+    column: str
+    """The column name the function sees (feature name, request field or upstream output)."""
+    kind: Literal["feature", "request", "on_demand"]
+    ref: FeatureRef | None = None
+    """The stored feature (``feature``) or upstream output (``on_demand``) supplying it."""
+    field: Field | None = None
+    """The request field (``request``)."""
+
+
+@dataclass(frozen=True)
+class OnDemandPlan:
+    """The on-demand work of one request.
+
+    Attributes:
+        views: Every on-demand view to run, upstream views first.
+        stored: Every stored feature the views read (requested or not), first use first.
+        request_fields: Every request field the views read (first declaration wins).
+        inputs: Per view name, its input columns in the function's order.
+    """
+
+    views: tuple[OnDemandFeatureView, ...]
+    stored: tuple[FeatureRef, ...]
+    request_fields: tuple[Field, ...]
+    inputs: dict[str, tuple[OnDemandInput, ...]]
+
+    def stored_inputs(self, view: str) -> tuple[FeatureRef, ...]:
+        """The stored features ``view`` depends on, directly or through upstream views."""
+        out: list[FeatureRef] = []
+        for item in self.inputs[view]:
+            if item.kind == "feature" and item.ref is not None:
+                out.append(item.ref)
+            elif item.kind == "on_demand" and item.ref is not None:
+                out += self.stored_inputs(item.ref.view)
+        return tuple(dict.fromkeys(out))
+
+
+def _inputs_of(view: OnDemandFeatureView) -> tuple[OnDemandInput, ...]:
+    items: list[OnDemandInput] = []
+    for source in view.sources:
+        if isinstance(source, FeatureView):
+            items += [
+                OnDemandInput(f, "feature", ref=FeatureRef(source.name, f))
+                for f in source.feature_names
+            ]
+        elif isinstance(source, FeatureViewProjection):
+            items += [
+                OnDemandInput(f, "feature", ref=FeatureRef(source.view, f)) for f in source.features
+            ]
+        elif isinstance(source, RequestSource):
+            items += [OnDemandInput(f.name, "request", field=f) for f in source.schema]
+        else:
+            items += [
+                OnDemandInput(f, "on_demand", ref=FeatureRef(source.name, f))
+                for f in source.feature_names
+            ]
+    return tuple(items)
+
+
+def plan_on_demand(
+    refs: Iterable[FeatureRef], views: Mapping[str, OnDemandFeatureView]
+) -> OnDemandPlan:
+    """Plan the on-demand views behind ``refs`` (refs of stored views are ignored).
+
+    Args:
+        refs: The requested feature refs.
+        views: The on-demand views by name (as loaded from the repo).
+
+    Raises:
+        DefinitionError: On-demand views depend on each other in a cycle.
+    """
+    order: list[OnDemandFeatureView] = []
+    done: set[str] = set()
+    active: list[str] = []
+
+    def visit(view: OnDemandFeatureView) -> None:
+        if view.name in done:
+            return
+        if view.name in active:
+            cycle = " -> ".join([*active[active.index(view.name) :], view.name])
+            msg = f"On-demand feature views depend on each other in a cycle: {cycle}. Break it."
+            raise DefinitionError(msg)
+        active.append(view.name)
+        for upstream in view.upstream:
+            visit(views.get(upstream.name, upstream))
+        active.pop()
+        done.add(view.name)
+        order.append(view)
+
+    for ref in refs:
+        if ref.view in views:
+            visit(views[ref.view])
+    inputs = {view.name: _inputs_of(view) for view in order}
+    stored: dict[FeatureRef, None] = {}
+    fields: dict[str, Field] = {}
+    for view in order:
+        for item in inputs[view.name]:
+            if item.kind == "feature" and item.ref is not None:
+                stored.setdefault(item.ref)
+            elif item.kind == "request" and item.field is not None:
+                fields.setdefault(item.field.name, item.field)
+    return OnDemandPlan(tuple(order), tuple(stored), tuple(fields.values()), inputs)
