@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,10 @@ class ServerState:
     metrics: ServingMetrics
     read_timeout_s: float
     """Past this, a lookup is answered 503 even if the store's own timeout did not fire."""
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="fs-online")
+    )
+    """Where blocking online-store reads run, off the event loop."""
     ready: bool = False
     views_cache: dict[tuple[int, str | tuple[str, ...], bool], dict[str, str]] = field(
         default_factory=dict
@@ -148,6 +153,7 @@ def create_app(
         finally:
             state.ready = False
             await watcher.stop()
+            state.executor.shutdown(wait=False, cancel_futures=True)
             if owns_store:
                 await anyio.to_thread.run_sync(state.store.close)
             logger.info("feature server stopped")

@@ -13,6 +13,7 @@ import base64
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 import orjson
 
 from featurestore._time import from_micros, to_micros
@@ -44,8 +45,8 @@ def rfc3339(value: datetime | int | str | None) -> str:
     """RFC 3339 UTC text with ``Z`` of a datetime or of epoch microseconds (None -> epoch).
 
     Example:
-        >>> rfc3339(1_796_000_000_000_000)
-        '2026-11-30T01:33:20Z'
+        >>> rfc3339(1_796_000_000_123_456)
+        '2026-11-30T00:53:20.123456Z'
         >>> rfc3339(None)
         '1970-01-01T00:00:00Z'
     """
@@ -135,7 +136,7 @@ def encode_columns(
         else:
             cached = formatted.get(id(stamps))
             if cached is None:
-                cached = formatted[id(stamps)] = [rfc3339(t) for t in stamps]
+                cached = formatted[id(stamps)] = _rfc3339_column(stamps)
             texts = cached
         statuses = column.statuses if column.statuses is not None else all_present
         if (
@@ -198,6 +199,21 @@ def _echo_dtype(dtype: DType | None) -> DType | None:
     return None
 
 
+def _rfc3339_column(stamps: Sequence[int | datetime | None]) -> list[str]:
+    """RFC 3339 text of a column of epoch microseconds, vectorized (None -> the epoch)."""
+    if not all(isinstance(t, int) or t is None for t in stamps):
+        return [rfc3339(t) for t in stamps]
+    micros = np.fromiter((0 if t is None else t for t in stamps), dtype=np.int64, count=len(stamps))
+    moments = micros.astype("datetime64[us]")
+    whole = np.datetime_as_string(moments, unit="s", timezone="UTC")
+    if not (micros % 1_000_000).any():
+        texts: list[str] = whole.tolist()
+        return texts
+    fine = np.datetime_as_string(moments, unit="us", timezone="UTC")
+    texts = np.where(micros % 1_000_000 == 0, whole, fine).tolist()
+    return texts
+
+
 def _observe_ages(
     metrics: ServingMetrics,
     view: str,
@@ -206,11 +222,14 @@ def _observe_ages(
     statuses: Sequence[str],
 ) -> None:
     ages = [
-        max(request_us - (stamp if isinstance(stamp, int) else to_micros(stamp)), 0) / 1e6
+        request_us - (stamp if isinstance(stamp, int) else to_micros(stamp))
         for stamp, status in zip(stamps, statuses, strict=False)
         if stamp is not None and status == _PRESENT
     ]
-    metrics.value_age.observe_many(ages, view)
+    if ages:
+        metrics.value_age.observe_array(
+            np.maximum(np.asarray(ages, dtype=np.float64), 0) / 1e6, view
+        )
 
 
 def catalog_of(snapshot: RegistrySnapshot) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -27,7 +27,11 @@ from featurestore.serving.schemas import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from featurestore.serving.app import ServerState
+
+T = TypeVar("T")
 
 __all__ = ["ROUTE_PATHS", "router"]
 
@@ -82,6 +86,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _in_thread(state: ServerState, call: Callable[[], T]) -> T:
+    """Run a blocking store call in the server's thread pool, bounded by its read timeout."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            loop.run_in_executor(state.executor, call), timeout=state.read_timeout_s
+        )
+    except TimeoutError:
+        msg = f"The online store did not answer within {state.read_timeout_s:.1f} s."
+        raise OnlineStoreUnavailableError(msg) from None
+
+
 def _json_response(body: bytes, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
@@ -111,20 +127,14 @@ async def get_online_features(request: Request) -> Response:
     request_time = utc_now()
     store = state.store
     start = time.perf_counter()
-    try:
-        with anyio.fail_after(state.read_timeout_s):
-            response = await anyio.to_thread.run_sync(
-                lambda: store.get_online_features(
-                    parsed.feature_selection,
-                    parsed.entities,
-                    full_feature_names=parsed.full_feature_names,
-                    request_time=request_time,
-                ),
-                abandon_on_cancel=True,
-            )
-    except TimeoutError:
-        msg = f"The online store did not answer within {state.read_timeout_s:.1f} s."
-        raise OnlineStoreUnavailableError(msg) from None
+    lookup = functools.partial(
+        store.get_online_features,
+        parsed.feature_selection,
+        parsed.entities,
+        full_feature_names=parsed.full_feature_names,
+        request_time=request_time,
+    )
+    response = await _in_thread(state, lookup)
     state.metrics.online_read_duration.observe(time.perf_counter() - start)
     body = encode_online_response(
         response,
@@ -199,12 +209,9 @@ async def ready(request: Request) -> Response:
     checks["registry"] = f"serial {state.store.snapshot.serial}" if state.ready else "not loaded"
     try:
         store = state.store
-        with anyio.fail_after(state.read_timeout_s):
-            await anyio.to_thread.run_sync(
-                lambda: store.online.read_records([_PROBE]), abandon_on_cancel=True
-            )
+        await _in_thread(state, lambda: store.online.read_records([_PROBE]))
         checks["online_store"] = "reachable"
-    except (OnlineStoreUnavailableError, TimeoutError):
+    except OnlineStoreUnavailableError:
         checks["online_store"] = "unreachable"
         ok = False
     except Exception:
