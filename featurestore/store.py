@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from featurestore.definitions import FeatureRef, output_names
-from featurestore.errors import FeatureViewNotFoundError, RegistryConflictError
+from featurestore.errors import DefinitionError, FeatureViewNotFoundError, RegistryConflictError
 from featurestore.materialization.materializer import Materializer
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
-from featurestore.offline.on_demand import on_demand_training_frame
+from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
 from featurestore.online.factory import open_online_store
 from featurestore.online.lookup import OnlineReader
 from featurestore.repo.config import RepoConfig, load_config
-from featurestore.repo.loader import load_repo
+from featurestore.repo.loader import RepoContents, load_repo
 from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from featurestore.online.base import OnlineStore
     from featurestore.online.response import OnlineResponse
     from featurestore.transformations import OnDemandFeatureView
+    from featurestore.transformations.check import RowIndependenceReport
 
 __all__ = ["FeatureStore"]
 
@@ -123,17 +124,44 @@ class FeatureStore:
     def plan(self) -> Plan:
         """Diff the repo's definition files against the registry, without writing anything.
 
+        Each on-demand view is also run on a sample of real rows, whole and row by row, and
+        refused when a row's output depends on the other rows (it would skew between training
+        and serving).
+
         Raises:
             RepoLoadError: A repo file failed to import.
-            DefinitionError: Definitions are inconsistent (unknown refs, key type clashes).
+            DefinitionError: Definitions are inconsistent (unknown refs, key type clashes), or
+                an on-demand view is not row-wise.
             SourceError: A source is missing or lacks a declared column.
+            TransformationError: An on-demand view failed on the sample rows.
         """
         contents = load_repo(self.repo_root)
         key_dtypes = {
             name: self.offline.infer_key_dtypes(view)
             for name, view in contents.feature_views.items()
         }
-        return self.registry.plan(contents, key_dtypes)
+        plan = self.registry.plan(contents, key_dtypes)
+        for report in self.check_transforms(contents_only=contents).values():
+            if not report.ok:
+                raise DefinitionError(report.explain())
+        return plan
+
+    def check_transforms(
+        self, *, rows: int = 200, seed: int = 0, contents_only: RepoContents | None = None
+    ) -> dict[str, RowIndependenceReport]:
+        """Run every on-demand view of the repo on ``rows`` sampled rows, whole and row by row.
+
+        Stored inputs are real source rows (DuckDB ``USING SAMPLE``); request fields get seeded
+        random values of their types, nulls included.
+        """
+        contents = contents_only if contents_only is not None else load_repo(self.repo_root)
+        return check_on_demand_views(
+            self.offline,
+            contents.feature_views,
+            contents.on_demand_views,
+            rows=rows,
+            seed=seed,
+        )
 
     def apply(self) -> Plan:
         """Register the repo's definitions; returns the plan that was applied.

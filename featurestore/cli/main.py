@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from featurestore import __version__
 from featurestore._time import parse_timestamp
 from featurestore.cli import render
+from featurestore.cli.check_transforms import check_transforms
 from featurestore.cli.serve import serve
 from featurestore.errors import ConfigError, EntityFrameError, FeatureStoreError, NotFoundError
 from featurestore.materialization.materializer import MaterializationReport
@@ -738,6 +739,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 app.command("serve")(serve)
+app.command("check-transforms")(check_transforms)
 
 
 def main() -> None:

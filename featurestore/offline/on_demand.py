@@ -10,30 +10,42 @@ one online request per entity (DESIGN G2).
 from __future__ import annotations
 
 import logging
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import to_arrow
-from featurestore.errors import EntityFrameError, MissingDependencyError
+from featurestore.dtypes import Array, DType, to_arrow, to_polars
+from featurestore.errors import EntityFrameError, MissingDependencyError, SourceError
+from featurestore.offline.sql import quote_ident
+from featurestore.offline.training_frame import conform
+from featurestore.transformations.check import RowIndependenceReport, check_row_independence
 from featurestore.transformations.graph import plan_on_demand
 from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from featurestore.definitions import FeatureView
     from featurestore.offline.engine import EntityInput, OfflineEngine
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.repo.registry import ViewRecord
     from featurestore.transformations.decorator import OnDemandFeatureView
     from featurestore.transformations.graph import OnDemandPlan
 
-__all__ = ["OnDemandTrainingFrame", "on_demand_training_frame"]
+__all__ = [
+    "OnDemandTrainingFrame",
+    "check_on_demand_views",
+    "on_demand_training_frame",
+    "sample_inputs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -255,3 +267,146 @@ class OnDemandTrainingFrame:
 
     def __repr__(self) -> str:
         return f"TrainingFrame(columns={self.columns!r})"
+
+
+# -- skew-proofing at apply ---------------------------------------------------------------------
+
+
+def _sample_view(
+    engine: OfflineEngine, view: FeatureView, features: list[str], rows: int, seed: int
+) -> pa.Table:
+    """Up to ``rows`` random source rows of ``view``: its features, typed as declared."""
+    origin = {dst: src for src, dst in view.source.field_mapping.items()}
+    select = ", ".join(f"{quote_ident(origin.get(f, f))} AS {quote_ident(f)}" for f in features)
+    cursor = engine._cursor()
+    try:
+        table = cursor.sql(
+            f"SELECT {select} FROM read_parquet(?) "
+            f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})",
+            params=[engine.source_pattern(view)],
+        ).to_arrow_table()
+    except duckdb.Error as exc:
+        msg = f"Cannot sample the source of feature view '{view.name}': {exc}"
+        raise SourceError(msg) from exc
+    finally:
+        cursor.close()
+    dtypes = {f.name: f.dtype for f in view.schema}
+    result = conform(table, {f: to_arrow(dtypes[f]) for f in features})
+    assert isinstance(result, pa.Table)
+    return result
+
+
+def _random_values(dtype: DType, rows: int, rng: random.Random) -> list[Any]:
+    """Seeded values of ``dtype`` with nulls and edge cases, for request fields."""
+    name = str(dtype)
+
+    def one() -> Any:
+        if rng.random() < 0.15:
+            return None
+        if name in ("Int64", "Int32"):
+            return rng.choice([0, 1, -1, rng.randint(-1000, 1000), rng.randint(0, 10**6)])
+        if name in ("Float64", "Float32"):
+            return rng.choice([0.0, 1.0, -2.5, rng.uniform(-1000, 1000), rng.uniform(0, 1)])
+        if name == "String":
+            return rng.choice(["", "a", "web", "pos", f"s{rng.randint(0, 99)}"])
+        if name == "Bytes":
+            return rng.randbytes(rng.randint(0, 4))
+        if name == "Bool":
+            return rng.random() < 0.5
+        if name == "Timestamp":
+            return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10**7))
+        if isinstance(dtype, Array):
+            return [_random_values(dtype.inner, 1, rng)[0] for _ in range(rng.randint(0, 3))]
+        return None
+
+    return [one() for _ in range(rows)]
+
+
+def sample_inputs(
+    engine: OfflineEngine,
+    view: OnDemandFeatureView,
+    feature_views: Mapping[str, FeatureView],
+    on_demand_views: Mapping[str, OnDemandFeatureView],
+    *,
+    rows: int = 200,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Input rows for ``view``: real source rows of its feature views, random request values.
+
+    Stored features are sampled from each view's source (``USING SAMPLE``; rows of different
+    views are paired by position, padded with nulls); request fields get seeded random values
+    of their types, nulls included; upstream on-demand views run on the same sample first.
+    """
+    plan = plan_on_demand(
+        [FeatureRef(view.name, f) for f in view.feature_names],
+        {**on_demand_views, view.name: view},
+    )
+    by_view: dict[str, list[str]] = {}
+    for ref in plan.stored:
+        by_view.setdefault(ref.view, []).append(ref.feature)
+    samples = {
+        name: _sample_view(engine, feature_views[name], features, rows, seed)
+        for name, features in by_view.items()
+    }
+    height = max(t.num_rows for t in samples.values()) if samples else rows
+    rng = random.Random(seed)
+    request = {
+        f.name: pl.Series(
+            f.name, _random_values(f.dtype, height, rng), dtype=to_polars(f.dtype), strict=False
+        )
+        for f in plan.request_fields
+    }
+    stored: dict[FeatureRef, pl.Series] = {}
+    for name, table in samples.items():
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        pad = pl.DataFrame(
+            [
+                pl.Series(c, [None] * (height - frame.height), dtype=t)
+                for c, t in frame.schema.items()
+            ]
+        )
+        frame = pl.concat([frame, pad])
+        for column in frame.columns:
+            stored[FeatureRef(name, column)] = frame.get_column(column)
+    produced: dict[FeatureRef, pl.Series] = {}
+    inputs: list[pl.Series] = []
+    for odfv in plan.views:
+        inputs = []
+        for item in plan.inputs[odfv.name]:
+            assert item.ref is not None or item.kind == "request"
+            if item.kind == "request":
+                series = request[item.column]
+            elif item.kind == "feature":
+                series = stored[item.ref]  # type: ignore[index]  # asserted above
+            else:
+                series = produced[item.ref]  # type: ignore[index]  # asserted above
+            inputs.append(series.alias(item.column))
+        if odfv.name != view.name:
+            result = run_transformation(odfv, pl.DataFrame(inputs, height=height))
+            for name in odfv.feature_names:
+                produced[FeatureRef(odfv.name, name)] = result.get_column(name)
+    return pl.DataFrame(inputs, height=height)
+
+
+def check_on_demand_views(
+    engine: OfflineEngine,
+    feature_views: Mapping[str, FeatureView],
+    on_demand_views: Mapping[str, OnDemandFeatureView],
+    *,
+    rows: int = 200,
+    seed: int = 0,
+) -> dict[str, RowIndependenceReport]:
+    """Run each on-demand view on a sample whole and row by row (see ``transformations.check``).
+
+    Raises:
+        TransformationError: A function raised or returned wrong types on the sample.
+        SourceError: A source could not be sampled.
+    """
+    return {
+        name: check_row_independence(
+            view,
+            sample_inputs(engine, view, feature_views, on_demand_views, rows=rows, seed=seed),
+        )
+        for name, view in sorted(on_demand_views.items())
+    }
