@@ -73,9 +73,9 @@ def pit_oracle(
                     continue
                 if ttl and row["event_ts"] < t - ttl:
                     continue
-                if point_in_time == "available" and row["created_ts"] is not None:
-                    if row["created_ts"] > t:
-                        continue
+                created = row["created_ts"]
+                if point_in_time == "available" and created is not None and created > t:
+                    continue
                 if best is None or newer_key(row) > newer_key(best):
                     best = row
         out.append({f: (best[f] if best is not None else None) for f in features})

@@ -182,7 +182,7 @@ class OfflineEngine:
             if field_name is None:
                 continue
             typ = column(field_name, role)
-            if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ)):
+            if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_null(typ)):
                 msg = (
                     f"Source of feature view '{view.name}': {role} '{field_name}' has type "
                     f"{typ}; it must be a timestamp or date column. Write it as a Parquet "
@@ -555,8 +555,10 @@ def _feature_types(
     requests: list[tuple[ViewRecord, list[str]]],
     output_names: dict[FeatureRef, str],
 ) -> dict[str, pa.DataType]:
-    """The Arrow type of each output column, in the order of ``output_names`` (the caller's
-    ref order, not grouped by view); refuses clashes with entity columns."""
+    """The Arrow type of each output column, refusing clashes with entity columns.
+
+    Ordered like ``output_names`` (the caller's ref order), not grouped by view.
+    """
     dtypes = {
         FeatureRef(record.view.name, f.name): f.dtype
         for record, features in requests

@@ -159,7 +159,10 @@ def source_scan(
     if source.created_timestamp_field is not None:
         created = source.created_timestamp_field
         created_type = columns.types[by_name.get(created, created)]
-        select.append(f"{utc_timestamp_expr(col(created), created_type)} AS {CREATED_TS}")
+        if is_timestamp_type(created_type):
+            select.append(f"{utc_timestamp_expr(col(created), created_type)} AS {CREATED_TS}")
+        else:  # an all-null column written without a type
+            select.append(f"CAST(NULL AS TIMESTAMPTZ) AS {CREATED_TS}")
     else:
         select.append(f"CAST(NULL AS TIMESTAMPTZ) AS {CREATED_TS}")
     select.append(FILE_COL)

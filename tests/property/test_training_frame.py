@@ -8,7 +8,7 @@ position tie-break matters, DuckDB doing the join. Views share sources but diffe
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
