@@ -1,4 +1,5 @@
-"""Card-payment fraud features: per user, per merchant and per (user, merchant) pair.
+"""Card-payment fraud features: per user, per merchant and per (user, merchant) pair, plus
+an on-demand feature computed from the transaction's amount at request time.
 
 Run ``python generate_data.py`` once to create the Parquet files under data/, then
 ``featurestore apply`` to register these definitions.
@@ -6,7 +7,17 @@ Run ``python generate_data.py`` once to create the Parquet files under data/, th
 
 from datetime import timedelta
 
-from featurestore import Entity, FeatureService, FeatureView, Field, ParquetSource
+import polars as pl
+
+from featurestore import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    ParquetSource,
+    RequestSource,
+    on_demand_feature_view,
+)
 from featurestore.types import Float64, Int64, String
 
 user = Entity("user", join_keys=["user_id"], description="A card holder.")
@@ -66,12 +77,27 @@ user_merchant_stats = FeatureView(
     owner="risk-ml@example.com",
 )
 
+txn = RequestSource("txn", schema=[Field("amount", Float64, "The transaction's amount.")])
+
+
+@on_demand_feature_view(
+    sources=[user_stats[["avg_amount_7d"]], txn],
+    schema=[Field("amount_vs_avg", Float64, "Amount over the 7-day mean; null without history.")],
+    description="How unusual the amount is for this card holder (training and serving).",
+    owner="risk-ml@example.com",
+)
+def txn_features(df: pl.DataFrame) -> pl.DataFrame:
+    """One function for training frames and online requests (row-wise, vectorized)."""
+    return df.select((pl.col("amount") / pl.col("avg_amount_7d")).alias("amount_vs_avg"))
+
+
 fraud_v1 = FeatureService(
     "fraud_v1",
     features=[
         user_stats,
         merchant_stats[["merchant_txn_count_1d", "merchant_fraud_rate_30d"]],
         user_merchant_stats,
+        txn_features,
     ],
     description="Features of the card-fraud model, version 1.",
     owner="risk-ml@example.com",

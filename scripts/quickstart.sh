@@ -20,7 +20,7 @@ python generate_data.py
 featurestore apply
 featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output data/training.parquet
 featurestore materialize-incremental
-featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035
+featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035 --request amount=120.0
 featurestore status
 
 featurestore serve --port "$PORT" &
@@ -30,6 +30,6 @@ for _ in $(seq 1 100); do
   curl -sf "localhost:$PORT/health" >/dev/null && break
   sleep 0.1
 done
-curl -s "localhost:$PORT/get-online-features" -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"]}, "feature_service": "fraud_v1"}'
+curl -s "localhost:$PORT/get-online-features" -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"], "amount": [120.0]}, "feature_service": "fraud_v1"}'
 echo
 echo "Quickstart done; the example repo is in $ROOT/feature_repo."

@@ -138,7 +138,7 @@ def test_plan_lists_additions_and_views_needing_materialization(cli):
     assert "+ entity user" in result.stdout
     assert "+ feature view user_merchant_stats  (needs materialization)" in result.stdout
     assert "+ feature service fraud_v1" in result.stdout
-    assert "Plan: 6 to add, 0 to change, 0 to remove." in result.stdout
+    assert "Plan: 7 to add, 0 to change, 0 to remove." in result.stdout
     # plan writes nothing
     assert "No changes" not in cli.ok("plan").stdout
 
@@ -153,7 +153,7 @@ def test_plan_json_is_machine_readable(cli):
 
 
 def test_apply_then_plan_has_no_changes(cli):
-    assert "Applied: 6 to add" in cli.ok("apply").stdout
+    assert "Applied: 7 to add" in cli.ok("apply").stdout
     assert "No changes" in cli.ok("plan").stdout
     assert json.loads(cli.ok("apply", "--json").stdout)["has_changes"] is False
 
@@ -419,6 +419,7 @@ def test_materialize_then_online_values_equal_the_training_frame_now(applied, tm
             "user_id": [7, 99_999],
             "merchant_id": ["m_00035", "m_99999"],
             "event_timestamp": [end - timedelta(microseconds=1)] * 2,
+            "amount": [120.0, 120.0],
         }
     )
     entity.write_parquet(tmp_path / "e.parquet")
@@ -441,12 +442,20 @@ def test_materialize_then_online_values_equal_the_training_frame_now(applied, tm
         "user_id=7,merchant_id=m_00035",
         "--entity",
         "user_id=99999,merchant_id=m_99999",
+        "--request",
+        "amount=120.0",
         "--json",
     )
     online = json.loads(result.stdout)
     values, statuses_by_feature = online["values"], online["statuses"]
     assert values["user_id"] == [7, 99_999]
-    for feature in ["txn_count_7d", "avg_amount_7d", "merchant_fraud_rate_30d", "um_txn_count_30d"]:
+    for feature in [
+        "txn_count_7d",
+        "avg_amount_7d",
+        "merchant_fraud_rate_30d",
+        "um_txn_count_30d",
+        "amount_vs_avg",
+    ]:
         assert values[feature][0] == offline[feature][0], feature
         assert values[feature][1] is None
         assert statuses_by_feature[feature][1] == "NOT_FOUND"
