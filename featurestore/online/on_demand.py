@@ -54,6 +54,13 @@ def _arrow_column(values: list[Any], dtype: DType) -> pa.Array:
     return pa.array(values, type=arrow_type)
 
 
+def _polars_column(name: str, values: list[Any], dtype: DType) -> pl.Series:
+    """Decoded values as a polars column of ``dtype`` (the training frame's column type)."""
+    if dtype == Timestamp or isinstance(dtype, Array):
+        return pl.Series(name, _arrow_column(values, dtype))
+    return pl.Series(name, values, dtype=to_polars(dtype), strict=True)
+
+
 def _codec_values(series: pl.Series, dtype: DType) -> list[Any]:
     """A polars column back in codec form (timestamps as int microseconds)."""
     if dtype == Timestamp:
@@ -160,7 +167,7 @@ class OnlineOnDemand:
     ) -> None:
         """Run the views once on the batch; add their outputs to the three dicts."""
         stored = {
-            column: pl.Series(column, _arrow_column(features[column], self.dtypes[column]))
+            column: _polars_column(column, features[column], self.dtypes[column])
             for column in dict.fromkeys(self.columns_of.values())
         }
         produced: dict[FeatureRef, pl.Series] = {}
