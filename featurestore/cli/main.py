@@ -10,12 +10,13 @@ the traceback); usage errors (bad options, unparsable times) exit 2.
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -113,6 +114,20 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(f"featurestore {__version__}")
         raise typer.Exit
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _keep_examples(func: _F) -> _F:
+    """Show a command docstring's ``Example:`` block verbatim in ``--help``.
+
+    Click re-wraps help paragraphs, which would run the example onto one line; a paragraph
+    opening with a lone backspace character (click's no-rewrap marker) is left as written.
+    """
+    if func.__doc__:
+        func.__doc__ = func.__doc__.replace("\n    Example:\n", "\n    \b\n    Example:\n")
+    return func
 
 
 app = typer.Typer(
@@ -233,6 +248,7 @@ def template_files() -> dict[str, str]:
 
 
 @app.command()
+@_keep_examples
 def init(
     directory: Annotated[
         Path, typer.Argument(metavar="DIR", help="Where to create the repo (created if missing).")
@@ -291,6 +307,7 @@ def init(
 
 
 @app.command()
+@_keep_examples
 def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show what 'apply' would change in the registry, without writing anything.
 
@@ -313,6 +330,7 @@ def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 @app.command()
+@_keep_examples
 def apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Register the repo's definitions in the registry.
 
@@ -335,6 +353,7 @@ def apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 @list_app.command("entities")
+@_keep_examples
 def list_entities(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied entities.
 
@@ -362,6 +381,7 @@ def list_entities(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 @list_app.command("feature-views")
+@_keep_examples
 def list_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied feature views with their entities, ttl and watermark.
 
@@ -389,7 +409,36 @@ def list_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     )
 
 
+@list_app.command("on-demand-feature-views")
+@_keep_examples
+def list_on_demand_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the applied on-demand feature views with their inputs and request fields.
+
+    Example:
+        featurestore list on-demand-feature-views
+    """
+    snapshot = _state(ctx).store().snapshot
+    records = [r for _, r in sorted(snapshot.on_demand_views.items())]
+    if as_json:
+        render.json_out([render.on_demand_to_dict(r) for r in records])
+        return
+    render.table(
+        "On-demand feature views",
+        ["name", "features", "inputs", "request fields"],
+        [
+            (
+                r.name,
+                ", ".join(r.feature_names),
+                ", ".join(str(i) for i in r.view_inputs),
+                ", ".join(f.name for f in r.request_fields),
+            )
+            for r in records
+        ],
+    )
+
+
 @list_app.command("feature-services")
+@_keep_examples
 def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied feature services.
 
@@ -409,14 +458,18 @@ def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> No
 
 
 @app.command()
+@_keep_examples
 def describe(
     ctx: typer.Context,
     name: Annotated[
-        str, typer.Argument(metavar="NAME", help="A feature view, entity or feature service.")
+        str,
+        typer.Argument(
+            metavar="NAME", help="A feature view, on-demand feature view, entity or service."
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Show an applied feature view, entity or feature service in detail.
+    """Show an applied feature view, on-demand feature view, entity or service in detail.
 
     Example:
         featurestore describe user_stats
@@ -424,12 +477,18 @@ def describe(
     snapshot = _state(ctx).store().snapshot
     found: list[dict[str, Any]] = []
     record = snapshot.feature_views.get(name)
+    on_demand = snapshot.on_demand_views.get(name)
     entity = snapshot.entities.get(name)
     service = snapshot.feature_services.get(name)
-    if record is None and entity is None and service is None:
+    if record is None and on_demand is None and entity is None and service is None:
         raise NotFoundError(
             name=name,
-            candidates=[*snapshot.feature_views, *snapshot.entities, *snapshot.feature_services],
+            candidates=[
+                *snapshot.feature_views,
+                *snapshot.on_demand_views,
+                *snapshot.entities,
+                *snapshot.feature_services,
+            ],
             hint="Run 'featurestore list feature-views' (or entities, feature-services) to see "
             "what is applied, or define it in the repo and run 'featurestore apply'.",
         )
@@ -437,6 +496,10 @@ def describe(
         found.append(render.view_to_dict(record))
         if not as_json:
             render.describe_view(record)
+    if on_demand is not None:
+        found.append(render.on_demand_to_dict(on_demand))
+        if not as_json:
+            render.describe_on_demand(on_demand)
     if entity is not None:
         found.append(render.entity_to_dict(entity, snapshot))
         if not as_json:
@@ -463,6 +526,7 @@ def _check_suffix(path: Path, *, option: str) -> str:
 
 
 @app.command("training-frame")
+@_keep_examples
 def training_frame(
     ctx: typer.Context,
     entities: Annotated[
@@ -568,6 +632,7 @@ def training_frame(
 
 
 @app.command()
+@_keep_examples
 def materialize(
     ctx: typer.Context,
     start: Annotated[
@@ -608,6 +673,7 @@ def materialize(
 
 
 @app.command("materialize-incremental")
+@_keep_examples
 def materialize_incremental(
     ctx: typer.Context,
     end: Annotated[
@@ -660,6 +726,7 @@ def _key_value(text: str, dtype_name: str | None, *, key: str) -> object:
 
 
 @app.command("get-online")
+@_keep_examples
 def get_online(
     ctx: typer.Context,
     features: Annotated[
@@ -725,6 +792,7 @@ def get_online(
 
 
 @app.command()
+@_keep_examples
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show each feature view's watermark and the number of records in the online store.
 

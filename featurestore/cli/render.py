@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from featurestore.materialization.materializer import MaterializationReport
     from featurestore.materialization.watermarks import ViewStatus
     from featurestore.online.response import OnlineResponse
-    from featurestore.repo.registry import Change, Plan, RegistrySnapshot, ViewRecord
+    from featurestore.repo.registry import (
+        Change,
+        OnDemandRecord,
+        Plan,
+        RegistrySnapshot,
+        ViewRecord,
+    )
 
 __all__ = [
     "MaterializeProgress",
@@ -43,6 +49,7 @@ __all__ = [
     "entity_to_dict",
     "error",
     "json_out",
+    "on_demand_to_dict",
     "online",
     "online_to_dict",
     "report_to_dict",
@@ -154,6 +161,26 @@ def view_to_dict(record: ViewRecord) -> dict[str, Any]:
         "tags": view.tags,
         "fingerprint": record.fingerprint,
         "watermark": to_jsonable(record.watermark),
+    }
+
+
+def on_demand_to_dict(record: OnDemandRecord) -> dict[str, Any]:
+    """JSON form of an applied on-demand feature view."""
+    return {
+        "kind": "on-demand feature view",
+        "name": record.name,
+        "features": [
+            {"name": f.name, "dtype": str(f.dtype), "description": f.description}
+            for f in record.schema
+        ],
+        "inputs": [str(r) for r in record.view_inputs],
+        "request_fields": [{"name": f.name, "dtype": str(f.dtype)} for f in record.request_fields],
+        "mode": record.mode,
+        "function": record.function_path,
+        "description": record.description,
+        "owner": record.owner,
+        "tags": record.tags,
+        "fingerprint": record.fingerprint,
     }
 
 
@@ -288,6 +315,31 @@ def describe_view(record: ViewRecord) -> None:
         "Features",
         ["feature", "type", "description"],
         [(f.name, f.dtype, f.description) for f in view.schema],
+    )
+
+
+def describe_on_demand(record: OnDemandRecord) -> None:
+    """Print one on-demand feature view."""
+    out = stdout()
+    out.print(Text(f"On-demand feature view {record.name}", style="bold"))
+    pairs: list[tuple[str, object]] = [
+        ("description", record.description or "-"),
+        ("owner", record.owner or "-"),
+        ("function", record.function_path),
+        ("mode", record.mode),
+        ("inputs", ", ".join(str(r) for r in record.view_inputs) or "-"),
+        (
+            "request fields",
+            ", ".join(f"{f.name} ({f.dtype})" for f in record.request_fields) or "-",
+        ),
+        ("fingerprint", record.fingerprint),
+    ]
+    for key, value in pairs:
+        out.print(f"  {key + ':':<19}{value}", markup=False)
+    table(
+        "Features",
+        ["feature", "type", "description"],
+        [(f.name, f.dtype, f.description) for f in record.schema],
     )
 
 

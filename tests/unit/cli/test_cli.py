@@ -207,6 +207,26 @@ def test_list_commands_human_and_json(applied):
     assert "fraud_v1" in applied.ok("list", "feature-services").stdout
 
 
+def test_list_and_describe_on_demand_views(applied):
+    views = json.loads(applied.ok("list", "on-demand-feature-views", "--json").stdout)
+    assert [v["name"] for v in views] == ["txn_features"]
+    assert views[0]["inputs"] == ["user_stats:avg_amount_7d"]
+    assert views[0]["request_fields"] == [{"name": "amount", "dtype": "Float64"}]
+    assert "amount_vs_avg" in applied.ok("list", "on-demand-feature-views").stdout
+    described = applied.ok("describe", "txn_features").stdout
+    assert "On-demand feature view txn_features" in described
+    assert "features.py:txn_features" in described
+    assert json.loads(applied.ok("describe", "txn_features", "--json").stdout)["kind"] == (
+        "on-demand feature view"
+    )
+
+
+def test_help_keeps_the_example_on_its_own_lines():
+    result = CliRunner().invoke(app, ["training-frame", "--help"])
+    assert result.exit_code == 0
+    assert "  Example:\n      featurestore training-frame --entities" in result.stdout
+
+
 def test_list_before_apply_is_empty(cli):
     assert json.loads(cli.ok("list", "feature-views", "--json").stdout) == []
 
