@@ -27,9 +27,7 @@ def _con() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def write_source(
-    path: Path, *, key: str, prefix: str, n_keys: int, rows: int, seed: int
-) -> Path:
+def write_source(path: Path, *, key: str, prefix: str, n_keys: int, rows: int, seed: int) -> Path:
     """One view's source: ``rows`` rows over ``n_keys`` keys, timestamps over 90 days."""
     if path.exists():
         return path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._data import DATA, make_repo, write_entities  # noqa: E402
+from benchmarks._data import DATA, make_repo, write_entities
 
 USER_FEATURES = [f"user_stats:u{i}" for i in range(10)]
 MERCHANT_FEATURES = [f"merchant_stats:m{i}" for i in range(10)]
@@ -30,13 +30,14 @@ def _raw_asof_sql(users: str, merchants: str, entities: str) -> str:
     """The yardstick: plain DuckDB, same tie-break (created null lowest, file, row), ttl 30d."""
 
     def dedup(path: str, key: str, prefix: str) -> str:
-        cols = ", ".join(f"{prefix}{i} := {prefix}{i}" for i in range(10))
+        # The usual hand-written tie-break: keep the newest row per (key, event time).
+        cols = ", ".join(f"{prefix}{i}" for i in range(10))
         return (
-            f"SELECT {key}, CAST(event_timestamp AS TIMESTAMPTZ) AS ts, "
-            f"arg_max(struct_pack({cols}), struct_pack(c := coalesce(CAST(created AS TIMESTAMPTZ), "
-            f"CAST('-infinity' AS TIMESTAMPTZ)), f := filename, r := file_row_number)) AS v "
+            f"SELECT {key}, CAST(event_timestamp AS TIMESTAMPTZ) AS ts, {cols} "
             f"FROM read_parquet('{path}', filename=true, file_row_number=true) "
-            f"WHERE {key} IS NOT NULL AND event_timestamp IS NOT NULL GROUP BY ALL"
+            f"WHERE {key} IS NOT NULL AND event_timestamp IS NOT NULL "
+            f"QUALIFY row_number() OVER (PARTITION BY {key}, event_timestamp "
+            "ORDER BY created DESC NULLS LAST, filename DESC, file_row_number DESC) = 1"
         )
 
     fields = []
@@ -44,7 +45,7 @@ def _raw_asof_sql(users: str, merchants: str, entities: str) -> str:
         for i in range(10):
             fields.append(
                 f"CASE WHEN {alias}.ts >= e.event_timestamp - INTERVAL 30 DAY "
-                f"THEN {alias}.v.{prefix}{i} END AS {prefix}{i}"
+                f"THEN {alias}.{prefix}{i} END AS {prefix}{i}"
             )
     return (
         f"WITH u AS ({dedup(users, 'user_id', 'u')}), m AS ({dedup(merchants, 'merchant_id', 'm')}), "
@@ -87,7 +88,9 @@ def run_case(case: str, repo: Path, entities: Path, out: Path) -> dict[str, floa
                     (store.get_feature_view("user_stats"), [r.feature for r in refs[:10]]),
                     (store.get_feature_view("merchant_stats"), [r.feature for r in refs[10:]]),
                 ],
-                output_names=dict(zip(refs, output_names(refs, full_feature_names=False))),
+                output_names=dict(
+                    zip(refs, output_names(refs, full_feature_names=False), strict=True)
+                ),
                 timestamp_column="event_timestamp",
                 point_in_time="event",
                 strategy=strategy,  # type: ignore[arg-type]
@@ -107,8 +110,18 @@ def run_case(case: str, repo: Path, entities: Path, out: Path) -> dict[str, floa
 def measure(case: str, repo: Path, entities: Path) -> dict[str, float]:
     out = DATA / f"out_{case}.parquet"
     proc = subprocess.run(
-        [sys.executable, __file__, "--case", case, "--repo", str(repo), "--entities", str(entities),
-         "--out", str(out)],
+        [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--repo",
+            str(repo),
+            "--entities",
+            str(entities),
+            "--out",
+            str(out),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -152,30 +165,41 @@ def main() -> None:
         repo, entities = prepare(args.source_rows, args.to_parquet_rows)
         print(f"data ready in {time.perf_counter() - t0:.1f}s")
         result = measure("fs_parquet", repo, entities)
-        print(f"to_parquet, {args.to_parquet_rows:,} entity rows x {args.source_rows:,} source "
-              f"rows x 2 views: {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, "
-              f"{result['rows']:,} rows written")
+        print(
+            f"to_parquet, {args.to_parquet_rows:,} entity rows x {args.source_rows:,} source "
+            f"rows x 2 views: {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, "
+            f"{result['rows']:,} rows written"
+        )
         return
     if args.sweep:
         print(f"{'entity rows':>12} {'range s':>8} {'asof s':>8}")
-        for n in (1_000, 10_000, 30_000, 100_000):
+        for n in (10_000, 100_000, 300_000, 1_000_000):
             repo, entities = prepare(args.source_rows, n)
             r = measure("fs_sweep_range", repo, entities)
             a = measure("fs_sweep_asof", repo, entities)
             print(f"{n:>12,} {r['seconds']:>8} {a['seconds']:>8}", flush=True)
         return
     repo, entities = prepare(args.source_rows, args.entity_rows)
-    print(f"data ready in {time.perf_counter() - t0:.1f}s "
-          f"({args.entity_rows:,} entity rows, 2 views x {args.source_rows:,} rows x 10 features)")
+    print(
+        f"data ready in {time.perf_counter() - t0:.1f}s "
+        f"({args.entity_rows:,} entity rows, 2 views x {args.source_rows:,} rows x 10 features)"
+    )
     raw = measure("raw_asof", repo, entities)
     print(f"{'case':<34} {'seconds':>8} {'peak RSS MB':>12} {'vs raw ASOF':>12}")
-    print(f"{'raw DuckDB ASOF JOIN (yardstick)':<34} {raw['seconds']:>8} {raw['peak_rss_mb']:>12} {'1.00x':>12}")
-    for case, label in (("fs_arrow", "featurestore .to_arrow()"),
-                        ("fs_parquet", "featurestore .to_parquet()")):
+    print(
+        f"{'raw DuckDB ASOF JOIN (yardstick)':<34} {raw['seconds']:>8} {raw['peak_rss_mb']:>12} {'1.00x':>12}"
+    )
+    for case, label in (
+        ("fs_arrow", "featurestore .to_arrow()"),
+        ("fs_parquet", "featurestore .to_parquet()"),
+    ):
         r = measure(case, repo, entities)
         assert r["rows"] == raw["rows"], (r, raw)
-        print(f"{label:<34} {r['seconds']:>8} {r['peak_rss_mb']:>12} "
-              f"{r['seconds'] / raw['seconds']:>11.2f}x", flush=True)
+        print(
+            f"{label:<34} {r['seconds']:>8} {r['peak_rss_mb']:>12} "
+            f"{r['seconds'] / raw['seconds']:>11.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -231,8 +231,25 @@ class OfflineEngine:
         schema, columns = self._source_schema(record.view, pattern)
         self._check_source(record.view, schema)
         return source_scan(
-            record.view, pattern, columns, key_dtypes=record.key_dtypes, features=features
+            record.view,
+            pattern,
+            columns,
+            files=self._files(record.view, pattern),
+            key_dtypes=record.key_dtypes,
+            features=features,
         )
+
+    def _files(self, view: FeatureView, pattern: str) -> list[str]:
+        """The files ``read_parquet(pattern)`` reads, sorted by path (DuckDB's own glob)."""
+        cursor = self._cursor()
+        try:
+            rows = cursor.sql("SELECT file FROM glob(?) ORDER BY file", params=[pattern])
+            return [str(r[0]) for r in rows.fetchall()]
+        except duckdb.Error as exc:
+            msg = f"Cannot list the files of feature view '{view.name}' ('{pattern}'): {exc}"
+            raise SourceError(msg) from exc
+        finally:
+            cursor.close()
 
     def _source_rows(self, record: ViewRecord) -> int:
         cursor = self._cursor()

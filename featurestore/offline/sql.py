@@ -20,10 +20,12 @@ __all__ = [
     "CREATED_TS",
     "EVENT_TS",
     "FILE_COL",
+    "FILE_INDEX_COL",
     "FILE_ROW_COL",
     "Query",
     "SourceColumns",
     "newer_order_key",
+    "newest_probe",
     "quote_ident",
     "source_scan",
     "utc_timestamp_expr",
@@ -35,6 +37,9 @@ CREATED_TS = "__fs_created_ts"
 """Name of the normalized created timestamp column of a source scan (nullable)."""
 FILE_COL = "__fs_file"
 """The file a source row comes from (DuckDB ``read_parquet(filename=...)``)."""
+FILE_INDEX_COL = "__fs_file_index"
+"""The 1-based rank of a source row's file path among the source's files (sorted by path);
+ordering by it is ordering by path, but compares as an integer."""
 FILE_ROW_COL = "file_row_number"
 """The row number of a source row within its file (DuckDB ``read_parquet(file_row_number=true)``)."""
 
@@ -133,13 +138,15 @@ def source_scan(
     path_pattern: str,
     columns: SourceColumns,
     *,
+    files: list[str],
     key_dtypes: dict[str, DType],
     features: list[str] | None = None,
 ) -> Query:
     """A SELECT over a view's Parquet source with typed, normalized, renamed columns.
 
     The result has the view's join keys (cast to ``key_dtypes``), ``__fs_event_ts``,
-    ``__fs_created_ts``, ``__fs_file``, ``file_row_number`` and the requested features
+    ``__fs_created_ts``, ``__fs_file_index`` (rank of the row's file in ``files``, the sorted
+    paths ``read_parquet`` reads), ``file_row_number`` and the requested features
     (default: all, schema order) cast to their declared types. Rows with a null event
     timestamp or a null join key are dropped: they can never be candidates.
     """
@@ -165,7 +172,7 @@ def source_scan(
             select.append(f"CAST(NULL AS TIMESTAMPTZ) AS {CREATED_TS}")
     else:
         select.append(f"CAST(NULL AS TIMESTAMPTZ) AS {CREATED_TS}")
-    select.append(FILE_COL)
+    select.append(f"CAST(list_position(?, {FILE_COL}) AS INTEGER) AS {FILE_INDEX_COL}")
     select.append(FILE_ROW_COL)
     for name in wanted:
         dtype = dtypes[name]
@@ -178,7 +185,7 @@ def source_scan(
     not_null = [f"{col(source.timestamp_field)} IS NOT NULL"]
     not_null += [f"{col(k)} IS NOT NULL" for k in view.join_keys]
     query = Query()
-    query.add("SELECT " + ", ".join(select))
+    query.add("SELECT " + ", ".join(select), files)  # the one "?" is the file list
     query.add(
         f" FROM read_parquet(?, filename={_sql_string(FILE_COL)}, file_row_number=true)",
         path_pattern,
@@ -196,9 +203,10 @@ def newer_order_key(prefix: str = "") -> str:
     """THE total order "newer" of DESIGN section 3, as one comparable SQL struct.
 
     ``(event_timestamp, created_timestamp with null lowest, file path, row number in file)``:
-    a larger struct is a newer row. The training join (both strategies) and
+    a larger struct is a newer row (the file path is compared through its rank among the
+    source's sorted paths, an integer). The training join (both strategies) and
     materialization (``latest_rows``) rank rows with this one expression, so ties can never
-    resolve differently offline and online.
+    resolve differently offline and online. :func:`newest_probe` is its upper bound at a time.
 
     Args:
         prefix: A qualifier for the columns of a source scan, e.g. ``"s."``.
@@ -206,5 +214,16 @@ def newer_order_key(prefix: str = "") -> str:
     return (
         f"struct_pack(e := {prefix}{EVENT_TS}, "
         f"c := coalesce({prefix}{CREATED_TS}, CAST('-infinity' AS TIMESTAMPTZ)), "
-        f"f := {prefix}{FILE_COL}, r := {prefix}{FILE_ROW_COL})"
+        f"f := {prefix}{FILE_INDEX_COL}, r := {prefix}{FILE_ROW_COL})"
+    )
+
+
+def newest_probe(time_sql: str) -> str:
+    """The ASOF JOIN probe for "newest as of t", shaped like :func:`newer_order_key`.
+
+    It is >= the order key of every row with event time ``<= time_sql`` and < every later row.
+    """
+    return (
+        f"struct_pack(e := {time_sql}, c := CAST('infinity' AS TIMESTAMPTZ), "
+        "f := CAST(2147483647 AS INTEGER), r := CAST(9223372036854775807 AS BIGINT))"
     )
