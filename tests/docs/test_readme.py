@@ -163,9 +163,11 @@ def test_readme_python_api_example_runs(tmp_path: Path):
         ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__")
     )
     _run([sys.executable, "generate_data.py", "--rows", "600"], repo)
-    block = re.search(r"## Python API.*?```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert block is not None
-    code = block.group(1) + (
+    section = re.search(r"## Python API\n(.*?)\n## ", README.read_text(), flags=re.DOTALL)
+    assert section is not None
+    blocks = re.findall(r"```python\n(.*?)```", section.group(1), flags=re.DOTALL)
+    assert blocks
+    code = "\n".join(blocks) + (
         "\nassert train.height == 1000, train.shape"
         "\nassert response.to_dict()['user_id'] == [7]"
         "\nassert response.to_dict()['txn_count_7d'][0] is not None"
