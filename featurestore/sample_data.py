@@ -279,7 +279,7 @@ def generate(
             scale with it (merchants = users / 20, at least 50).
         days: Days of history, ending at ``end``.
         entity_rows: Rows of ``entities.parquet``.
-        seed: Random seed; the same seed and ``end`` give the same files.
+        seed: Random seed; the same seed, ``end`` and ``chunk_rows`` give the same files.
         end: End of the history (exclusive, naive = UTC); default :func:`default_end`.
         chunk_rows: Rows generated and written per chunk; bounds memory.
         progress: Called with ``(file name, rows written so far)`` after each chunk.
