@@ -121,9 +121,15 @@ class Env:
         self.http = httpx.Client(base_url=url, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    repo = make_repo(tmp_path_factory.mktemp("odfv") / "repo", FEATURES_PY)
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    online = "{type: sqlite, path: data/online.db}"
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server_url")
+        prefix = f"fsodfv{tmp_path_factory.mktemp('k').name[-6:]}"
+        online = f"{{type: redis, url: '{url}', key_prefix: {prefix}}}"
+    yaml = f"project: odfv\nregistry: data/registry.json\nonline_store: {online}\n"
+    repo = make_repo(tmp_path_factory.mktemp("odfv") / "repo", FEATURES_PY, yaml=yaml)
     _write_source(repo)
     store = FeatureStore(repo)
     store.apply()
