@@ -81,10 +81,16 @@ JoinStrategy = Literal["auto", "asof", "range"]
 ROW_COL = "__fs_row"
 """The entity frame's input position column (0-based), added by the engine."""
 
-RANGE_MAX_ENTITY_ROWS = 20_000
-"""``auto`` uses the range join up to this many entity rows (measured: see module docs)."""
-RANGE_MAX_ENTITY_FRACTION = 0.004
-"""... or while the frame has at most this fraction of the largest source's row count."""
+RANGE_MAX_ENTITY_ROWS = 10_000
+"""``auto`` always uses the range join up to this many entity rows (cheap whatever the source)."""
+RANGE_MAX_ENTITY_FRACTION = 0.05
+"""... and also while the frame has at most this fraction of the largest source's row count.
+
+Measured on 2 x 5M-row sources (100k / 50k keys, 90 days, ttl 30 d), seconds range vs asof:
+10k entity rows 1.5 vs 7.8; 100k 4.0 vs 16.6; 300k 10.1 vs 16.2; 1M 55 vs 8.0. The range join
+costs about entity rows x source rows per key, the ASOF JOIN a sort of the whole source, so the
+crossover scales with the source size: ~6% of it here; 5% keeps a margin.
+"""
 
 _T = "__fs_t"
 
