@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import typer
 from typer.core import TyperGroup
 
@@ -597,13 +599,7 @@ def training_frame(
     in_suffix = _check_suffix(entities, option="--entities")
     out_suffix = _check_suffix(output, option="--output")
     store = _state(ctx).store()
-    entity_df: Any
-    if in_suffix == ".csv":
-        from pyarrow import csv
-
-        entity_df = csv.read_csv(entities)
-    else:
-        entity_df = str(entities)
+    entity_df: Any = pa_csv.read_csv(entities) if in_suffix == ".csv" else str(entities)
     with render.spinner("Building training frame..."):
         frame = store.get_training_frame(
             entity_df,
@@ -618,14 +614,22 @@ def training_frame(
         else:
             frame.to_parquet(str(output))
     columns = list(frame.columns)
-    summary = {"output": str(output), "columns": columns}
+    rows = _count_rows(output, csv=out_suffix == ".csv")
+    summary = {"output": str(output), "rows": rows, "columns": columns}
     if as_json:
         render.json_out(summary)
     else:
         render.stdout().print(
-            f"Wrote training frame to {output} ({len(columns)} columns: {', '.join(columns)}).",
+            f"Wrote {rows:,} rows to {output} ({len(columns)} columns: {', '.join(columns)}).",
             markup=False,
         )
+
+
+def _count_rows(path: Path, *, csv: bool) -> int:
+    """Rows of a written file: Parquet from its footer, CSV by streaming it (bounded memory)."""
+    if csv:
+        return sum(batch.num_rows for batch in pa_csv.open_csv(path))
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 # -- online -----------------------------------------------------------------------------------

@@ -267,7 +267,7 @@ def test_training_frame_from_parquet_with_a_service(applied):
         "--output",
         str(out),
     )
-    assert "Wrote training frame" in result.stdout
+    assert "Wrote 40 rows to" in result.stdout
     frame = pl.read_parquet(out)
     entities = pl.read_parquet(applied.repo / "data/entities.parquet")
     assert frame.height == entities.height
@@ -296,6 +296,7 @@ def test_training_frame_csv_in_and_out_with_full_names(applied, tmp_path: Path):
         "--json",
     )
     summary = json.loads(result.stdout)
+    assert summary["rows"] == 10
     assert summary["columns"][-2:] == [
         "user_stats__txn_count_7d",
         "merchant_stats__merchant_category",
