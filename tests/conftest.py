@@ -39,7 +39,9 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-def write_parquet(path: Path, columns: dict[str, list[object]], schema: pa.Schema | None = None) -> Path:
+def write_parquet(
+    path: Path, columns: dict[str, list[object]], schema: pa.Schema | None = None
+) -> Path:
     """Write ``columns`` to a Parquet file at ``path`` (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.table(columns, schema=schema) if schema is not None else pa.table(columns)
@@ -97,8 +99,19 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
