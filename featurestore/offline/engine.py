@@ -10,7 +10,7 @@ import glob
 import itertools
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import numpy as np
@@ -56,12 +56,21 @@ __all__ = ["EntityInput", "OfflineEngine"]
 
 logger = logging.getLogger(__name__)
 
-EntityInput = Any
-"""``pandas.DataFrame | polars.DataFrame | pyarrow.Table | str | pathlib.Path``.
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import pandas as pd
+
+    EntityInput: TypeAlias = (
+        "pd.DataFrame | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatch | str | Path"
+    )
+else:
+    EntityInput = object
+"""An entity frame: pandas/polars DataFrame, Arrow table, Parquet path or DuckDB SQL.
 
 A ``str`` that starts like a query (``SELECT``, ``WITH``, ``FROM``...) is a DuckDB SQL query run
 on the engine's connection; any other ``str`` (or a ``Path``) is a Parquet file, directory or
-glob. pandas is optional. (Typed ``Any`` so that pandas stays an optional dependency.)
+glob. pandas is optional (imported only when a pandas frame is passed).
 """
 
 _SQL_STARTS = ("select", "with", "from", "values", "table", "(", "pivot", "unpivot")

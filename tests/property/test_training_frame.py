@@ -150,7 +150,8 @@ def frame(
             full_feature_names=full_feature_names,
             point_in_time=point_in_time,  # type: ignore[arg-type]
         )
-        return result.to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = result.to_arrow().to_pylist()
+        return rows
     refs = fs.resolve(features)
     by_view: dict[str, list[str]] = {}
     for ref in refs:
@@ -164,7 +165,8 @@ def frame(
         point_in_time=point_in_time,  # type: ignore[arg-type]
         strategy=strategy,  # type: ignore[arg-type]
     )
-    return result.to_arrow().to_pylist()
+    table_rows: list[dict[str, Any]] = result.to_arrow().to_pylist()
+    return table_rows
 
 
 def expected_rows(

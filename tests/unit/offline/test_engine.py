@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -70,7 +71,7 @@ def store(tmp_path: Path) -> FeatureStore:
     return fs
 
 
-ENTITIES = {
+ENTITIES: dict[str, list[Any]] = {
     "user_id": [1, 2, 1, 3],
     "event_timestamp": [
         datetime(2026, 1, 2, 12),
