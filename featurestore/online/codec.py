@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from itertools import repeat
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
@@ -291,6 +291,32 @@ class RecordCodec:
             None if created_key == 0 else created_key - _BIAS - 1,
             fingerprint,
         )
+
+    @property
+    def first_slot(self) -> int:
+        """The position of feature 0 in the fields :meth:`unpack_columns` returns."""
+        return self._first_slot
+
+    @property
+    def bitmap_words(self) -> int:
+        """How many null bitmap words follow the head (fields 5 .. 5 + words - 1)."""
+        return self._nwords
+
+    def unpack_columns(self, records: Sequence[bytes | None]) -> list[tuple[Any, ...]] | None:
+        """All struct fields of many records at once, column by column (one C call).
+
+        Only for views without variable-width features, whose records all have the same
+        size: returns None when that does not hold (the caller decodes record by record).
+        Fields are the raw head (version, event order key, created order key, fingerprint,
+        feature count), the null bitmap words, then one value per feature in schema order
+        (a null's slot holds 0/False: apply the bitmap).
+        """
+        if self._var or not records or None in records:
+            return None
+        stored = cast("Sequence[bytes]", records)
+        if len(set(map(len, stored))) != 1 or len(stored[0]) != self.head_size:
+            return None
+        return list(zip(*self._struct.iter_unpack(b"".join(stored)), strict=True))
 
     def decode(self, record: bytes) -> list[object]:
         """All feature values of one record, in schema order."""

@@ -255,6 +255,8 @@ def _decode_view(
     statuses_out: dict[str, list[FieldStatus]],
     events_out: dict[str, list[int | None]],
 ) -> None:
+    if _decode_fixed(view, records, now, features_out, statuses_out, events_out):
+        return
     rows: list[Any] = []
     statuses: list[FieldStatus] = []
     events: list[int | None] = []
@@ -287,6 +289,54 @@ def _decode_view(
         features_out[name] = column
         statuses_out[name] = statuses
         events_out[name] = events
+
+
+def _decode_fixed(
+    view: _ViewPlan,
+    records: list[bytes | None],
+    now: int,
+    features_out: dict[str, list[Any]],
+    statuses_out: dict[str, list[FieldStatus]],
+    events_out: dict[str, list[int | None]],
+) -> bool:
+    """The common case in bulk: every record stored, current and in its window.
+
+    Unpacks all records with one ``struct.iter_unpack`` (views of fixed-width features
+    only) and checks version, fingerprint and event window on whole columns. Returns False,
+    having written nothing, when any record needs the per-record path of ``_decode_view``.
+    """
+    codec = view.codec
+    fields = codec.unpack_columns(records)
+    if fields is None:
+        return False
+    n = len(records)
+    versions, event_keys, _, fingerprints = fields[0], fields[1], fields[2], fields[3]
+    if versions.count(RECORD_VERSION) != n or fingerprints.count(codec.fingerprint) != n:
+        return False
+    if max(event_keys) - _BIAS > now:
+        return False
+    if view.ttl_us is not None and min(event_keys) - _BIAS < now - view.ttl_us:
+        return False
+    events: list[int | None] = [key - _BIAS for key in event_keys]
+    statuses = [_PRESENT] * n
+    first = codec.first_slot
+    columns = [list(fields[first + i]) for i in view.indexes]
+    words = codec.bitmap_words
+    for w in range(words):
+        bitmap = fields[5 + w]
+        if bitmap.count(0) == n:
+            continue
+        for row, bits in enumerate(bitmap):
+            if not bits:
+                continue
+            for column, index in zip(columns, view.indexes, strict=True):
+                if index // 64 == w and bits >> (index % 64) & 1:
+                    column[row] = None
+    for name, column in zip(view.outputs, columns, strict=True):
+        features_out[name] = column
+        statuses_out[name] = statuses
+        events_out[name] = events
+    return True
 
 
 # -- entity rows ------------------------------------------------------------------------------
