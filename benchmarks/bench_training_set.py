@@ -57,7 +57,9 @@ def _raw_asof_sql(users: str, merchants: str, entities: str) -> str:
     )
 
 
-def run_case(case: str, repo: Path, entities: Path, out: Path) -> dict[str, float]:
+def run_case(
+    case: str, repo: Path, entities: Path, out: Path, memory_limit: str | None = None
+) -> dict[str, float]:
     """Run one case in this process; return seconds and rows."""
     import duckdb
 
@@ -74,6 +76,15 @@ def run_case(case: str, repo: Path, entities: Path, out: Path) -> dict[str, floa
         rows = table.num_rows
     else:
         store = FeatureStore(repo)
+        if memory_limit:
+            from featurestore.repo.config import DuckDBOfflineStoreConfig
+
+            offline = DuckDBOfflineStoreConfig(
+                memory_limit=memory_limit, temp_directory=str(DATA / "spill")
+            )
+            store = FeatureStore(
+                repo, config=store.config.model_copy(update={"offline_store": offline})
+            )
         features = USER_FEATURES + MERCHANT_FEATURES
         strategy = case.rsplit("_", 1)[1] if case.startswith("fs_sweep_") else "auto"
         if strategy == "auto":
@@ -107,8 +118,11 @@ def run_case(case: str, repo: Path, entities: Path, out: Path) -> dict[str, floa
     return {"seconds": round(seconds, 2), "peak_rss_mb": round(rss_mb), "rows": rows}
 
 
-def measure(case: str, repo: Path, entities: Path) -> dict[str, float]:
+def measure(
+    case: str, repo: Path, entities: Path, memory_limit: str | None = None
+) -> dict[str, float]:
     out = DATA / f"out_{case}.parquet"
+    extra = ["--memory-limit", memory_limit] if memory_limit else []
     proc = subprocess.run(
         [
             sys.executable,
@@ -121,6 +135,7 @@ def measure(case: str, repo: Path, entities: Path) -> dict[str, float]:
             str(entities),
             "--out",
             str(out),
+            *extra,
         ],
         check=True,
         capture_output=True,
@@ -152,22 +167,26 @@ def main() -> None:
     parser.add_argument("--source-rows", type=int, default=5_000_000)
     parser.add_argument("--to-parquet-rows", type=int, default=0)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--memory-limit", help="offline_store memory_limit, e.g. 2GB")
     parser.add_argument("--case")
     parser.add_argument("--repo", type=Path)
     parser.add_argument("--entities", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.repo, args.entities, args.out)))
+        print(
+            json.dumps(run_case(args.case, args.repo, args.entities, args.out, args.memory_limit))
+        )
         return
     t0 = time.perf_counter()
     if args.to_parquet_rows:
         repo, entities = prepare(args.source_rows, args.to_parquet_rows)
         print(f"data ready in {time.perf_counter() - t0:.1f}s")
-        result = measure("fs_parquet", repo, entities)
+        result = measure("fs_parquet", repo, entities, args.memory_limit)
         print(
             f"to_parquet, {args.to_parquet_rows:,} entity rows x {args.source_rows:,} source "
-            f"rows x 2 views: {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, "
+            f"rows x 2 views (memory_limit {args.memory_limit or 'DuckDB default'}): "
+            f"{result['seconds']} s, peak RSS {result['peak_rss_mb']} MB, "
             f"{result['rows']:,} rows written"
         )
         return
