@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore._time import to_utc, utc_now
-from featurestore.dtypes import Array, DType, Timestamp, to_arrow
+from featurestore.dtypes import Array, DType, ScalarType, Timestamp, to_arrow
 from featurestore.errors import FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, RecordCodec
@@ -26,6 +26,8 @@ from featurestore.online.codec import KeyEncoder, RecordCodec
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
+
+    import numpy as np
 
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import Registry, RegistrySnapshot, ViewRecord
@@ -43,7 +45,9 @@ logger = logging.getLogger(__name__)
 
 EVENT_TS_COLUMN = "__fs_event_ts"
 CREATED_TS_COLUMN = "__fs_created_ts"
-DEFAULT_BATCH_SIZE = 50_000
+DEFAULT_BATCH_SIZE = 200_000
+"""Rows per batch: read from DuckDB, encoded, then written in one transaction. Larger
+batches make key-sorted SQLite writes more sequential (50k -> 200k: ~1.5x rows/s)."""
 
 
 class ProgressCallback(Protocol):
@@ -273,6 +277,13 @@ class _BatchWriter:
         self.key_encoder = KeyEncoder({k: record.key_dtypes[k] for k in self.key_names})
         self.fields = record.view.schema
         self.codec = RecordCodec([f.dtype for f in self.fields], fingerprint=record.fingerprint)
+        self._fixed = all(
+            isinstance(t, ScalarType) and t.name not in ("String", "Bytes")
+            for t in [
+                *(record.key_dtypes[k] for k in self.key_names),
+                *(f.dtype for f in self.fields),
+            ]
+        )
 
     def encode(self, batch: pa.RecordBatch) -> tuple[list[bytes], list[bytes]]:
         try:
@@ -287,6 +298,9 @@ class _BatchWriter:
                     "%s: skipped %d rows with a null join key", self.record.view.name, dropped
                 )
                 table = table.filter(valid)
+            fast = self._encode_arrays(table)
+            if fast is not None:
+                return fast
             keys = [
                 _python_values(table.column(k), self.record.key_dtypes[k]) for k in self.key_names
             ]
@@ -304,9 +318,53 @@ class _BatchWriter:
             self.codec.encode_rows(event_us, created_us, columns),  # type: ignore[arg-type]  # micros
         )
 
+    def _encode_arrays(self, table: pa.Table) -> tuple[list[bytes], list[bytes]] | None:
+        """The batch encoded from numpy arrays, for views and keys of fixed-width types.
+
+        Same bytes as the per-value path (tests/unit/materialization check it); None when a
+        key or feature is variable-width, or an event timestamp is null.
+        """
+        if not self._fixed:
+            return None
+        events = _cast(table.column(EVENT_TS_COLUMN), Timestamp)
+        if events.null_count:
+            return None
+        keys = [
+            _numpy_values(table.column(k), self.record.key_dtypes[k])[0] for k in self.key_names
+        ]
+        entity_keys = self.key_encoder.encode_arrays(keys)
+        if entity_keys is None:
+            return None
+        created, created_null = _numpy_values(table.column(CREATED_TS_COLUMN), Timestamp)
+        values, nulls = [], []
+        for f in self.fields:
+            column, null = _numpy_values(table.column(f.name), f.dtype)
+            values.append(column)
+            nulls.append(null)
+        records = self.codec.encode_arrays(events.to_numpy(), created, created_null, values, nulls)
+        if records is None:
+            return None
+        return entity_keys, records
+
+
+def _numpy_values(column: pa.ChunkedArray, dtype: DType) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fixed-width column as numpy values (nulls as zero) and its null mask (None: none)."""
+    column = _cast(column, dtype)
+    nulls = None
+    if column.null_count:
+        nulls = pc.is_null(column).to_numpy()
+        column = pc.fill_null(column, False if dtype.name == "Bool" else 0)
+    return column.to_numpy(), nulls
+
 
 def _python_values(column: pa.ChunkedArray, dtype: DType) -> list[object]:
     """A column as the codec's Python values (timestamps as int microseconds)."""
+    values: list[object] = _cast(column, dtype).to_pylist()
+    return values
+
+
+def _cast(column: pa.ChunkedArray, dtype: DType) -> pa.ChunkedArray:
+    """A column in the declared type (timestamps as int64 microseconds)."""
     target = to_arrow(dtype)
     if not column.type.equals(target):
         try:
@@ -318,5 +376,4 @@ def _python_values(column: pa.ChunkedArray, dtype: DType) -> list[object]:
         column = column.cast(pa.int64())
     elif dtype == Array(Timestamp):
         column = column.cast(pa.large_list(pa.int64()))
-    values: list[object] = column.to_pylist()
-    return values
+    return column

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, cast
 
+import numpy as np
+
 from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
 
@@ -64,6 +66,28 @@ _FIXED: Final[dict[str, str]] = {
     "Timestamp": "q",
 }
 _VARIABLE: Final = frozenset({"String", "Bytes"})
+# The numpy field types of the fixed-width slots (big-endian, like the struct formats).
+_NUMPY: Final[dict[str, str]] = {
+    "Int32": ">i4",
+    "Int64": ">i8",
+    "Float32": ">f4",
+    "Float64": ">f8",
+    "Bool": "?",
+    "Timestamp": ">i8",
+}
+_KEY_NUMPY: Final[dict[str, str]] = {
+    "Int32": ">i8",
+    "Int64": ">i8",
+    "Timestamp": ">i8",
+    "Float32": ">f8",
+    "Float64": ">f8",
+    "Bool": "u1",
+}
+
+
+def _split(buffer: bytes, size: int) -> list[bytes]:
+    """Cut a buffer of equal-sized items into one bytes object per item."""
+    return [buffer[i : i + size] for i in range(0, len(buffer), size)]
 
 
 def event_order_key(event_us: int) -> int:
@@ -147,6 +171,26 @@ class KeyEncoder:
         if len(parts) == 1:
             return parts[0]
         return [b"".join(row) for row in zip(*parts, strict=True)]
+
+    def encode_arrays(self, columns: Sequence[np.ndarray]) -> list[bytes] | None:
+        """Like :meth:`encode_columns`, from numpy arrays (no nulls), without per-value work.
+
+        Returns None when a key is not fixed-width (String, Bytes): use ``encode_columns``.
+        The bytes are identical to ``encode_columns``'.
+        """
+        fields: list[tuple[str, str]] = []
+        for slot, i in enumerate(self._order):
+            kind = self.dtypes[i].name
+            if kind not in _KEY_NUMPY:
+                return None
+            prefix = (b"\x01" if slot == 0 else b"") + self._prefixes[slot]
+            fields += [(f"p{slot}", f"S{len(prefix)}"), (f"v{slot}", _KEY_NUMPY[kind])]
+        n = len(columns[0]) if columns else 0
+        out = np.empty(n, dtype=np.dtype(fields))
+        for slot, i in enumerate(self._order):
+            out[f"p{slot}"] = (b"\x01" if slot == 0 else b"") + self._prefixes[slot]
+            out[f"v{slot}"] = columns[i]
+        return _split(out.tobytes(), out.dtype.itemsize)
 
 
 def _encode_key_column(values: Sequence[object], dtype: str, prefix: bytes) -> list[bytes]:
@@ -278,6 +322,54 @@ class RecordCodec:
         if not payloads:
             return heads
         return [b"".join(parts) for parts in zip(heads, *payloads, strict=True)]
+
+    def encode_arrays(
+        self,
+        event_us: np.ndarray,
+        created_us: np.ndarray,
+        created_null: np.ndarray | None,
+        values: Sequence[np.ndarray],
+        nulls: Sequence[np.ndarray | None],
+    ) -> list[bytes] | None:
+        """Like :meth:`encode_rows`, from numpy arrays, without per-value Python work.
+
+        Args:
+            event_us: Event timestamps (int64 microseconds).
+            created_us: Created timestamps (int64 microseconds; any value where null).
+            created_null: Where the created timestamp is null (None: nowhere).
+            values: One array per feature in schema order, in the feature's numpy type
+                (any value where null).
+            nulls: Per feature, where it is null (None: nowhere).
+
+        Returns:
+            The records, byte-identical to ``encode_rows``; None when the view has
+            variable-width features (use ``encode_rows``).
+        """
+        if self._var:
+            return None
+        fields = [("version", "u1"), ("event", ">u8"), ("created", ">u8"), ("fp", "S8")]
+        fields += [("count", ">u2")]
+        fields += [(f"w{w}", ">u8") for w in range(self._nwords)]
+        fields += [(f"s{j}", _NUMPY[t.name]) for j, t in enumerate(self.dtypes)]
+        dtype = np.dtype(fields)
+        assert dtype.itemsize == self.head_size
+        n = len(event_us)
+        out = np.zeros(n, dtype=dtype)
+        bias = np.uint64(_BIAS)
+        out["version"] = RECORD_VERSION
+        out["event"] = event_us.astype(np.int64).view(np.uint64) + bias
+        created = created_us.astype(np.int64).view(np.uint64) + bias + np.uint64(1)
+        if created_null is not None:
+            created[created_null] = 0
+        out["created"] = created
+        out["fp"] = self.fingerprint
+        out["count"] = self._n
+        for j, (column, null) in enumerate(zip(values, nulls, strict=True)):
+            out[f"s{j}"] = column
+            if null is not None and null.any():
+                out[f"s{j}"][null] = 0
+                out[f"w{j // 64}"] |= null.astype(np.uint64) << np.uint64(j % 64)
+        return _split(out.tobytes(), self.head_size)
 
     # decoding ---------------------------------------------------------------------------
 
