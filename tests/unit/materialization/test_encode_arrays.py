@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,5 +97,7 @@ def test_numpy_entity_keys_equal_per_value_keys(batch: dict[str, Any]) -> None:
 
 
 def test_variable_width_types_use_the_per_value_path() -> None:
-    assert RecordCodec([Int64, String], fingerprint=FP).encode_arrays(*[[]] * 3, [], []) is None  # type: ignore[arg-type]  # never read
+    empty = np.zeros(0, dtype=np.int64)
+    codec = RecordCodec([Int64, String], fingerprint=FP)
+    assert codec.encode_arrays(empty, empty, None, [empty, empty], [None, None]) is None
     assert KeyEncoder({"name": String}).encode_arrays([]) is None
