@@ -108,7 +108,11 @@ class OfflineEngine:
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A new session on the engine's database, in UTC (sessions own their time zone)."""
         cursor = self._con.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
+        try:
+            cursor.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error:
+            # Without the ICU extension DuckDB has no time zones: TIMESTAMPTZ is UTC already.
+            logger.debug("DuckDB has no ICU extension; timestamps are UTC by construction")
         return cursor
 
     def close(self) -> None:
