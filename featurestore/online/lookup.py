@@ -76,6 +76,30 @@ class _Plan:
     """The on-demand views to run after the read (None when no ref needs one)."""
     order: tuple[str, ...] | None = None
     """Output columns in ref order when on-demand views are involved (hidden inputs left out)."""
+    names: tuple[str, ...] = ()
+    """The output columns in response order."""
+    decoded_in_order: bool = False
+    """Decoding (key set by key set) already yields ``names`` in order: no reordering."""
+    set_views: tuple[tuple[str, ...], ...] = ()
+    """Per key set, the names of its views (what each read request asks for)."""
+
+    def __post_init__(self) -> None:
+        names = self.order or tuple(name for v in self.views for name in v.outputs)
+        decoded = tuple(
+            name
+            for _, _, positions in self.key_sets
+            for p in positions
+            for name in self.views[p].outputs
+        )
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "decoded_in_order", self.on_demand is None and decoded == names)
+        object.__setattr__(
+            self,
+            "set_views",
+            tuple(
+                tuple(self.views[p].name for p in positions) for _, _, positions in self.key_sets
+            ),
+        )
 
 
 class OnlineReader:
@@ -130,9 +154,8 @@ class OnlineReader:
         requests: list[ReadRequest] = []
         # Per key set: for each entity row, the index of its request.
         slots: list[list[int]] = []
-        for names, encoder, view_positions in plan.key_sets:
+        for (names, encoder, _), views in zip(plan.key_sets, plan.set_views, strict=True):
             encoded = encoder.encode_columns([keys[k] for k in names])
-            views = tuple(plan.views[p].name for p in view_positions)
             seen: dict[bytes, int] = {}
             row_slots = []
             for key in encoded:
@@ -154,13 +177,20 @@ class OnlineReader:
                 _decode_view(view, records, now, features_out, statuses, event_micros)
         if plan.on_demand is not None:
             plan.on_demand.compute(request, n, features_out, statuses, event_micros)
-        names = plan.order or tuple(name for v in plan.views for name in v.outputs)
-        ordered = {name: features_out[name] for name in names}
+        if plan.decoded_in_order:  # the common case: columns are already in response order
+            return OnlineResponse(
+                join_keys=keys,
+                features=features_out,
+                statuses=statuses,
+                event_micros=event_micros,
+                dtypes=plan.dtypes,
+            )
+        names = plan.names
         return OnlineResponse(
             join_keys={k: keys[k] for k in plan.key_dtypes},
-            features=ordered,
-            statuses={name: statuses[name] for name in ordered},
-            event_micros={name: event_micros[name] for name in ordered},
+            features={name: features_out[name] for name in names},
+            statuses={name: statuses[name] for name in names},
+            event_micros={name: event_micros[name] for name in names},
             dtypes=plan.dtypes,
         )
 

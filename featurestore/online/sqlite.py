@@ -48,6 +48,8 @@ WHERE substr(excluded.record, 1, 1) != substr({_TABLE}.record, 1, 1)
    OR substr(excluded.record, 2, 16) >= substr({_TABLE}.record, 2, 16)
 """
 
+_READ_ONE = f"SELECT record FROM {_TABLE} WHERE view = ? AND entity_key = ?"
+
 
 class SqliteOnlineStore:
     """Online records in one SQLite file.
@@ -113,6 +115,8 @@ class SqliteOnlineStore:
 
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
         """All requested records in one query (see OnlineStore)."""
+        if len(requests) == 1 and len(requests[0].views) == 1:
+            return [[self._read_one(requests[0].views[0], requests[0].entity_key)]]
         params: list[object] = []
         for request in requests:
             for view in request.views:
@@ -129,6 +133,15 @@ class SqliteOnlineStore:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
         return [[found.get((v, r.entity_key)) for v in r.views] for r in requests]
+
+    def _read_one(self, view: str, entity_key: bytes) -> bytes | None:
+        """One record by primary key (the cheapest statement for a single lookup)."""
+        with self._lock:
+            try:
+                row = self._conn.execute(_READ_ONE, (view, entity_key)).fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return None if row is None else row[0]
 
     def _sql_for(self, pairs: int) -> str:
         sql = self._read_sql.get(pairs)
