@@ -7,25 +7,24 @@ loaded into Python objects; the join itself is built in ``pit_join.py``.
 from __future__ import annotations
 
 import glob
-import itertools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import duckdb
-import numpy as np
-import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from featurestore._time import to_utc_array
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, ScalarType, dtype_from_arrow, to_arrow
-from featurestore.errors import EntityFrameError, SourceError
+from featurestore.errors import SourceError
+from featurestore.offline.entity_frame import (
+    EntityInput,
+    feature_types,
+    load_entity,
+    validate_entity,
+)
 from featurestore.offline.pit_join import (
     RANGE_MAX_ENTITY_ROWS,
-    ROW_COL,
-    EntityStats,
     JoinStrategy,
     ViewRequest,
     latest_rows_query,
@@ -36,11 +35,7 @@ from featurestore.offline.sql import (
     EVENT_TS,
     Query,
     SourceColumns,
-    is_integer_type,
-    is_timestamp_type,
-    quote_ident,
     source_scan,
-    utc_timestamp_expr,
 )
 from featurestore.offline.training_frame import TrainingFrame, conform
 
@@ -55,26 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["EntityInput", "OfflineEngine"]
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    import pandas as pd
-
-    EntityInput: TypeAlias = (
-        "pd.DataFrame | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatch | str | Path"
-    )
-else:
-    EntityInput = object
-"""An entity frame: pandas/polars DataFrame, Arrow table, Parquet path or DuckDB SQL.
-
-A ``str`` that starts like a query (``SELECT``, ``WITH``, ``FROM``...) is a DuckDB SQL query run
-on the engine's connection; any other ``str`` (or a ``Path``) is a Parquet file, directory or
-glob. pandas is optional (imported only when a pandas frame is passed).
-"""
-
-_SQL_STARTS = ("select", "with", "from", "values", "table", "(", "pivot", "unpivot")
-_counter = itertools.count()
 
 
 class OfflineEngine:
@@ -307,9 +282,9 @@ class OfflineEngine:
         """
         cursor = self._cursor()
         try:
-            entity = _load_entity(cursor, entity_df, timestamp_column)
-            _validate_entity(cursor, entity, requests)
-            feature_types = _feature_types(entity, requests, output_names)
+            entity = load_entity(cursor, entity_df, timestamp_column)
+            validate_entity(cursor, entity, requests)
+            out_types = feature_types(entity, requests, output_names)
             big = entity.stats.rows > RANGE_MAX_ENTITY_ROWS
             view_requests = [
                 ViewRequest(
@@ -331,7 +306,7 @@ class OfflineEngine:
                 stats=entity.stats,
                 point_in_time=point_in_time,
                 strategy=strategy,
-                feature_order=list(feature_types),
+                feature_order=list(out_types),
             )
         except BaseException:
             cursor.close()
@@ -342,8 +317,8 @@ class OfflineEngine:
         return TrainingFrame(
             cursor,
             query,
-            columns=[*entity.columns, *feature_types],
-            feature_types=feature_types,
+            columns=[*entity.columns, *out_types],
+            feature_types=out_types,
             keepalive=entity.keepalive,
         )
 
@@ -405,250 +380,6 @@ class OfflineEngine:
         if row[0] is None:
             return None
         return row[0], row[1]
-
-
-# -- entity frames ----------------------------------------------------------------------------
-
-
-class _Entity:
-    """An entity frame as a query with a UTC timestamp column and the ``__fs_row`` column."""
-
-    def __init__(
-        self,
-        query: Query,
-        columns: list[str],
-        types: dict[str, str],
-        stats: EntityStats,
-        keepalive: object = None,
-    ) -> None:
-        self.query = query
-        self.columns = columns
-        self.types = types
-        self.stats = stats
-        self.keepalive = keepalive
-
-
-def _is_sql(text: str) -> bool:
-    return text.lstrip().lower().startswith(_SQL_STARTS)
-
-
-def _load_entity(
-    cursor: duckdb.DuckDBPyConnection, entity_df: EntityInput, timestamp_column: str
-) -> _Entity:
-    if isinstance(entity_df, Path) or (isinstance(entity_df, str) and not _is_sql(entity_df)):
-        return _parquet_entity(cursor, str(entity_df), timestamp_column)
-    if isinstance(entity_df, str):
-        try:
-            table = cursor.sql(entity_df).to_arrow_table()
-        except duckdb.Error as exc:
-            msg = f"The entity SQL query failed: {exc}. Fix the query: {entity_df!r}"
-            raise EntityFrameError(msg) from exc
-        return _arrow_entity(cursor, table, timestamp_column)
-    return _arrow_entity(cursor, _to_arrow_table(entity_df), timestamp_column)
-
-
-def _to_arrow_table(entity_df: object) -> pa.Table:
-    if isinstance(entity_df, pa.Table):
-        return entity_df
-    if isinstance(entity_df, pa.RecordBatch):
-        return pa.Table.from_batches([entity_df])
-    if isinstance(entity_df, pl.LazyFrame):
-        entity_df = entity_df.collect()
-    if isinstance(entity_df, pl.DataFrame):
-        return entity_df.to_arrow()
-    module = type(entity_df).__module__
-    if module.startswith("pandas"):
-        import pandas as pd
-
-        if isinstance(entity_df, pd.DataFrame):
-            return pa.Table.from_pandas(entity_df, preserve_index=False)
-    msg = (
-        f"Cannot use a {type(entity_df).__name__} as an entity frame. Pass a pandas or polars "
-        "DataFrame, a pyarrow Table, a Parquet path or a DuckDB SQL query."
-    )
-    raise EntityFrameError(msg)
-
-
-def _check_columns(columns: list[str], timestamp_column: str) -> None:
-    reserved = [c for c in columns if c.startswith("__fs")]
-    if reserved:
-        msg = f"Entity frame column '{reserved[0]}' uses the reserved prefix '__fs'; rename it."
-        raise EntityFrameError(msg)
-    if timestamp_column not in columns:
-        msg = (
-            f"The entity frame has no timestamp column '{timestamp_column}' (columns: "
-            f"{', '.join(columns)}). Add it, or pass timestamp_column=<your column>."
-        )
-        raise EntityFrameError(msg)
-
-
-def _arrow_entity(
-    cursor: duckdb.DuckDBPyConnection, table: pa.Table, timestamp_column: str
-) -> _Entity:
-    columns = list(table.column_names)
-    _check_columns(columns, timestamp_column)
-    if len(set(columns)) != len(columns):
-        dup = next(c for c in columns if columns.count(c) > 1)
-        msg = f"The entity frame has two columns named '{dup}'; rename one."
-        raise EntityFrameError(msg)
-    index = columns.index(timestamp_column)
-    ts = to_utc_array(table.column(index), column=timestamp_column)
-    table = table.set_column(index, timestamp_column, ts)
-    table = table.append_column(ROW_COL, pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    name = f"__fs_entity_{next(_counter)}"
-    cursor.register(name, table)
-    minmax = pc.min_max(ts)
-    stats = EntityStats(
-        rows=table.num_rows, min_ts=minmax["min"].as_py(), max_ts=minmax["max"].as_py()
-    )
-    rel = cursor.sql(f"SELECT * FROM {quote_ident(name)}")
-    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
-    query = Query().add(f"SELECT * FROM {quote_ident(name)}")
-    return _Entity(query, columns, types, stats, keepalive=table)
-
-
-def _parquet_entity(cursor: duckdb.DuckDBPyConnection, path: str, timestamp_column: str) -> _Entity:
-    if not glob.has_magic(path) and not Path(path).exists():
-        msg = f"Entity frame Parquet path '{path}' does not exist. Check the path."
-        raise EntityFrameError(msg)
-    pattern = str(Path(path) / "**" / "*.parquet") if Path(path).is_dir() else path
-    try:
-        rel = cursor.sql("SELECT * FROM read_parquet(?) LIMIT 0", params=[pattern])
-    except duckdb.Error as exc:
-        msg = f"Cannot read the entity frame Parquet '{path}': {exc}. Check the file."
-        raise EntityFrameError(msg) from exc
-    columns = list(rel.columns)
-    types = dict(zip(columns, (str(t) for t in rel.types), strict=True))
-    _check_columns(columns, timestamp_column)
-    ts_type = types[timestamp_column]
-    ts_col = quote_ident(timestamp_column)
-    if is_timestamp_type(ts_type):
-        ts_expr = utc_timestamp_expr(ts_col, ts_type)
-        bad_expr = "0"
-    elif ts_type == "VARCHAR":
-        ts_expr = f"CAST({ts_col} AS TIMESTAMPTZ)"
-        bad_expr = (
-            f"count(*) FILTER (WHERE {ts_col} IS NOT NULL "
-            f"AND TRY_CAST({ts_col} AS TIMESTAMPTZ) IS NULL)"
-        )
-    else:
-        msg = (
-            f"Column '{timestamp_column}' must hold timestamps, but its type is {ts_type}. "
-            "Write datetimes (naive ones mean UTC) or ISO 8601 strings."
-        )
-        raise EntityFrameError(msg)
-    stat_expr = ts_expr.replace("CAST(", "TRY_CAST(", 1) if ts_type == "VARCHAR" else ts_expr
-    row = cursor.sql(
-        f"SELECT count(*), min({stat_expr}), max({stat_expr}), {bad_expr} FROM read_parquet(?)",
-        params=[pattern],
-    ).fetchall()[0]
-    assert row is not None  # an aggregate always yields one row
-    if row[3]:
-        msg = (
-            f"Column '{timestamp_column}' of the entity frame has {row[3]} values that are not "
-            "ISO 8601 timestamps. Fix them, e.g. '2026-11-27T09:00:00Z'."
-        )
-        raise EntityFrameError(msg)
-    stats = EntityStats(rows=int(row[0]), min_ts=row[1], max_ts=row[2])
-    types[timestamp_column] = "TIMESTAMP WITH TIME ZONE"
-    exclude = ", ".join(quote_ident(c) for c in ("__fs_file", "file_row_number"))
-    query = Query().add(
-        f"SELECT * EXCLUDE ({exclude}) REPLACE ({ts_expr} AS {ts_col}), "
-        f"CAST(row_number() OVER (ORDER BY __fs_file, file_row_number) - 1 AS BIGINT) "
-        f"AS {ROW_COL} FROM read_parquet(?, filename='__fs_file', file_row_number=true)",
-        pattern,
-    )
-    return _Entity(query, columns, types, stats)
-
-
-def _key_compatible(duckdb_type: str, dtype: DType) -> bool:
-    if duckdb_type in {'"NULL"', "NULL"}:
-        return True
-    if isinstance(dtype, Array):
-        return False
-    name = dtype.name
-    if name in {"Int32", "Int64"}:
-        return is_integer_type(duckdb_type)
-    if name in {"Float32", "Float64"}:
-        return is_integer_type(duckdb_type) or duckdb_type in {"FLOAT", "DOUBLE"}
-    if name == "String":
-        return duckdb_type == "VARCHAR"
-    if name == "Bytes":
-        return duckdb_type in {"BLOB", "VARCHAR"}
-    if name == "Bool":
-        return duckdb_type == "BOOLEAN"
-    return is_timestamp_type(duckdb_type)
-
-
-def _feature_types(
-    entity: _Entity,
-    requests: list[tuple[ViewRecord, list[str]]],
-    output_names: dict[FeatureRef, str],
-) -> dict[str, pa.DataType]:
-    """The Arrow type of each output column, refusing clashes with entity columns.
-
-    Ordered like ``output_names`` (the caller's ref order), not grouped by view.
-    """
-    dtypes = {
-        FeatureRef(record.view.name, f.name): f.dtype
-        for record, features in requests
-        for f in record.view.schema
-        if f.name in features
-    }
-    types: dict[str, pa.DataType] = {}
-    taken = set(entity.columns)
-    for ref, out in output_names.items():
-        if ref not in dtypes:
-            continue
-        if out in taken:
-            msg = (
-                f"Output column '{out}' (feature '{ref}') clashes with another column of the "
-                "training frame. Rename the entity frame's column or pass "
-                "full_feature_names=True."
-            )
-            raise EntityFrameError(msg)
-        taken.add(out)
-        types[out] = to_arrow(dtypes[ref])
-    return types
-
-
-def _float_for_int(duckdb_type: str, dtype: DType) -> bool:
-    return duckdb_type in {"FLOAT", "DOUBLE"} and str(dtype) in {"Int32", "Int64"}
-
-
-def _all_integral(cursor: duckdb.DuckDBPyConnection, entity: _Entity, key: str) -> bool:
-    column = quote_ident(key)
-    query = Query().add(
-        f"SELECT count(*) FILTER (WHERE {column} IS NOT NULL AND ({column} <> trunc({column}) "
-        f"OR isinf({column}))) FROM ("
-    )
-    query.extend(entity.query).add(")")
-    return int(cursor.sql(query.text, params=query.params).fetchall()[0][0]) == 0
-
-
-def _validate_entity(
-    cursor: duckdb.DuckDBPyConnection,
-    entity: _Entity,
-    requests: list[tuple[ViewRecord, list[str]]],
-) -> None:
-    for record, _ in requests:
-        missing = [k for k in record.view.join_keys if k not in entity.types]
-        if missing:
-            msg = (
-                f"The entity frame lacks join key column(s) {', '.join(missing)} of feature "
-                f"view '{record.view.name}' (columns: {', '.join(entity.columns)}). Add them."
-            )
-            raise EntityFrameError(msg)
-        for key in record.view.join_keys:
-            have, want = entity.types[key], record.key_dtypes[key]
-            if _float_for_int(have, want) and _all_integral(cursor, entity, key):
-                continue  # pandas stores integer keys with gaps as float64
-            if not _key_compatible(have, want):
-                msg = (
-                    f"Entity frame column '{key}' has type {have}, but join key '{key}' of "
-                    f"feature view '{record.view.name}' is {want}. Cast the column to {want}."
-                )
-                raise EntityFrameError(msg)
 
 
 def _castable(source: pa.DataType, dtype: DType) -> bool:
