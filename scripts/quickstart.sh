@@ -8,9 +8,7 @@ ROOT="$(pwd)"
 PORT="${PORT:-6566}"
 
 if [ ! -x .venv/bin/featurestore ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  bash scripts/install
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
