@@ -13,7 +13,9 @@ from featurestore.definitions.source import ParquetSource
 from featurestore.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class FeatureView:
         schema: The features, with their types.
         ttl: How long a value stays valid after its event timestamp; None or zero = forever.
         online: Whether materialization writes this view to the online store.
+        transform: Optional batch transformation, ``DataFrame -> DataFrame``, applied to the
+            source rows (after ``field_mapping``) before the training join and before
+            materialization. It receives the join keys, the timestamp columns and every
+            other source column, and returns the declared features (other columns are
+            ignored), one row per input row in input order. It must be row-wise (checked at
+            apply). Its source code is part of the view's fingerprint.
         description, owner, tags: Metadata shown by the catalog.
 
     Example:
@@ -60,6 +68,10 @@ class FeatureView:
     description: str = field(default="", kw_only=True)
     owner: str = field(default="", kw_only=True)
     tags: dict[str, str] = field(default_factory=dict, kw_only=True, compare=False)
+    transform: Callable[[pl.DataFrame], pl.DataFrame] | None = field(
+        default=None, kw_only=True, compare=False
+    )
+    """Compared through its source fingerprint by the registry, not by identity."""
 
     def __post_init__(self) -> None:
         check_name(self.name, kind="Feature view")
@@ -101,6 +113,12 @@ class FeatureView:
             msg = (
                 f"Feature view '{self.name}' has ttl={self.ttl!r}; use a non-negative timedelta, "
                 "or None for unlimited."
+            )
+            raise DefinitionError(msg)
+        if self.transform is not None and not callable(self.transform):
+            msg = (
+                f"Feature view '{self.name}' has transform={self.transform!r}; pass a function "
+                "taking and returning a polars DataFrame, or None."
             )
             raise DefinitionError(msg)
         object.__setattr__(self, "entities", entities)

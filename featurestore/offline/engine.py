@@ -38,6 +38,7 @@ from featurestore.offline.sql import (
     source_scan,
 )
 from featurestore.offline.training_frame import TrainingFrame, conform
+from featurestore.offline.transformed_source import TransformedSources
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,6 +78,8 @@ class OfflineEngine:
         except duckdb.Error as exc:
             msg = f"Cannot open DuckDB with offline_store settings {settings}: {exc}. Fix them."
             raise SourceError(msg) from exc
+        self.transformed = TransformedSources(self)
+        """Sources of views with a batch transform, run through the executor (cached)."""
 
     # -- connections --------------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class OfflineEngine:
     def close(self) -> None:
         """Close the DuckDB database (open training frames can no longer run)."""
         self._con.close()
+        self.transformed.close()
 
     # -- sources ------------------------------------------------------------------------------
 
@@ -179,6 +183,8 @@ class OfflineEngine:
                 raise SourceError(msg)
         for key in view.join_keys:
             column(key, "join key")
+        if view.transform is not None:  # the transform's output is checked instead
+            return
         for feature in view.schema:
             typ = column(feature.name, "feature")
             if not _castable(typ, feature.dtype):
@@ -195,6 +201,9 @@ class OfflineEngine:
         Raises:
             SourceError: Missing path, missing or mistyped columns, or a key type that
                 cannot be a join key.
+            TransformationError: The view's batch transform fails on the first source rows
+                or returns other types than declared (its output is validated, not the
+                source's feature columns).
         """
         pattern = self.source_pattern(view)
         schema, _ = self._source_schema(view, pattern)
@@ -212,12 +221,18 @@ class OfflineEngine:
                 )
                 raise SourceError(msg)
             result[key] = dtype
+        if view.transform is not None:
+            self.transformed.validate(view, result)
         return result
 
     def _scan(self, record: ViewRecord, features: list[str] | None = None) -> Query:
+        record = self.transformed.resolve(record)
         pattern = self.source_pattern(record.view)
         schema, columns = self._source_schema(record.view, pattern)
         self._check_source(record.view, schema)
+        if record.view.transform is not None:
+            files = self._files(record.view, pattern)
+            return self.transformed.scan(record, pattern, columns, files, features)
         return source_scan(
             record.view,
             pattern,

@@ -276,6 +276,8 @@ def _sample_view(
     engine: OfflineEngine, view: FeatureView, features: list[str], rows: int, seed: int
 ) -> pa.Table:
     """Up to ``rows`` random source rows of ``view``: its features, typed as declared."""
+    if view.transform is not None:  # the features exist only in the transform's output
+        return engine.transformed.sample_features(view, features, rows=rows, seed=seed)
     origin = {dst: src for src, dst in view.source.field_mapping.items()}
     select = ", ".join(f"{quote_ident(origin.get(f, f))} AS {quote_ident(f)}" for f in features)
     cursor = engine._cursor()
@@ -399,14 +401,21 @@ def check_on_demand_views(
 ) -> dict[str, RowIndependenceReport]:
     """Run each on-demand view on a sample whole and row by row (see ``transformations.check``).
 
+    Feature views with a batch transform are checked the same way, on sampled source rows
+    (reports keyed by view name, like the on-demand views'; names are unique across both).
+
     Raises:
         TransformationError: A function raised or returned wrong types on the sample.
         SourceError: A source could not be sampled.
     """
-    return {
+    reports = {
         name: check_row_independence(
             view,
             sample_inputs(engine, view, feature_views, on_demand_views, rows=rows, seed=seed),
         )
         for name, view in sorted(on_demand_views.items())
     }
+    for name, fv in sorted(feature_views.items()):
+        if fv.transform is not None:
+            reports[name] = engine.transformed.check(fv, rows=rows, seed=seed)
+    return dict(sorted(reports.items()))

@@ -36,6 +36,7 @@ from featurestore.errors import (
     FeatureViewNotFoundError,
     RegistryConflictError,
 )
+from featurestore.transformations.batch import transform_fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -50,9 +51,11 @@ __all__ = [
     "Plan",
     "Registry",
     "RegistrySnapshot",
+    "TransformRecord",
     "ViewRecord",
     "on_demand_record",
     "resolve_refs",
+    "transform_record",
     "view_fingerprint",
 ]
 
@@ -68,6 +71,27 @@ class ViewRecord:
     fingerprint: str
     watermark: datetime | None = None
     """Rows with ``event_timestamp < watermark`` are materialized (None = never)."""
+    transform: TransformRecord | None = None
+    """Where the view's batch transform lives and its source fingerprint (None = no transform).
+    The function itself is not stored: readers load it from the repo (``view.transform`` is
+    None in a snapshot read from disk) and check it against ``fingerprint``."""
+
+
+@dataclass(frozen=True)
+class TransformRecord:
+    """A feature view's batch transform as applied: import location and source fingerprint."""
+
+    function_path: str
+    fingerprint: str
+
+
+def transform_record(view: FeatureView, *, origin: str) -> TransformRecord | None:
+    """The registry record of ``view``'s transform (defined in repo file ``origin``), if any."""
+    fingerprint = transform_fingerprint(view)
+    if fingerprint is None or view.transform is None:
+        return None
+    name = getattr(view.transform, "__qualname__", repr(view.transform))
+    return TransformRecord(function_path=f"{origin}:{name}", fingerprint=fingerprint)
 
 
 @dataclass(frozen=True)
@@ -174,15 +198,20 @@ class Plan:
 def view_fingerprint(view: FeatureView, key_dtypes: Mapping[str, DType]) -> str:
     """Hash of everything that determines a view's stored values.
 
-    Covers the schema, the join keys and their types, and the source's identity. The ttl,
-    description, owner, tags and online flag are not covered: they change how values are
-    served or shown, not what is stored.
+    Covers the schema, the join keys and their types, the source's identity and the batch
+    transform's source code (with the same-module helpers it calls). The ttl, description,
+    owner, tags and online flag are not covered: they change how values are served or shown,
+    not what is stored. ``view`` must carry its transform (a repo definition, not a view read
+    back from the registry file, which has none).
     """
-    payload = {
+    payload: dict[str, Any] = {
         "schema": [[f.name, str(f.dtype)] for f in view.schema],
         "join_keys": [[k, str(key_dtypes.get(k))] for k in view.join_keys],
         "source": _encode_source(view.source),
     }
+    transform = transform_fingerprint(view)
+    if transform is not None:  # absent key: views without a transform keep their fingerprint
+        payload["transform"] = transform
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 
@@ -228,6 +257,14 @@ def _encode_view(record: ViewRecord) -> dict[str, Any]:
         "key_dtypes": {k: str(t) for k, t in record.key_dtypes.items()},
         "fingerprint": record.fingerprint,
         "watermark": record.watermark.isoformat() if record.watermark else None,
+        "transform": (
+            {
+                "function_path": record.transform.function_path,
+                "fingerprint": record.transform.fingerprint,
+            }
+            if record.transform is not None
+            else None
+        ),
     }
 
 
@@ -245,11 +282,13 @@ def _decode_view(name: str, data: dict[str, Any], entities: dict[str, Entity]) -
         tags=data["tags"],
     )
     watermark = data["watermark"]
+    transform = data.get("transform")
     return ViewRecord(
         view=view,
         key_dtypes={k: dtype_from_name(t) for k, t in data["key_dtypes"].items()},
         fingerprint=data["fingerprint"],
         watermark=parse_timestamp(watermark) if watermark else None,
+        transform=TransformRecord(**transform) if transform else None,
     )
 
 
@@ -373,6 +412,14 @@ def _view_details(old: ViewRecord, new: ViewRecord) -> tuple[str, ...]:
         details.append(f"~ join keys: {_keys(old)} -> {_keys(new)}")
     if old.view.source != new.view.source:
         details.append(f"~ source: {old.view.source.path} -> {new.view.source.path}")
+    old_tf, new_tf = old.transform, new.transform
+    if old_tf is None and new_tf is not None:
+        details.append(f"+ transform {new_tf.function_path}")
+    elif old_tf is not None and new_tf is None:
+        details.append(f"- transform {old_tf.function_path}")
+    elif old_tf is not None and new_tf is not None and old_tf != new_tf:
+        what = "source changed" if old_tf.fingerprint != new_tf.fingerprint else "moved"
+        details.append(f"~ transform {new_tf.function_path}: {what}")
     if old.view.effective_ttl != new.view.effective_ttl:
         old_ttl, new_ttl = old.view.effective_ttl, new.view.effective_ttl
         details.append(f"~ ttl: {_describe_ttl(old_ttl)} -> {_describe_ttl(new_ttl)}")
@@ -551,7 +598,9 @@ class Registry:
             fingerprint = view_fingerprint(view, keys)
             old = current.feature_views.get(name)
             watermark = old.watermark if old and old.fingerprint == fingerprint else None
-            views[name] = ViewRecord(view, keys, fingerprint, watermark)
+            origin = contents.origins.get(f"feature view:{name}", "?")
+            transform = transform_record(view, origin=origin)
+            views[name] = ViewRecord(view, keys, fingerprint, watermark, transform)
         target = RegistrySnapshot(
             project=self.project,
             serial=current.serial,

@@ -16,7 +16,7 @@ from featurestore.transformations.run import run_transformation
 if TYPE_CHECKING:
     import polars as pl
 
-    from featurestore.transformations.decorator import OnDemandFeatureView
+    from featurestore.transformations.run import Transformation
 
 __all__ = ["RowIndependenceReport", "check_row_independence"]
 
@@ -30,6 +30,8 @@ class RowIndependenceReport:
     mismatches: dict[str, int]
     example: dict[str, tuple[Any, Any]]
     """Feature -> (value in the batch, value alone) for the first mismatching row."""
+    kind: str = "On-demand feature view"
+    """How the message names the transformation (``run.Transformation.kind``)."""
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,14 @@ class RowIndependenceReport:
             f"(batch {self.example[name][0]!r} vs alone {self.example[name][1]!r})"
             for name in bad
         )
+        if self.kind != "On-demand feature view":
+            return (
+                f"{self.kind} '{self.view}' is not row-wise: {details}. Its output for a row "
+                "depends on the other rows (a column mean, a rank, a shift...), so a value "
+                "would depend on how the source is batched and on rows from other times "
+                "(leaking later data into training frames), and training and materialization "
+                "could disagree. Compute such aggregates upstream, into the source's columns."
+            )
         return (
             f"On-demand feature view '{self.view}' is not row-wise: {details}. Its output for a "
             "row depends on the other rows (a column mean, a rank, a shift...), so a training "
@@ -58,13 +68,11 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_row_independence(
-    view: OnDemandFeatureView, sample: pl.DataFrame
-) -> RowIndependenceReport:
+def check_row_independence(view: Transformation, sample: pl.DataFrame) -> RowIndependenceReport:
     """Run ``view`` on ``sample`` whole and on each row alone, and compare.
 
     Args:
-        view: The on-demand feature view.
+        view: The on-demand feature view, or a feature view's batch transform.
         sample: Input rows (its input columns), e.g. real source rows plus request values.
     """
     batch = run_transformation(view, sample)
@@ -77,4 +85,4 @@ def check_row_independence(
             if not _same(batch_rows[index][name], alone[name]):
                 mismatches[name] += 1
                 example.setdefault(name, (batch_rows[index][name], alone[name]))
-    return RowIndependenceReport(view.name, sample.height, mismatches, example)
+    return RowIndependenceReport(view.name, sample.height, mismatches, example, kind=view.kind)

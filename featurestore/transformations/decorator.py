@@ -141,6 +141,11 @@ class OnDemandFeatureView:
         return self.function(*args, **kwargs)
 
     @property
+    def kind(self) -> str:
+        """How the executor's messages name this kind of transformation."""
+        return "On-demand feature view"
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         """The names of the computed features, in schema order."""
         return tuple(f.name for f in self.schema)
