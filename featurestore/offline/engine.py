@@ -28,7 +28,6 @@ from featurestore.offline.pit_join import (
     JoinStrategy,
     ViewRequest,
     latest_rows_query,
-    training_query,
 )
 from featurestore.offline.sql import (
     CREATED_TS,
@@ -37,7 +36,7 @@ from featurestore.offline.sql import (
     SourceColumns,
     source_scan,
 )
-from featurestore.offline.training_frame import TrainingFrame, conform
+from featurestore.offline.training_frame import TrainingFrame, conform, plan_training_frame
 from featurestore.offline.transformed_source import TransformedSources
 
 if TYPE_CHECKING:
@@ -313,7 +312,8 @@ class OfflineEngine:
                 )
                 for record, features in requests
             ]
-            query = training_query(
+            frame = plan_training_frame(
+                cursor,
                 entity.query,
                 entity.columns,
                 view_requests,
@@ -321,7 +321,8 @@ class OfflineEngine:
                 stats=entity.stats,
                 point_in_time=point_in_time,
                 strategy=strategy,
-                feature_order=list(out_types),
+                feature_types=out_types,
+                keepalive=entity.keepalive,
             )
         except BaseException:
             cursor.close()
@@ -329,13 +330,7 @@ class OfflineEngine:
         logger.debug(
             "training frame: %d entity rows, %d views", entity.stats.rows, len(view_requests)
         )
-        return TrainingFrame(
-            cursor,
-            query,
-            columns=[*entity.columns, *out_types],
-            feature_types=out_types,
-            keepalive=entity.keepalive,
-        )
+        return frame
 
     # -- materialization ----------------------------------------------------------------------
 

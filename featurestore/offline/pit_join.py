@@ -72,11 +72,12 @@ __all__ = [
     "JoinStrategy",
     "ViewRequest",
     "choose_strategy",
+    "entity_keys_sql",
     "latest_rows_query",
     "training_query",
 ]
 
-JoinStrategy = Literal["auto", "asof", "range"]
+JoinStrategy = Literal["auto", "asof", "range", "arrays"]
 
 ROW_COL = "__fs_row"
 """The entity frame's input position column (0-based), added by the engine."""
@@ -122,16 +123,24 @@ def choose_strategy(
     *,
     point_in_time: Literal["event", "available"],
     strategy: JoinStrategy = "auto",
-) -> Literal["asof", "range"]:
-    """The join strategy to use (``available`` always needs ``range``)."""
-    if point_in_time == "available":
-        return "range"
+    arrays_fit: bool = False,
+) -> Literal["asof", "range", "arrays"]:
+    """The join strategy to use.
+
+    ``auto``: ``range`` for small frames (see :data:`RANGE_MAX_ENTITY_ROWS`), else
+    ``arrays`` when its memory estimate fits (``arrays_fit``), else ``asof`` (``range`` for
+    ``point_in_time="available"``, which the ASOF JOIN cannot compute).
+    """
     if strategy != "auto":
+        if strategy == "asof" and point_in_time == "available":
+            return "range"
         return strategy
     largest = max((r.source_rows for r in requests), default=0)
     if stats.rows <= RANGE_MAX_ENTITY_ROWS or stats.rows <= RANGE_MAX_ENTITY_FRACTION * largest:
         return "range"
-    return "asof"
+    if arrays_fit:
+        return "arrays"
+    return "range" if point_in_time == "available" else "asof"
 
 
 def training_query(
@@ -159,6 +168,8 @@ def training_query(
         feature_order: The output feature columns in order (default: request order).
     """
     chosen = choose_strategy(stats, requests, point_in_time=point_in_time, strategy=strategy)
+    if chosen == "arrays":  # this query is the arrays strategy's fallback
+        chosen = "range" if point_in_time == "available" else "asof"
     query = Query().add("WITH __fs_entity AS (").extend(entity).add(")")
     for i, request in enumerate(requests):
         query.add(f", __fs_v{i} AS (")
@@ -182,7 +193,7 @@ def training_query(
     return query
 
 
-def _entity_keys(request: ViewRequest, timestamp_column: str) -> str:
+def entity_keys_sql(request: ViewRequest, timestamp_column: str) -> str:
     """The entity rows that can match: keys cast to the view's key types, non-null."""
     record = request.record
     keys = [
@@ -219,7 +230,7 @@ def _asof_join(request: ViewRequest, timestamp_column: str) -> Query:
     keys = ", ".join(f"s.{quote_ident(k)}" for k in request.record.view.join_keys)
     query = Query().add(f"SELECT e.{ROW_COL}, {vals} AS __fs_vals FROM (SELECT *, ", *params)
     query.add(f"{newest_probe(_T)} AS __fs_order FROM (")
-    query.add(_entity_keys(request, timestamp_column)).add(")) e ASOF JOIN (")
+    query.add(entity_keys_sql(request, timestamp_column)).add(")) e ASOF JOIN (")
     query.add(f"SELECT {keys}, s.{EVENT_TS}, {newer_order_key('s.')} AS __fs_order, ")
     query.add(f"{_values_struct(request, 's.')} AS __fs_vals FROM (").extend(request.scan)
     query.add(f") s) s ON {_key_match(request, 'e', 's')} AND e.__fs_order >= s.__fs_order")
@@ -238,7 +249,7 @@ def _range_join(
         f"SELECT e.{ROW_COL}, arg_max({_values_struct(request, 's.')}, "
         f"{newer_order_key('s.')}) AS __fs_vals FROM ("
     )
-    query.add(_entity_keys(request, timestamp_column)).add(") e JOIN (SELECT * FROM (")
+    query.add(entity_keys_sql(request, timestamp_column)).add(") e JOIN (SELECT * FROM (")
     query.extend(request.scan).add(") WHERE TRUE")
     if stats.max_ts is not None:
         query.add(f" AND {EVENT_TS} <= ?", stats.max_ts)

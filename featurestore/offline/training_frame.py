@@ -5,20 +5,39 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
 from featurestore.errors import MissingDependencyError, SourceError
+from featurestore.offline.pit_arrays import (
+    DoesNotFit,
+    SourceChangedError,
+    arrays_join,
+    estimate_bytes,
+    memory_limit_bytes,
+)
+from featurestore.offline.pit_join import (
+    EntityStats,
+    JoinStrategy,
+    ViewRequest,
+    choose_strategy,
+    training_query,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from featurestore.offline.sql import Query
 
-__all__ = ["TrainingFrame", "conform"]
+__all__ = ["ARRAYS_MEMORY_FRACTION", "TrainingFrame", "conform", "plan_training_frame"]
+
+ARRAYS_MEMORY_FRACTION = 0.5
+"""``auto`` uses the in-memory ``arrays`` strategy while its estimated peak memory stays below
+this fraction of DuckDB's ``memory_limit`` (80 % of RAM unless configured); above, DuckDB's
+ASOF JOIN, which spills to disk and streams ``to_parquet``."""
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +76,11 @@ class TrainingFrame:
         columns: list[str],
         feature_types: dict[str, pa.DataType],
         keepalive: object = None,
+        compute: Callable[[], pa.Table] | None = None,
     ) -> None:
         self._cursor = cursor
         self._query = query
+        self._compute = compute
         self._feature_types = feature_types
         self._keepalive = keepalive  # the registered entity table must outlive the cursor's use
         self._lock = threading.Lock()
@@ -68,8 +89,30 @@ class TrainingFrame:
 
     @property
     def sql(self) -> str:
-        """The SQL DuckDB runs (parameters shown as ``?``), for debugging and EXPLAIN."""
+        """The SQL DuckDB runs (parameters shown as ``?``), for debugging and EXPLAIN.
+
+        With the in-memory ``arrays`` strategy this is the equivalent DuckDB query it falls
+        back to.
+        """
         return self._query.text
+
+    def _computed(self) -> pa.Table | None:
+        """The frame from the ``arrays`` strategy, or None to run the SQL instead."""
+        if self._compute is None:
+            return None
+        try:
+            return self._compute()
+        except DoesNotFit as exc:
+            logger.info("arrays strategy does not apply (%s); using DuckDB", exc)
+            return None
+        except SourceChangedError as exc:
+            msg = (
+                "A feature view's source changed while the training frame was computed. "
+                "Run it again once the files are written."
+            )
+            raise SourceError(msg) from exc
+        except duckdb.Error as exc:
+            raise _query_error(exc) from exc
 
     def _relation(self) -> duckdb.DuckDBPyRelation:
         try:
@@ -80,10 +123,12 @@ class TrainingFrame:
     def to_arrow(self) -> pa.Table:
         """The whole frame as an Arrow table."""
         with self._lock:
-            try:
-                table = self._relation().to_arrow_table()
-            except duckdb.Error as exc:
-                raise _query_error(exc) from exc
+            table = self._computed()
+            if table is None:
+                try:
+                    table = self._relation().to_arrow_table()
+                except duckdb.Error as exc:
+                    raise _query_error(exc) from exc
         result = conform(table, self._feature_types)
         assert isinstance(result, pa.Table)
         return result
@@ -105,6 +150,13 @@ class TrainingFrame:
     def record_batches(self, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
         with self._lock:
+            table = self._computed()
+            if table is not None:
+                for batch in table.to_batches(max_chunksize=batch_size):
+                    result = conform(batch, self._feature_types)
+                    assert isinstance(result, pa.RecordBatch)
+                    yield result
+                return
             try:
                 reader = self._relation().to_arrow_reader(batch_size)
                 for batch in reader:
@@ -118,11 +170,22 @@ class TrainingFrame:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
+            table = self._computed()
             try:
-                self._cursor.execute(
-                    f"COPY ({self._query.text}) TO ? ({options})",
-                    [*self._query.params, str(target)],
-                )
+                if table is None:
+                    self._cursor.execute(
+                        f"COPY ({self._query.text}) TO ? ({options})",
+                        [*self._query.params, str(target)],
+                    )
+                else:
+                    result = conform(table, self._feature_types)
+                    self._cursor.register("__fs_result", result)
+                    try:
+                        self._cursor.execute(
+                            f"COPY (SELECT * FROM __fs_result) TO ? ({options})", [str(target)]
+                        )
+                    finally:
+                        self._cursor.unregister("__fs_result")
             except duckdb.Error as exc:
                 raise _query_error(exc) from exc
         logger.info("wrote training frame to %s", target)
@@ -138,6 +201,64 @@ class TrainingFrame:
 
     def __repr__(self) -> str:
         return f"TrainingFrame(columns={self.columns!r})"
+
+
+def plan_training_frame(
+    cursor: duckdb.DuckDBPyConnection,
+    entity: Query,
+    entity_columns: list[str],
+    requests: list[ViewRequest],
+    *,
+    timestamp_column: str,
+    stats: EntityStats,
+    point_in_time: Literal["event", "available"],
+    strategy: JoinStrategy,
+    feature_types: dict[str, pa.DataType],
+    keepalive: object = None,
+) -> TrainingFrame:
+    """Pick the join strategy (``pit_join.choose_strategy``) and build the lazy frame."""
+    fits = False
+    if strategy == "auto":
+        limit = memory_limit_bytes(cursor)
+        need = estimate_bytes(stats.rows, len(entity_columns), requests)
+        fits = limit is not None and need <= ARRAYS_MEMORY_FRACTION * limit
+    chosen = choose_strategy(
+        stats, requests, point_in_time=point_in_time, strategy=strategy, arrays_fit=fits
+    )
+    order = list(feature_types)
+    query = training_query(
+        entity,
+        entity_columns,
+        requests,
+        timestamp_column=timestamp_column,
+        stats=stats,
+        point_in_time=point_in_time,
+        strategy=chosen,
+        feature_order=order,
+    )
+    compute = None
+    if chosen == "arrays":
+
+        def compute() -> pa.Table:
+            return arrays_join(
+                cursor,
+                entity,
+                entity_columns,
+                requests,
+                timestamp_column=timestamp_column,
+                point_in_time=point_in_time,
+                feature_order=order,
+            )
+
+    logger.debug("training frame: %d entity rows, strategy %s", stats.rows, chosen)
+    return TrainingFrame(
+        cursor,
+        query,
+        columns=[*entity_columns, *order],
+        feature_types=feature_types,
+        keepalive=keepalive,
+        compute=compute,
+    )
 
 
 def _query_error(exc: duckdb.Error) -> SourceError:
