@@ -39,8 +39,8 @@ def _store(root: Path, user_ids: list[int], times: list[datetime]) -> FeatureSto
     write_parquet(
         root / "data/stats.parquet",
         {
-            "user_id": user_ids,
-            "ts": times,
+            "user_id": list[object](user_ids),
+            "ts": list[object](times),
             "created": [None if i % 3 == 0 else times[i] + timedelta(seconds=i) for i in range(n)],
             "amount": [None if i % 4 == 0 else float(i) for i in range(n)],
             "city": [None if i % 5 == 0 else f"c{i}" for i in range(n)],
