@@ -73,7 +73,7 @@ SCHEMA = pa.schema(
 )
 
 
-def _write_source(repo: Path, cents: list[float | None], schema: pa.Schema = SCHEMA) -> None:
+def _write_source(repo: Path, cents: list[object], schema: pa.Schema = SCHEMA) -> None:
     n = len(cents)
     write_parquet(
         repo / "data" / "user_stats.parquet",
@@ -263,3 +263,37 @@ def test_executor_runs_batch_transforms() -> None:
     assert run_transformation(transform, frame).to_dict(as_series=False) == {"x": [3.0, None]}
     with pytest.raises(TransformationError, match="missing input columns"):
         run_transformation(transform, frame.drop("raw"))
+
+
+ON_DEMAND_OVER_TRANSFORM = """
+from featurestore import RequestSource, on_demand_feature_view
+
+txn = RequestSource("txn", schema=[Field("paid", Float64)])
+
+
+@on_demand_feature_view(sources=[user_stats[["amount"]], txn], schema=[Field("ratio", Float64)])
+def ratio(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select((pl.col("paid") / pl.col("amount")).alias("ratio"))
+"""
+
+
+def test_on_demand_view_over_a_transformed_view_same_offline_and_online(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "features.py").write_text(
+        HEADER + DOLLARS + VIEW.format(fn="to_dollars") + ON_DEMAND_OVER_TRANSFORM
+    )
+    store = FeatureStore(repo)
+    store.apply()  # samples the transformed view for the on-demand view's skew check
+    store.materialize(BASE, BASE + timedelta(hours=1))
+    when = BASE + timedelta(hours=1)
+    entity = pl.DataFrame(
+        {"user_id": [1, 2, 3], "event_timestamp": [when] * 3, "paid": [19.8, 1.0, None]}
+    )
+    offline = store.get_training_frame(entity, ["ratio:ratio"]).to_polars()["ratio"].to_list()
+    online = store.get_online_features(
+        ["ratio:ratio"],
+        [{"user_id": 1, "paid": 19.8}, {"user_id": 2, "paid": 1.0}, {"user_id": 3, "paid": None}],
+        request_time=when,
+    ).to_dict()["ratio"]
+    assert offline == online == [2.0, 20.0, None]
+    store.close()

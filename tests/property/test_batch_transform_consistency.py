@@ -4,7 +4,7 @@ Random source rows (ties, nulls, late rows, several files) whose *raw* columns a
 turns into the view's features. Through the real DuckDB engine and a real SQLite file:
 
 * the training frame equals the brute-force G1 oracle applied to the transform's output rows
-  (computed here in plain Python), for both join strategies;
+  (computed here in plain Python), for every join strategy;
 * after materializing everything, an online read of (key, T) equals the training frame's row
   for the same key and time whenever the stored row is at or before T (G3 through the
   transform), and a PRESENT value always equals it.
@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
+from featurestore.offline.pit_join import JoinStrategy
 from featurestore.repo.config import SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle
@@ -128,10 +129,10 @@ def fresh_store(repo: Path) -> FeatureStore:
 @given(
     rows=feature_rows(),
     entities=entity_rows(),
-    strategy=st.sampled_from(["asof", "range"]),
+    strategy=st.sampled_from(["asof", "range", "arrays"]),
 )
 def test_transformed_training_frame_equals_oracle_and_online_reads(
-    repo: Path, rows, entities, strategy
+    repo: Path, rows: list[dict[str, Any]], entities: list[dict[str, Any]], strategy: JoinStrategy
 ) -> None:
     write_source(repo / "data/u", rows)
     expected_rows = [transformed(r) for r in rows]
