@@ -75,6 +75,10 @@ class SqliteOnlineStore:
             self._conn = sqlite3.connect(
                 path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
+            # 16 KiB pages (new files only; an existing file keeps its page size): fewer
+            # B-tree splits and levels for key-sorted upserts that land all over the tree
+            # (1M-row materialization, micro-benchmark: ~1.4x rows/s over 4 KiB pages).
+            self._conn.execute("PRAGMA page_size=16384")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             # Materialization upserts touch pages all over the B-tree; a larger page cache
