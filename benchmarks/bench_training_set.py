@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/bench_training_set.py [--entity-rows N --source-rows N]
-    .venv/bin/python benchmarks/bench_training_set.py --sweep        # range vs asof by size
+    .venv/bin/python benchmarks/bench_training_set.py --sweep        # strategies by size
     .venv/bin/python benchmarks/bench_training_set.py --to-parquet-rows 10000000
 
 Every measured case runs in its own subprocess; peak RSS is that process's ru_maxrss.
@@ -87,7 +87,9 @@ def run_case(
             )
         features = USER_FEATURES + MERCHANT_FEATURES
         strategy = case.rsplit("_", 1)[1] if case.startswith("fs_sweep_") else "auto"
-        if strategy == "auto":
+        if case == "fs_available":
+            frame = store.get_training_frame(str(entities), features, point_in_time="available")
+        elif strategy == "auto":
             frame = store.get_training_frame(str(entities), features)
         else:
             from featurestore.definitions import output_names
@@ -191,12 +193,13 @@ def main() -> None:
         )
         return
     if args.sweep:
-        print(f"{'entity rows':>12} {'range s':>8} {'asof s':>8}")
+        print(f"{'entity rows':>12} {'range s':>8} {'asof s':>8} {'arrays s':>9}")
         for n in (10_000, 100_000, 300_000, 1_000_000):
             repo, entities = prepare(args.source_rows, n)
             r = measure("fs_sweep_range", repo, entities)
             a = measure("fs_sweep_asof", repo, entities)
-            print(f"{n:>12,} {r['seconds']:>8} {a['seconds']:>8}", flush=True)
+            m = measure("fs_sweep_arrays", repo, entities)
+            print(f"{n:>12,} {r['seconds']:>8} {a['seconds']:>8} {m['seconds']:>9}", flush=True)
         return
     repo, entities = prepare(args.source_rows, args.entity_rows)
     print(
@@ -211,6 +214,7 @@ def main() -> None:
     for case, label in (
         ("fs_arrow", "featurestore .to_arrow()"),
         ("fs_parquet", "featurestore .to_parquet()"),
+        ("fs_available", "featurestore available .to_arrow()"),
     ):
         r = measure(case, repo, entities)
         assert r["rows"] == raw["rows"], (r, raw)
