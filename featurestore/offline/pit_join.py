@@ -39,8 +39,13 @@ Two strategies compute the same result
   on keys with the inequality conditions, and keep per entity row the ``arg_max`` by the order.
   Its cost grows with entity rows x source rows per key, so it loses on large frames.
 
+* ``"arrays"`` (large frames that fit in memory): the same rule on packed ``int64`` keys with
+  numpy (:mod:`featurestore.offline.pit_arrays`), also for ``"available"``; it falls back to
+  the SQL above when keys and times do not pack into 62 bits.
+
 ``"auto"`` picks ``range`` when the frame has at most :data:`RANGE_MAX_ENTITY_ROWS` rows or
-at most :data:`RANGE_MAX_ENTITY_FRACTION` of the largest source's rows, else ``asof`` (see
+at most :data:`RANGE_MAX_ENTITY_FRACTION` of the largest source's rows, else ``arrays`` when
+its memory estimate fits (``training_frame.ARRAYS_MEMORY_FRACTION``), else ``asof`` (see
 ``benchmarks/README.md`` for the measurement behind the numbers).
 """
 
