@@ -38,6 +38,12 @@ class RowIndependenceReport:
         """True when every feature of every row was the same alone and in the batch."""
         return not any(self.mismatches.values())
 
+    @property
+    def rounding_only(self) -> bool:
+        """Whether every example mismatch is a floating-point rounding difference."""
+        examples = [self.example[n] for n, count in self.mismatches.items() if count]
+        return bool(examples) and all(_close(a, b, 1e-9) for a, b in examples)
+
     def explain(self) -> str:
         """A message for the user naming the features and why they are refused."""
         bad = [name for name, n in self.mismatches.items() if n]
@@ -46,6 +52,15 @@ class RowIndependenceReport:
             f"(batch {self.example[name][0]!r} vs alone {self.example[name][1]!r})"
             for name in bad
         )
+        if self.rounding_only:
+            return (
+                f"{self.kind} '{self.view}' is not row-wise: {details}. The differences are "
+                "floating-point rounding: polars computes some expressions differently on one "
+                "row than on many (e.g. division by a constant is a multiplication by its "
+                "inverse on many rows), so a training frame and a one-entity online request "
+                "would differ in the last digits. Rewrite the expression (e.g. divide by a "
+                "column, or round the result)."
+            )
         if self.kind != "On-demand feature view":
             return (
                 f"{self.kind} '{self.view}' is not row-wise: {details}. Its output for a row "
@@ -62,17 +77,25 @@ class RowIndependenceReport:
         )
 
 
-def _same(a: Any, b: Any) -> bool:
+def _close(a: Any, b: Any, rel_tol: float) -> bool:
     if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
+        if math.isnan(a) and math.isnan(b):
+            return True
+        return a == b or math.isclose(a, b, rel_tol=rel_tol, abs_tol=0.0)
     return bool(a == b)
 
 
-def check_row_independence(view: Transformation, sample: pl.DataFrame) -> RowIndependenceReport:
+def check_row_independence(
+    view: Transformation, sample: pl.DataFrame, *, rel_tol: float = 0.0
+) -> RowIndependenceReport:
     """Run ``view`` on ``sample`` whole and on each row alone, and compare.
 
     Args:
         view: The on-demand feature view, or a feature view's batch transform.
+        rel_tol: Relative tolerance for floats (0: exact, as on-demand views need, since
+            training and serving compute them separately). Batch transforms pass a tiny one:
+            both paths read one transformed copy, so only cross-row dependence matters, not
+            rounding that depends on the batch length.
         sample: Input rows (its input columns), e.g. real source rows plus request values.
     """
     batch = run_transformation(view, sample)
@@ -82,7 +105,7 @@ def check_row_independence(view: Transformation, sample: pl.DataFrame) -> RowInd
     for index in range(sample.height):
         alone = run_transformation(view, sample.slice(index, 1)).row(0, named=True)
         for name in view.feature_names:
-            if not _same(batch_rows[index][name], alone[name]):
+            if not _close(batch_rows[index][name], alone[name], rel_tol):
                 mismatches[name] += 1
                 example.setdefault(name, (batch_rows[index][name], alone[name]))
     return RowIndependenceReport(view.name, sample.height, mismatches, example, kind=view.kind)

@@ -297,3 +297,34 @@ def test_on_demand_view_over_a_transformed_view_same_offline_and_online(tmp_path
     ).to_dict()["ratio"]
     assert offline == online == [2.0, 20.0, None]
     store.close()
+
+
+def test_rounding_that_depends_on_batch_length_is_tolerated_for_batch_transforms(
+    tmp_path: Path,
+) -> None:
+    # polars computes x / 100 as x * 0.01 on many rows but exactly on one: 9260 -> 92.6 alone,
+    # 92.60000000000001 in a batch. Both paths read one transformed copy, so it cannot skew.
+    repo = _repo(tmp_path)
+    _write_source(repo, [9260.0] * 50)
+    with FeatureStore(repo) as store:
+        assert store.check_transforms()["user_stats"].ok
+        store.apply()
+        frame = store.get_training_frame(ENTITY.head(1), ["user_stats:amount"]).to_polars()
+        assert frame["amount"][0] == pytest.approx(92.6, rel=1e-12)
+
+
+def test_rounding_only_differences_are_explained_for_on_demand_views() -> None:
+    from featurestore import RequestSource, on_demand_feature_view
+    from featurestore.transformations.check import check_row_independence
+
+    txn = RequestSource("txn", schema=[Field("cents", Float64)])
+
+    @on_demand_feature_view(sources=[txn], schema=[Field("dollars", Float64)])
+    def dollars(df: pl.DataFrame) -> pl.DataFrame:
+        return df.select((pl.col("cents") / 100).alias("dollars"))
+
+    report = check_row_independence(dollars, pl.DataFrame({"cents": [9260.0, 9260.0]}))
+    assert not report.ok  # exact for on-demand views: online computes one row alone
+    assert report.rounding_only
+    assert "floating-point rounding" in report.explain()
+    assert "On-demand feature view 'dollars'" in report.explain()
