@@ -39,6 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._redis import redis_url as private_redis_url  # noqa: E402
+
 VIEWS = 5
 FEATURES_PER_VIEW = 10
 
@@ -59,41 +63,6 @@ def wait_for(check, timeout_s: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("timed out waiting for a process to come up")
-
-
-@contextmanager
-def redis_server(workdir: Path):
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found (or set REDIS_URL)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() is None)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def build_repo(root: Path, redis_url: str, prefix: str, entities: int) -> Path:
@@ -299,7 +268,7 @@ def main() -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     results: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(workdir))
+        redis_url = stack.enter_context(private_redis_url())
         repo = build_repo(workdir / "repo", redis_url, prefix, args.entities)
         env = {**os.environ, "BENCH_REPO": str(repo), "FEATURESTORE_LOG_LEVEL": "warning"}
         ours_port, bare_port = free_port(), free_port()

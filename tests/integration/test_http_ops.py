@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +15,7 @@ from featurestore.errors import RegistryConflictError
 from featurestore.serving.app import create_app
 from featurestore.store import FeatureStore
 from tests.integration.test_http_support import FEATURES_PY, build_repo, free_port, running_server
+from tests.redis_server import RedisServer
 
 BODY = {"entities": {"user_id": [1]}, "features": ["user_stats:txn_count"]}
 
@@ -216,39 +214,9 @@ def test_cli_serve_answers_http(tmp_path: Path) -> None:
 
 
 def test_redis_down_gives_503_promptly_and_not_ready(tmp_path: Path) -> None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("no redis-server on PATH")
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    redis = RedisServer(tmp_path)
+    port = redis.port
     try:
-
-        def redis_up() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-
-        assert _poll(redis_up)
         online = f"{{type: redis, url: 'redis://127.0.0.1:{port}/0', timeout_s: 0.5}}"
         repo, _ = build_repo(tmp_path / "repo", online=online)
         with (
@@ -256,8 +224,7 @@ def test_redis_down_gives_503_promptly_and_not_ready(tmp_path: Path) -> None:
             httpx.Client(base_url=url) as client,
         ):
             assert client.post("/get-online-features", json=BODY).status_code == 200
-            redis.terminate()
-            redis.wait(timeout=10)
+            redis.stop()
             start = time.monotonic()
             down = client.post("/get-online-features", json=BODY, timeout=10)
             assert time.monotonic() - start < 5
@@ -270,6 +237,4 @@ def test_redis_down_gives_503_promptly_and_not_ready(tmp_path: Path) -> None:
             assert not_ready.json()["checks"]["online_store"] == "unreachable"
             assert client.get("/health").status_code == 200
     finally:
-        if redis.poll() is None:
-            redis.terminate()
-            redis.wait(timeout=10)
+        redis.stop()

@@ -6,7 +6,6 @@ No tests here; the test_http_* modules and tests/fuzz import these helpers.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pyarrow as pa
 
 from featurestore.store import FeatureStore
 from tests.conftest import make_repo, write_parquet
+from tests.redis_server import free_port
 
 FEATURES_PY = """
 from datetime import timedelta
@@ -167,12 +167,6 @@ def build_repo(
         store.apply()
         store.materialize(now - timedelta(days=60), now + timedelta(seconds=1))
     return repo, now
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +11,7 @@ from featurestore import FeatureStore
 from featurestore.errors import OnlineStoreUnavailableError
 from featurestore.repo.config import RedisOnlineStoreConfig
 from tests.conftest import make_repo, utc, write_parquet
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -29,61 +26,16 @@ stats = FeatureView(name="stats", entities=[user],
 """
 
 
-class PrivateRedis:
-    """A redis-server of our own, so the test can stop it."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not on PATH")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def redis_and_store(tmp_path: Path) -> Iterator[tuple[PrivateRedis, FeatureStore]]:
-    server = PrivateRedis(tmp_path)
+def redis_and_store(tmp_path: Path) -> Iterator[tuple[RedisServer, FeatureStore]]:
+    server = RedisServer(tmp_path)
     root = make_repo(tmp_path / "repo", FEATURES_PY)
     write_parquet(
         root / "data/s.parquet",
         {"user_id": [1, 2, 1], "ts": [utc(2026, 1, 1)] * 2 + [utc(2026, 1, 2)], "cnt": [5, 6, 7]},
     )
     base = FeatureStore(root).config
-    online = RedisOnlineStoreConfig(
-        type="redis", url=f"redis://127.0.0.1:{server.port}/0", timeout_s=0.5
-    )
+    online = RedisOnlineStoreConfig(type="redis", url=server.url, timeout_s=0.5)
     store = FeatureStore(root, config=base.model_copy(update={"online_store": online}))
     store.apply()
     yield server, store
