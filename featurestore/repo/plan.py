@@ -1,0 +1,202 @@
+"""Plans: the diff between a repo's definitions and the registry, checked before apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from featurestore.errors import (
+    DefinitionError,
+    FeatureNotFoundError,
+    FeatureViewNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import timedelta
+
+    from featurestore.dtypes import DType
+    from featurestore.repo.loader import RepoContents
+    from featurestore.repo.snapshot import RegistrySnapshot, ViewRecord
+from featurestore.repo._json import encode_service
+
+ChangeAction = Literal["add", "change", "remove", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan: what happens to one definition."""
+
+    kind: Literal["entity", "feature view", "feature service", "on-demand feature view"]
+    name: str
+    action: ChangeAction
+    details: tuple[str, ...] = ()
+    needs_materialization: bool = False
+    """The view's stored online values no longer match its definition (fingerprint changed)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``apply`` would do, computed against registry serial ``base_serial``."""
+
+    base_serial: int
+    changes: tuple[Change, ...]
+    target: RegistrySnapshot
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying would change the registry."""
+        return any(c.action != "unchanged" for c in self.changes)
+
+
+# -- diffing ----------------------------------------------------------------------------------
+
+
+def _describe_ttl(ttl: timedelta | None) -> str:
+    return "unlimited" if not ttl else str(ttl)
+
+
+def _view_details(old: ViewRecord, new: ViewRecord) -> tuple[str, ...]:
+    details: list[str] = []
+    old_fields = {f.name: f.dtype for f in old.view.schema}
+    new_fields = {f.name: f.dtype for f in new.view.schema}
+    details += [f"+ feature {n} ({t})" for n, t in new_fields.items() if n not in old_fields]
+    details += [f"- feature {n}" for n in old_fields if n not in new_fields]
+    details += [
+        f"~ feature {n}: {old_fields[n]} -> {t}"
+        for n, t in new_fields.items()
+        if n in old_fields and old_fields[n] != t
+    ]
+    if old.view.join_keys != new.view.join_keys or old.key_dtypes != new.key_dtypes:
+        details.append(f"~ join keys: {_keys(old)} -> {_keys(new)}")
+    if old.view.source != new.view.source:
+        details.append(f"~ source: {old.view.source.path} -> {new.view.source.path}")
+    old_tf, new_tf = old.transform, new.transform
+    if old_tf is None and new_tf is not None:
+        details.append(f"+ transform {new_tf.function_path}")
+    elif old_tf is not None and new_tf is None:
+        details.append(f"- transform {old_tf.function_path}")
+    elif old_tf is not None and new_tf is not None and old_tf != new_tf:
+        what = "source changed" if old_tf.fingerprint != new_tf.fingerprint else "moved"
+        details.append(f"~ transform {new_tf.function_path}: {what}")
+    if old.view.effective_ttl != new.view.effective_ttl:
+        old_ttl, new_ttl = old.view.effective_ttl, new.view.effective_ttl
+        details.append(f"~ ttl: {_describe_ttl(old_ttl)} -> {_describe_ttl(new_ttl)}")
+    for attr in ("online", "description", "owner", "tags"):
+        if getattr(old.view, attr) != getattr(new.view, attr):
+            details.append(f"~ {attr}")
+    if not details and old.view != new.view:
+        details.append("~ definition")
+    return tuple(details)
+
+
+def _keys(record: ViewRecord) -> str:
+    return ", ".join(f"{k} {record.key_dtypes.get(k)}" for k in record.view.join_keys)
+
+
+def diff(old: RegistrySnapshot, new: RegistrySnapshot) -> tuple[Change, ...]:
+    """What changes, per definition, from ``old`` to ``new`` (unchanged ones included)."""
+    changes: list[Change] = []
+    for name in sorted(old.entities.keys() | new.entities.keys()):
+        before, after = old.entities.get(name), new.entities.get(name)
+        if after is None:
+            changes.append(Change("entity", name, "remove"))
+        elif before is None:
+            changes.append(Change("entity", name, "add"))
+        elif before != after or before.tags != after.tags:
+            changes.append(Change("entity", name, "change"))
+        else:
+            changes.append(Change("entity", name, "unchanged"))
+    for name in sorted(old.feature_views.keys() | new.feature_views.keys()):
+        old_view, new_view = old.feature_views.get(name), new.feature_views.get(name)
+        if new_view is None:
+            changes.append(Change("feature view", name, "remove"))
+        elif old_view is None:
+            changes.append(
+                Change("feature view", name, "add", needs_materialization=new_view.view.online)
+            )
+        else:
+            details = _view_details(old_view, new_view)
+            stale = old_view.fingerprint != new_view.fingerprint and new_view.view.online
+            action: ChangeAction = "change" if details else "unchanged"
+            changes.append(Change("feature view", name, action, details, stale))
+    for name in sorted(old.on_demand_views.keys() | new.on_demand_views.keys()):
+        old_odfv, new_odfv = old.on_demand_views.get(name), new.on_demand_views.get(name)
+        if new_odfv is None:
+            changes.append(Change("on-demand feature view", name, "remove"))
+        elif old_odfv is None:
+            changes.append(Change("on-demand feature view", name, "add"))
+        elif old_odfv != new_odfv:
+            details = (
+                ("~ function or inputs",) if old_odfv.fingerprint != new_odfv.fingerprint else ()
+            )
+            details = details or ("~ metadata",)
+            changes.append(Change("on-demand feature view", name, "change", details))
+        else:
+            changes.append(Change("on-demand feature view", name, "unchanged"))
+    for name in sorted(old.feature_services.keys() | new.feature_services.keys()):
+        old_svc, new_svc = old.feature_services.get(name), new.feature_services.get(name)
+        if new_svc is None:
+            changes.append(Change("feature service", name, "remove"))
+        elif old_svc is None:
+            changes.append(Change("feature service", name, "add"))
+        elif old_svc.refs != new_svc.refs or encode_service(old_svc) != encode_service(new_svc):
+            changes.append(Change("feature service", name, "change"))
+        else:
+            changes.append(Change("feature service", name, "unchanged"))
+    return tuple(changes)
+
+
+def _check_names(contents: RepoContents) -> None:
+    for name in contents.on_demand_views.keys() & contents.feature_views.keys():
+        msg = (
+            f"A feature view and an on-demand feature view are both named '{name}', so "
+            f"'{name}:feature' refs would be ambiguous; rename one of them."
+        )
+        raise DefinitionError(msg)
+
+
+def _check_services(contents: RepoContents) -> None:
+    features: dict[str, tuple[str, ...]] = {
+        **{n: v.feature_names for n, v in contents.feature_views.items()},
+        **{n: v.feature_names for n, v in contents.on_demand_views.items()},
+    }
+    for service in contents.feature_services.values():
+        for ref in service.refs:
+            names = features.get(ref.view)
+            if names is None:
+                raise FeatureViewNotFoundError(
+                    name=ref.view,
+                    candidates=features,
+                    hint=f"Feature service '{service.name}' refers to it; define the view or "
+                    "remove it from the service.",
+                )
+            if ref.feature not in names:
+                raise FeatureNotFoundError(view=ref.view, name=ref.feature, candidates=names)
+
+
+def _check_key_types(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DType]]) -> None:
+    seen: dict[str, tuple[str, DType]] = {}
+    for view in contents.feature_views.values():
+        for key in view.join_keys:
+            dtype = key_dtypes[view.name][key]
+            if key in seen and seen[key][1] != dtype:
+                other, other_dtype = seen[key]
+                msg = (
+                    f"Join key '{key}' is {other_dtype} in feature view '{other}' but {dtype} in "
+                    f"'{view.name}'. Cast one source so the key has one type everywhere."
+                )
+                raise DefinitionError(msg)
+            seen.setdefault(key, (view.name, dtype))
+
+
+def check_repo(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DType]]) -> None:
+    """Check a repo's definitions hang together before they are planned.
+
+    Raises:
+        DefinitionError: Names clash, a service refers to an unknown view or feature, or a join
+            key has different types in different views.
+    """
+    _check_names(contents)
+    _check_services(contents)
+    _check_key_types(contents, key_dtypes)

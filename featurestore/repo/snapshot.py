@@ -1,0 +1,210 @@
+"""Registry snapshots: the applied views, on-demand views and services, with fingerprints.
+
+A snapshot is what readers (training frames, materialization, serving) work from; it is
+written and read by :mod:`featurestore.repo.registry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from featurestore.definitions import (
+    Entity,
+    FeatureRef,
+    FeatureService,
+    FeatureView,
+    Field,
+    ParquetSource,
+)
+from featurestore.errors import (
+    DefinitionError,
+    FeatureNotFoundError,
+    FeatureServiceNotFoundError,
+    FeatureViewNotFoundError,
+)
+from featurestore.transformations.batch import transform_fingerprint
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from featurestore.dtypes import DType
+    from featurestore.transformations import OnDemandFeatureView
+
+
+@dataclass(frozen=True)
+class ViewRecord:
+    """A feature view as applied: its definition, key types, fingerprint and watermark."""
+
+    view: FeatureView
+    key_dtypes: dict[str, DType]
+    fingerprint: str
+    watermark: datetime | None = None
+    """Rows with ``event_timestamp < watermark`` are materialized (None = never)."""
+    transform: TransformRecord | None = None
+    """Where the view's batch transform lives and its source fingerprint (None = no transform).
+    The function itself is not stored: readers load it from the repo (``view.transform`` is
+    None in a snapshot read from disk) and check it against ``fingerprint``."""
+
+
+@dataclass(frozen=True)
+class TransformRecord:
+    """A feature view's batch transform as applied: import location and source fingerprint."""
+
+    function_path: str
+    fingerprint: str
+
+
+def transform_record(view: FeatureView, *, origin: str) -> TransformRecord | None:
+    """The registry record of ``view``'s transform (defined in repo file ``origin``), if any."""
+    fingerprint = transform_fingerprint(view)
+    if fingerprint is None or view.transform is None:
+        return None
+    name = getattr(view.transform, "__qualname__", repr(view.transform))
+    return TransformRecord(function_path=f"{origin}:{name}", fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
+class OnDemandRecord:
+    """An on-demand feature view as applied.
+
+    The function itself is not stored (never a pickle): ``function_path`` says where it lives in
+    the repo, and ``fingerprint`` lets a reader check that the code it loaded is the applied one.
+    """
+
+    name: str
+    schema: tuple[Field, ...]
+    view_inputs: tuple[FeatureRef, ...]
+    request_fields: tuple[Field, ...]
+    upstream: tuple[str, ...]
+    mode: str
+    fingerprint: str
+    function_path: str
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the computed features, in schema order."""
+        return tuple(f.name for f in self.schema)
+
+
+def on_demand_record(view: OnDemandFeatureView, *, origin: str) -> OnDemandRecord:
+    """The registry record of an on-demand feature view defined in repo file ``origin``."""
+    return OnDemandRecord(
+        name=view.name,
+        schema=view.schema,
+        view_inputs=view.view_inputs,
+        request_fields=tuple(f for s in view.request_sources for f in s.schema),
+        upstream=tuple(u.name for u in view.upstream),
+        mode=view.mode,
+        fingerprint=view.fingerprint,
+        function_path=f"{origin}:{view.function.__qualname__}",
+        description=view.description,
+        owner=view.owner,
+        tags=view.tags,
+    )
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """The registry's contents at one serial."""
+
+    project: str
+    serial: int = 0
+    applied_at: datetime | None = None
+    entities: dict[str, Entity] = field(default_factory=dict)
+    feature_views: dict[str, ViewRecord] = field(default_factory=dict)
+    feature_services: dict[str, FeatureService] = field(default_factory=dict)
+    on_demand_views: dict[str, OnDemandRecord] = field(default_factory=dict)
+
+    def feature_names_of(self, view: str) -> tuple[str, ...] | None:
+        """The features of a feature view or on-demand view, None when no view has that name."""
+        record = self.feature_views.get(view)
+        if record is not None:
+            return record.view.feature_names
+        odfv = self.on_demand_views.get(view)
+        return odfv.feature_names if odfv is not None else None
+
+    def entity_key_dtypes(self, entity: str) -> dict[str, DType]:
+        """The inferred types of an entity's join keys (from any view that uses it)."""
+        for record in self.feature_views.values():
+            if any(e.name == entity for e in record.view.entities):
+                keys = self.entities[entity].join_keys
+                return {k: record.key_dtypes[k] for k in keys}
+        return {}
+
+
+def source_identity(source: ParquetSource) -> dict[str, Any]:
+    """What identifies a source in fingerprints and in the registry file."""
+    return {
+        "path": source.path,
+        "timestamp_field": source.timestamp_field,
+        "created_timestamp_field": source.created_timestamp_field,
+        "field_mapping": dict(sorted(source.field_mapping.items())),
+    }
+
+
+def view_fingerprint(view: FeatureView, key_dtypes: Mapping[str, DType]) -> str:
+    """Hash of everything that determines a view's stored values.
+
+    Covers the schema, the join keys and their types, the source's identity and the batch
+    transform's source code (with the same-module helpers it calls). The ttl, description,
+    owner, tags and online flag are not covered: they change how values are served or shown,
+    not what is stored. ``view`` must carry its transform (a repo definition, not a view read
+    back from the registry file, which has none).
+    """
+    payload: dict[str, Any] = {
+        "schema": [[f.name, str(f.dtype)] for f in view.schema],
+        "join_keys": [[k, str(key_dtypes.get(k))] for k in view.join_keys],
+        "source": source_identity(view.source),
+    }
+    transform = transform_fingerprint(view)
+    if transform is not None:  # absent key: views without a transform keep their fingerprint
+        payload["transform"] = transform
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return digest[:16]
+
+
+def resolve_refs(snapshot: RegistrySnapshot, features: str | list[str]) -> list[FeatureRef]:
+    """Turn a service name or a list of ``"view:feature"`` refs into checked refs.
+
+    Duplicate refs are dropped (first one kept), so every output column appears once.
+
+    Raises:
+        FeatureServiceNotFoundError: ``features`` names no known service.
+        FeatureViewNotFoundError: A ref names an unknown view.
+        FeatureNotFoundError: A ref names a feature its view lacks.
+    """
+    if isinstance(features, str):
+        if ":" in features:
+            features = [features]
+        else:
+            service = snapshot.feature_services.get(features)
+            if service is None:
+                raise FeatureServiceNotFoundError(
+                    name=features, candidates=snapshot.feature_services
+                )
+            return list(service.refs)
+    if not features:
+        msg = "No features requested: pass 'view:feature' refs or a feature service name."
+        raise DefinitionError(msg)
+    refs: list[FeatureRef] = []
+    for text in features:
+        if ":" not in text and text in snapshot.feature_services:
+            refs.extend(snapshot.feature_services[text].refs)
+            continue
+        ref = FeatureRef.parse(text)
+        names = snapshot.feature_names_of(ref.view)
+        if names is None:
+            raise FeatureViewNotFoundError(
+                name=ref.view, candidates=[*snapshot.feature_views, *snapshot.on_demand_views]
+            )
+        if ref.feature not in names:
+            raise FeatureNotFoundError(view=ref.view, name=ref.feature, candidates=names)
+        refs.append(ref)
+    return list(dict.fromkeys(refs))
