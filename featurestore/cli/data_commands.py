@@ -1,0 +1,328 @@
+"""Commands that move data: training-frame, materialize, get-online, status."""
+
+# No ``from __future__ import annotations`` here: Typer reads the parameter annotations at
+# runtime to build the command line.
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import typer
+
+from featurestore.cli import render
+from featurestore.cli._app import (
+    JsonOption,
+    PointInTime,
+    app,
+    keep_examples,
+    parse_pairs,
+    parse_time,
+    request_value,
+    split_values,
+    state_of,
+)
+from featurestore.cli.serve import serve
+from featurestore.materialization.materializer import MaterializationReport
+
+# -- offline ----------------------------------------------------------------------------------
+
+_TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def _check_suffix(path: Path, *, option: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in _TABLE_SUFFIXES:
+        msg = f"{option} must be a .parquet or .csv file, got '{path}'."
+        raise typer.BadParameter(msg, param_hint=option)
+    return suffix
+
+
+@app.command("training-frame")
+@keep_examples
+def training_frame(
+    ctx: typer.Context,
+    entities: Annotated[
+        Path,
+        typer.Option(
+            "--entities",
+            "-e",
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="Entity rows (.parquet or .csv): the join keys and a timestamp column.",
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Where to write (.parquet or .csv).",
+        ),
+    ],
+    features: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--features",
+            "-f",
+            metavar="REF",
+            help="'view:feature' refs; repeat the option or separate with commas.",
+        ),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", metavar="NAME", help="A feature service name.")
+    ] = None,
+    full_feature_names: Annotated[
+        bool,
+        typer.Option("--full-feature-names", help="Name output columns view__feature."),
+    ] = False,
+    timestamp_column: Annotated[
+        str,
+        typer.Option(
+            "--timestamp-column", metavar="COLUMN", help="The entity file's timestamp column."
+        ),
+    ] = "event_timestamp",
+    point_in_time: Annotated[
+        PointInTime,
+        typer.Option(
+            "--point-in-time",
+            help="'event' joins on event timestamps; 'available' also requires "
+            "created_timestamp <= the entity row's time.",
+        ),
+    ] = PointInTime.EVENT,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a point-in-time-correct training frame for the rows of an entity file.
+
+    Every entity row comes back once, in order, with the newest feature values whose event
+    timestamp is at or before the row's timestamp (and within the view's ttl).
+
+    Example:
+        featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output train.parquet
+    """
+    refs = split_values(features)
+    if bool(refs) == (service is not None):
+        msg = "pass exactly one of --features and --service."
+        raise typer.BadParameter(msg, param_hint="--features/--service")
+    in_suffix = _check_suffix(entities, option="--entities")
+    out_suffix = _check_suffix(output, option="--output")
+    store = state_of(ctx).store()
+    entity_df: Any = pa_csv.read_csv(entities) if in_suffix == ".csv" else str(entities)
+    with render.spinner("Building training frame..."):
+        frame = store.get_training_frame(
+            entity_df,
+            service if service is not None else refs,
+            full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column,
+            point_in_time="available" if point_in_time is PointInTime.AVAILABLE else "event",
+        )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if out_suffix == ".csv":
+            frame.to_csv(str(output))
+        else:
+            frame.to_parquet(str(output))
+    columns = list(frame.columns)
+    rows = _count_rows(output, csv=out_suffix == ".csv")
+    summary = {"output": str(output), "rows": rows, "columns": columns}
+    if as_json:
+        render.json_out(summary)
+    else:
+        render.stdout().print(
+            f"Wrote {rows:,} rows to {output} ({len(columns)} columns: {', '.join(columns)}).",
+            markup=False,
+        )
+
+
+def _count_rows(path: Path, *, csv: bool) -> int:
+    """Rows of a written file: Parquet from its footer, CSV by streaming it (bounded memory)."""
+    if csv:
+        return sum(batch.num_rows for batch in pa_csv.open_csv(path))
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+# -- online -----------------------------------------------------------------------------------
+
+
+@app.command()
+@keep_examples
+def materialize(
+    ctx: typer.Context,
+    start: Annotated[
+        str,
+        typer.Argument(metavar="START", help="Window start, ISO 8601 (naive = UTC), inclusive."),
+    ],
+    end: Annotated[
+        str, typer.Argument(metavar="END", help="Window end, ISO 8601 (naive = UTC), exclusive.")
+    ],
+    views: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--views",
+            "-v",
+            metavar="VIEW",
+            help="Only these views; repeat or separate with commas.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load the latest values of rows with START <= event_timestamp < END into the online store.
+
+    Windows may be repeated, overlap or run in any order: a stored value is only replaced by a
+    newer one.
+
+    Example:
+        featurestore materialize 2026-11-01 2026-11-27T12:00:00Z --views user_stats
+    """
+    start_at = parse_time(start)
+    end_at = parse_time(end)
+    if end_at <= start_at:
+        msg = f"END ({end}) must be after START ({start})."
+        raise typer.BadParameter(msg, param_hint="END")
+    store = state_of(ctx).store()
+    with render.MaterializeProgress() as progress:
+        report = store.materialize(
+            start_at, end_at, views=split_values(views) or None, progress=progress
+        )
+    _render_report(report, as_json=as_json)
+
+
+@app.command("materialize-incremental")
+@keep_examples
+def materialize_incremental(
+    ctx: typer.Context,
+    end: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="END",
+            help="Materialize up to this time, ISO 8601 (naive = UTC); default now.",
+        ),
+    ] = None,
+    views: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--views",
+            "-v",
+            metavar="VIEW",
+            help="Only these views; repeat or separate with commas.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Materialize each view from its watermark (or its first row) up to END.
+
+    Example:
+        featurestore materialize-incremental
+    """
+    end_at = parse_time(end) if end is not None else None
+    store = state_of(ctx).store()
+    with render.MaterializeProgress() as progress:
+        report = store.materialize_incremental(
+            end_at, views=split_values(views) or None, progress=progress
+        )
+    _render_report(report, as_json=as_json)
+
+
+def _render_report(report: MaterializationReport, *, as_json: bool) -> None:
+    if as_json:
+        render.json_out(render.report_to_dict(report))
+    else:
+        render.materialization(report)
+
+
+def _key_value(text: str, dtype_name: str | None, *, key: str) -> object:
+    if dtype_name in ("Int32", "Int64"):
+        try:
+            return int(text)
+        except ValueError:
+            msg = f"join key '{key}' is {dtype_name}, but {text!r} is not an integer."
+            raise typer.BadParameter(msg, param_hint="--entity") from None
+    return text
+
+
+@app.command("get-online")
+@keep_examples
+def get_online(
+    ctx: typer.Context,
+    features: Annotated[
+        list[str],
+        typer.Option(
+            "--features",
+            "-f",
+            metavar="REF",
+            help="'view:feature' refs or a feature service name; repeat or use commas.",
+        ),
+    ],
+    entity: Annotated[
+        list[str],
+        typer.Option(
+            "--entity",
+            "-e",
+            metavar="KEY=VALUE[,...]",
+            help="One entity row as key=value[,key=value...]; repeat for more rows.",
+        ),
+    ],
+    request: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--request",
+            metavar="KEY=VALUE",
+            help="A request field key=value (JSON literal), added to every row.",
+        ),
+    ] = None,
+    full_feature_names: Annotated[
+        bool,
+        typer.Option("--full-feature-names", help="Name output columns view__feature."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Read the latest feature values for entity rows from the online store.
+
+    Example:
+        featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035
+    """
+    store = state_of(ctx).store()
+    snapshot = store.snapshot
+    key_types = {
+        k: str(t) for r in snapshot.feature_views.values() for k, t in r.key_dtypes.items()
+    }
+    extra: dict[str, object] = {}
+    for text in request or []:
+        extra.update(
+            {k: request_value(v) for k, v in parse_pairs(text, option="--request").items()}
+        )
+    rows: list[dict[str, Any]] = []
+    for text in entity:
+        row: dict[str, Any] = {
+            k: _key_value(v, key_types.get(k), key=k)
+            for k, v in parse_pairs(text, option="--entity").items()
+        }
+        rows.append({**row, **extra})
+    refs = split_values(features)
+    response = store.get_online_features(
+        refs[0] if len(refs) == 1 else refs, rows, full_feature_names=full_feature_names
+    )
+    if as_json:
+        render.json_out(render.online_to_dict(response))
+    else:
+        render.online(response)
+
+
+@app.command()
+@keep_examples
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show each feature view's watermark and the number of records in the online store.
+
+    Example:
+        featurestore status
+    """
+    statuses = state_of(ctx).store().online_status()
+    if as_json:
+        render.json_out([render.status_to_dict(s) for s in statuses])
+    else:
+        render.status(statuses)
+
+
+app.command("serve")(serve)
