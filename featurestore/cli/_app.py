@@ -152,7 +152,6 @@ list_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-app.add_typer(list_app, name="list")
 
 
 @app.callback()

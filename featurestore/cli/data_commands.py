@@ -38,7 +38,6 @@ def _check_suffix(path: Path, *, option: str) -> str:
     return suffix
 
 
-@app.command("training-frame")
 @keep_examples
 def training_frame(
     ctx: typer.Context,
@@ -146,7 +145,6 @@ def _count_rows(path: Path, *, csv: bool) -> int:
 # -- online -----------------------------------------------------------------------------------
 
 
-@app.command()
 @keep_examples
 def materialize(
     ctx: typer.Context,
@@ -189,7 +187,6 @@ def materialize(
     _render_report(report, as_json=as_json)
 
 
-@app.command("materialize-incremental")
 @keep_examples
 def materialize_incremental(
     ctx: typer.Context,
@@ -242,7 +239,6 @@ def _key_value(text: str, dtype_name: str | None, *, key: str) -> object:
     return text
 
 
-@app.command("get-online")
 @keep_examples
 def get_online(
     ctx: typer.Context,
@@ -310,7 +306,6 @@ def get_online(
         render.online(response)
 
 
-@app.command()
 @keep_examples
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show each feature view's watermark and the number of records in the online store.

@@ -1,24 +1,37 @@
 """The ``featurestore`` command line: each command loads the repo once, makes one call, renders.
 
 Errors: a FeatureStoreError becomes a red message on stderr and exit code 1 (``--debug`` adds
-the traceback); usage errors (bad options, unparsable times) exit 2. Commands live in
-``repo_commands`` (definitions), ``data_commands`` (data), ``serve`` and ``check_transforms``;
-importing them registers them on the app.
+the traceback); usage errors (bad options, unparsable times) exit 2. The commands are plain
+functions in ``repo_commands`` (definitions), ``data_commands`` (data), ``serve`` and
+``check_transforms``; this module registers them, in the order ``--help`` lists them.
 """
 
 from __future__ import annotations
 
 from featurestore.cli import data_commands, repo_commands
-from featurestore.cli._app import CliState, LogLevel, PointInTime, app
+from featurestore.cli._app import CliState, LogLevel, PointInTime, app, list_app
 from featurestore.cli.check_transforms import check_transforms
 from featurestore.cli.repo_commands import template_files
 from featurestore.cli.serve import serve
 
 __all__ = ["CliState", "LogLevel", "PointInTime", "app", "main", "template_files"]
 
+app.command()(repo_commands.init)
+app.command()(repo_commands.plan)
+app.command()(repo_commands.apply)
+app.add_typer(list_app, name="list")
+list_app.command("entities")(repo_commands.list_entities)
+list_app.command("feature-views")(repo_commands.list_feature_views)
+list_app.command("on-demand-feature-views")(repo_commands.list_on_demand_feature_views)
+list_app.command("feature-services")(repo_commands.list_feature_services)
+app.command()(repo_commands.describe)
+app.command("training-frame")(data_commands.training_frame)
+app.command()(data_commands.materialize)
+app.command("materialize-incremental")(data_commands.materialize_incremental)
+app.command("get-online")(data_commands.get_online)
+app.command()(data_commands.status)
 app.command("serve")(serve)
 app.command("check-transforms")(check_transforms)
-_COMMAND_MODULES = (data_commands, repo_commands)  # imported for their @app.command side effect
 
 
 def main() -> None:

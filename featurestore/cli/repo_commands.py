@@ -12,9 +12,7 @@ import typer
 from featurestore.cli import render
 from featurestore.cli._app import (
     JsonOption,
-    app,
     keep_examples,
-    list_app,
     state_of,
 )
 from featurestore.errors import ConfigError, NotFoundError
@@ -43,7 +41,6 @@ def template_files() -> dict[str, str]:
     }
 
 
-@app.command()
 @keep_examples
 def init(
     directory: Annotated[
@@ -102,7 +99,6 @@ def init(
 # -- definitions ------------------------------------------------------------------------------
 
 
-@app.command()
 @keep_examples
 def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show what 'apply' would change in the registry, without writing anything.
@@ -125,7 +121,6 @@ def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
         render.plan(result, applied=False)
 
 
-@app.command()
 @keep_examples
 def apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Register the repo's definitions in the registry.
@@ -148,7 +143,6 @@ def apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
         render.plan(result, applied=True)
 
 
-@list_app.command("entities")
 @keep_examples
 def list_entities(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied entities.
@@ -176,7 +170,6 @@ def list_entities(ctx: typer.Context, as_json: JsonOption = False) -> None:
     )
 
 
-@list_app.command("feature-views")
 @keep_examples
 def list_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied feature views with their entities, ttl and watermark.
@@ -205,7 +198,6 @@ def list_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     )
 
 
-@list_app.command("on-demand-feature-views")
 @keep_examples
 def list_on_demand_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied on-demand feature views with their inputs and request fields.
@@ -233,7 +225,6 @@ def list_on_demand_feature_views(ctx: typer.Context, as_json: JsonOption = False
     )
 
 
-@list_app.command("feature-services")
 @keep_examples
 def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the applied feature services.
@@ -253,7 +244,6 @@ def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> No
     )
 
 
-@app.command()
 @keep_examples
 def describe(
     ctx: typer.Context,
