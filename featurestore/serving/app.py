@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from featurestore.errors import FeatureStoreError, OnlineStoreError, RegistryConflictError
 from featurestore.serving.auth import ApiKeyChecker
-from featurestore.serving.errors import RETRY_AFTER_S, error_body, public_detail, status_for
+from featurestore.serving.endpoint import ONLINE_PATHS, OnlineFeaturesEndpoint, error_reply
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.middleware import ServingMiddleware, request_id_of
 from featurestore.serving.reload import RegistryWatcher
@@ -29,14 +29,21 @@ from featurestore.serving.routes import ROUTE_PATHS, router
 from featurestore.store import FeatureStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 
     from fastapi import Request
 
     from featurestore.repo.config import RepoConfig, ServingConfig
     from featurestore.repo.registry import Plan
 
-__all__ = ["REPO_ENV", "ServerState", "create_app", "create_app_from_env", "unapplied_changes"]
+__all__ = [
+    "REPO_ENV",
+    "FeatureServer",
+    "ServerState",
+    "create_app",
+    "create_app_from_env",
+    "unapplied_changes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,8 @@ class ServerState:
         default_factory=dict
     )
     """(snapshot id, selection, full names) -> output name -> view, for the value-age metric."""
+    inline_reads: bool = True
+    """Whether small lookups run on the event loop (False after a failure, until one succeeds)."""
 
 
 def unapplied_changes(plan: Plan) -> str | None:
@@ -86,24 +95,39 @@ def _read_timeout_s(store: FeatureStore) -> float:
 
 async def _handle_feature_store_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FeatureStoreError)  # registered for FeatureStoreError only
-    status = status_for(exc)
-    request_id = request_id_of(request.scope)
-    headers: dict[str, str] = {}
-    if status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_S)
-        logger.warning("request %s: online store unavailable: %s", request_id, exc)
-    elif status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    elif status >= 500:
-        logger.error("request %s failed", request_id, exc_info=exc)
-    else:
-        logger.debug("request %s refused (%d): %s", request_id, status, exc)
-    return Response(
-        error_body(public_detail(exc, status), request_id),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+    status, headers, body = error_reply(exc, request_id_of(request.scope))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class FeatureServer(FastAPI):
+    """The FastAPI app, with ``POST /get-online-features`` answered before FastAPI's layers.
+
+    Lookups go to a pure-ASGI endpoint (``serving/endpoint.py``) wrapped in the same
+    ``ServingMiddleware`` as every other route; everything else, lifespan included, is
+    FastAPI's. The route stays registered in FastAPI for the OpenAPI schema.
+    """
+
+    online_endpoint: Callable[
+        [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+        Awaitable[None],
+    ]
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """Dispatch one ASGI scope."""
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in ONLINE_PATHS
+            and not scope.get("root_path")
+        ):
+            await self.online_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -158,7 +182,7 @@ def create_app(
                 await anyio.to_thread.run_sync(state.store.close)
             logger.info("feature server stopped")
 
-    app = FastAPI(
+    app = FeatureServer(
         title="featurestore feature server",
         version="1",
         description="Online feature lookups with Feast's wire shapes (see docs/serving.md).",
@@ -169,6 +193,12 @@ def create_app(
     app.add_exception_handler(FeatureStoreError, _handle_feature_store_error)
     app.add_middleware(
         ServingMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        routes=ROUTE_PATHS,
+    )
+    app.online_endpoint = ServingMiddleware(
+        OnlineFeaturesEndpoint(state),
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         routes=ROUTE_PATHS,

@@ -1,0 +1,250 @@
+"""``POST /get-online-features``: the server's hot path, as a pure-ASGI endpoint.
+
+FastAPI documents the route (OpenAPI) and serves every other one, but a lookup request is
+answered here without FastAPI's routing, dependency solving and exception middleware layers,
+which cost more CPU per request than the lookup itself. Behaviour is the same on both paths:
+``answer_online_request`` does the work for this endpoint and for the FastAPI route, and
+``error_reply`` words every FeatureStoreError for both.
+
+Small lookups (at most ``INLINE_MAX_ROWS`` entity rows) are run on the event loop: one Redis
+round trip or one SQLite read is cheaper than the hop to a worker thread and back, and the
+store's own ``timeout_s`` bounds how long the loop can wait. After a failed inline lookup the
+next lookups go through the thread pool (bounded by the server's read timeout) until one
+succeeds, so an unreachable store never stalls the loop request after request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import orjson
+
+from featurestore._time import utc_now
+from featurestore.errors import FeatureStoreError, OnlineStoreUnavailableError
+from featurestore.serving.encoding import encode_online_response
+from featurestore.serving.errors import (
+    RETRY_AFTER_S,
+    RequestTooLargeError,
+    ServingError,
+    error_body,
+    public_detail,
+    status_for,
+)
+from featurestore.serving.middleware import request_id_of
+from featurestore.serving.schemas import OnlineQuery, parse_request
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+
+    from featurestore.online.response import OnlineResponse
+    from featurestore.serving.app import ServerState
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+
+T = TypeVar("T")
+
+__all__ = [
+    "INLINE_MAX_ROWS",
+    "ONLINE_PATHS",
+    "OnlineFeaturesEndpoint",
+    "answer_online_request",
+    "error_reply",
+    "require_key",
+    "run_blocking",
+]
+
+logger = logging.getLogger(__name__)
+
+ONLINE_PATHS: Final = frozenset({"/get-online-features", "/v1/get-online-features"})
+"""The paths the pure-ASGI endpoint answers (POST only; other methods go to FastAPI)."""
+
+INLINE_MAX_ROWS: Final = 8
+"""Lookups of at most this many entity rows run on the event loop (see the module docs)."""
+
+_JSON: Final = (b"content-type", b"application/json")
+_UNAUTHORIZED: Final = (
+    "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' "
+    "with one of the keys in serving.api_keys."
+)
+_NOT_JSON: Final = (
+    "Request body is not valid JSON. Send a JSON object like "
+    '{"entities": {"user_id": [7]}, "features": ["user_stats:txn_count_7d"]}.'
+)
+
+
+def require_key(state: ServerState, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Refuse (401) a request without a valid API key, when keys are configured."""
+    if state.auth.enabled and not state.auth.allows(dict(headers)):
+        raise ServingError(_UNAUTHORIZED, status_code=401)
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
+    msg = (
+        f"Request body is over the server's limit of {limit} bytes "
+        "(serving.max_body_bytes); send fewer entities per request."
+    )
+    return RequestTooLargeError(msg)
+
+
+class _Disconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _Disconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
+    """Run a blocking store call in the server's thread pool, bounded by its read timeout."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            loop.run_in_executor(state.executor, call), timeout=state.read_timeout_s
+        )
+    except TimeoutError:
+        msg = f"The online store did not answer within {state.read_timeout_s:.1f} s."
+        raise OnlineStoreUnavailableError(msg) from None
+
+
+async def _lookup(state: ServerState, call: Callable[[], OnlineResponse], rows: int) -> Any:
+    if rows <= INLINE_MAX_ROWS and state.inline_reads:
+        try:
+            return call()
+        except OnlineStoreUnavailableError:
+            state.inline_reads = False  # back to the pool until the store answers again
+            raise
+    response = await run_blocking(state, call)
+    state.inline_reads = True
+    return response
+
+
+def _views_of(state: ServerState, query: OnlineQuery) -> dict[str, str]:
+    """Output name -> feature view of a request's features (cached per registry snapshot)."""
+    store = state.store
+    key = (id(store.snapshot), query.selection_key, query.full_feature_names)
+    views = state.views_cache.get(key)
+    if views is None:
+        if len(state.views_cache) > 1024:
+            state.views_cache.clear()
+        try:
+            refs = store.resolve(query.feature_selection)
+        except FeatureStoreError:
+            refs = []
+        full = query.full_feature_names
+        views = {ref.output_name(full_feature_names=full): ref.view for ref in refs}
+        state.views_cache[key] = views
+    return views
+
+
+async def answer_online_request(
+    state: ServerState, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> bytes:
+    """The JSON body answering a get-online-features request (headers as raw ASGI pairs).
+
+    Raises:
+        FeatureStoreError: Refused (auth, malformed, too many rows, unknown names) or the
+            lookup failed; ``error_reply`` turns it into the HTTP answer.
+    """
+    require_key(state, headers)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ServingError(_NOT_JSON) from None
+    query = parse_request(data)
+    rows = query.row_count
+    settings = state.settings
+    if rows > settings.max_entities:
+        msg = (
+            f"The request has {rows} entity rows; the server accepts at most "
+            f"{settings.max_entities} (serving.max_entities). Split the request."
+        )
+        raise RequestTooLargeError(msg)
+    metrics = state.metrics
+    metrics.entities_per_request.observe(rows)
+    request_time = utc_now()
+    store = state.store
+    selection = query.feature_selection
+    entities = query.entities
+    full_names = query.full_feature_names
+
+    def lookup() -> OnlineResponse:
+        return store.get_online_features(
+            selection, entities, full_feature_names=full_names, request_time=request_time
+        )
+
+    start = time.perf_counter()
+    response = await _lookup(state, lookup, rows)
+    metrics.online_read_duration.observe(time.perf_counter() - start)
+    return encode_online_response(
+        response, views=_views_of(state, query), request_time=request_time, metrics=metrics
+    )
+
+
+def error_reply(exc: FeatureStoreError, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, extra headers and JSON body answering ``exc`` (logged at the right level)."""
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+        logger.warning("request %s: online store unavailable: %s", request_id, exc)
+    elif status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    elif status >= 500:
+        logger.error("request %s failed", request_id, exc_info=exc)
+    else:
+        logger.debug("request %s refused (%d): %s", request_id, status, exc)
+    return status, headers, error_body(public_detail(exc, status), request_id)
+
+
+class OnlineFeaturesEndpoint:
+    """Pure-ASGI ``POST /get-online-features`` (wrap it in ``ServingMiddleware``).
+
+    Args:
+        state: The server state (store, settings, auth, metrics, thread pool).
+    """
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request."""
+        state = self.state
+        try:
+            body = await _read_body(receive, state.settings.max_body_bytes)
+            payload = await answer_online_request(state, scope["headers"], body)
+            status = 200
+            headers = [_JSON, (b"content-length", b"%d" % len(payload))]
+        except _Disconnected:
+            return
+        except FeatureStoreError as exc:
+            status, extra, payload = error_reply(exc, request_id_of(scope))
+            headers = [_JSON, (b"content-length", b"%d" % len(payload))]
+            headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
