@@ -86,22 +86,29 @@ def _b64(value: Any) -> Any:
     return base64.b64encode(value).decode() if isinstance(value, bytes | bytearray) else value
 
 
-def _json_values(column: WireColumn) -> Sequence[Any]:
-    dtype = column.dtype
+_PLAIN: Final = frozenset({"Int32", "Int64", "Float32", "Float64", "String", "Bool"})
+"""Types whose codec values JSON carries as they are (also arrays of them)."""
+
+
+def _wire_values(values: Sequence[Any], dtype: DType | None) -> Sequence[Any]:
     if dtype is None:
-        return column.values
+        return values
     name = dtype.name
+    if name in _PLAIN or (name.startswith("Array(") and name[6:-1] in _PLAIN):
+        return values
     if name == "Timestamp":
-        return [v if v is None else rfc3339(v) for v in column.values]
+        return [v if v is None else rfc3339(v) for v in values]
     if name == "Bytes":
-        return [_b64(v) for v in column.values]
+        return [_b64(v) for v in values]
     if name == "Array(Timestamp)":
-        return [
-            v if v is None else [x if x is None else rfc3339(x) for x in v] for v in column.values
-        ]
+        return [v if v is None else [x if x is None else rfc3339(x) for x in v] for v in values]
     if name == "Array(Bytes)":
-        return [v if v is None else [_b64(x) for x in v] for v in column.values]
-    return column.values
+        return [v if v is None else [_b64(x) for x in v] for v in values]
+    return values
+
+
+def _json_values(column: WireColumn) -> Sequence[Any]:
+    return _wire_values(column.values, column.dtype)
 
 
 def encode_columns(
@@ -164,6 +171,9 @@ def encode_online_response(
 ) -> bytes:
     """The JSON body of a get-online-features response for ``response``.
 
+    The same body as ``encode_columns`` over the response's columns, built without the
+    per-column ``WireColumn`` objects (this runs once per request on the server's hot path).
+
     Args:
         response: What ``FeatureStore.get_online_features`` returned.
         views: Output name -> feature view, for the value-age metric.
@@ -171,25 +181,49 @@ def encode_online_response(
         metrics: Where to record value ages (skipped when None).
     """
     views = views or {}
+    rows = len(response)
     dtypes = response.dtypes
-    columns = [
-        WireColumn(name, values, dtype=_echo_dtype(dtypes.get(name)))
-        for name, values in response.join_keys.items()
-    ]
-    statuses = response.statuses
-    stamps = response.event_micros
-    for name, values in response.features.items():
-        columns.append(
-            WireColumn(
-                name,
-                values,
-                dtype=dtypes.get(name),
-                statuses=statuses[name],
-                event_timestamps=stamps.get(name),
-                view=views.get(name),
-            )
+    all_present = [_PRESENT] * rows
+    all_epoch = [EPOCH_TEXT] * rows
+    names: list[str] = []
+    results: list[dict[str, Any]] = []
+    for name, values in response.join_keys.items():
+        names.append(name)
+        results.append(
+            {
+                "values": _wire_values(values, _echo_dtype(dtypes.get(name))),
+                "statuses": all_present,
+                "event_timestamps": all_epoch,
+            }
         )
-    return encode_columns(columns, rows=len(response), request_time=request_time, metrics=metrics)
+    statuses = response.statuses
+    event_micros = response.event_micros
+    formatted: dict[int, list[str]] = {}
+    aged: set[str] = set()
+    request_us = to_micros(request_time) if metrics is not None and request_time else None
+    for name, values in response.features.items():
+        names.append(name)
+        column_statuses = statuses[name]
+        stamps = event_micros.get(name)
+        if stamps is None:
+            texts = all_epoch
+        else:
+            texts = formatted.get(id(stamps))  # type: ignore[assignment]
+            if texts is None:
+                texts = formatted[id(stamps)] = _rfc3339_column(stamps)
+            view = views.get(name)
+            if request_us is not None and view is not None and view not in aged:
+                aged.add(view)
+                assert metrics is not None
+                _observe_ages(metrics, view, request_us, stamps, column_statuses)
+        results.append(
+            {
+                "values": _wire_values(values, dtypes.get(name)),
+                "statuses": column_statuses,
+                "event_timestamps": texts,
+            }
+        )
+    return orjson.dumps({"metadata": {"feature_names": names}, "results": results}, option=_OPTIONS)
 
 
 def _echo_dtype(dtype: DType | None) -> DType | None:
@@ -199,10 +233,27 @@ def _echo_dtype(dtype: DType | None) -> DType | None:
     return None
 
 
+_SMALL: Final = 16
+"""Columns up to this long are formatted / counted in Python: numpy's per-call cost is larger."""
+_STAMP_TEXTS: dict[int, str] = {}
+"""Epoch microseconds -> RFC 3339 text, for small columns (bounded; event times repeat)."""
+
+
+def _stamp_text(micros: int) -> str:
+    text = _STAMP_TEXTS.get(micros)
+    if text is None:
+        if len(_STAMP_TEXTS) >= 4096:
+            _STAMP_TEXTS.clear()
+        text = _STAMP_TEXTS[micros] = rfc3339(micros)
+    return text
+
+
 def _rfc3339_column(stamps: Sequence[int | datetime | None]) -> list[str]:
     """RFC 3339 text of a column of epoch microseconds, vectorized (None -> the epoch)."""
     if not all(isinstance(t, int) or t is None for t in stamps):
         return [rfc3339(t) for t in stamps]
+    if len(stamps) <= _SMALL:
+        return [EPOCH_TEXT if t is None else _stamp_text(t) for t in stamps]  # type: ignore[arg-type]
     micros = np.fromiter((0 if t is None else t for t in stamps), dtype=np.int64, count=len(stamps))
     moments = micros.astype("datetime64[us]")
     whole = np.datetime_as_string(moments, unit="s", timezone="UTC")
@@ -226,7 +277,11 @@ def _observe_ages(
         for stamp, status in zip(stamps, statuses, strict=False)
         if stamp is not None and status == _PRESENT
     ]
-    if ages:
+    if not ages:
+        return
+    if len(ages) <= _SMALL:
+        metrics.value_age.observe_many([max(age, 0) / 1e6 for age in ages], view)
+    else:
         metrics.value_age.observe_array(
             np.maximum(np.asarray(ages, dtype=np.float64), 0) / 1e6, view
         )

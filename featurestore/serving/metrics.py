@@ -11,9 +11,13 @@ import bisect
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Counter", "Histogram", "MetricsRegistry", "ServingMetrics"]
 
@@ -116,6 +120,21 @@ class Histogram:
             series.counts[index] += 1
             series.total += value
             series.count += 1
+
+    def observe_many(self, values: Sequence[float], *labels: str) -> None:
+        """Record a few observations in one series (one lock; no numpy for short lists)."""
+        if not values:
+            return
+        buckets = self.buckets
+        with self._lock:
+            series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = _Series([0] * (len(buckets) + 1))
+            counts = series.counts
+            for value in values:
+                counts[bisect.bisect_left(buckets, value)] += 1
+            series.total += sum(values)
+            series.count += len(values)
 
     def observe_array(self, values: npt.NDArray[np.float64], *labels: str) -> None:
         """Record a numpy array of observations in one series, counted vectorized."""
