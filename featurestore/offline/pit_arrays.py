@@ -21,8 +21,13 @@ DuckDB scans (so types, ``field_mapping`` and pruning behave identically):
    newest row visible then; the same ``searchsorted`` reads it off. Either way the ttl is a
    check on the winner's event timestamp (if the newest candidate is too old, all are).
 4. The features are read in a second, streamed scan and only the winning rows are kept
-   (``take`` per batch, winners sorted by position), then put in entity order. Memory is a
-   few ``int64`` per source row plus the output; the whole source is never held at once.
+   (``take`` per batch, winners sorted by position), then put in entity order with one more
+   ``take``. Memory is a few ``int64`` per source row plus the output; the whole source is
+   never held at once.
+
+The entity frame is read once (its keys cast to every view's key types in the same scan).
+Views run concurrently on their own DuckDB sessions (``threads``; DuckDB, numpy and Arrow
+release the GIL), and their first scans overlap the entity read.
 
 When codes and times do not fit in 62 bits, :class:`DoesNotFit` is raised before any join
 work and the caller falls back to DuckDB's ASOF JOIN.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -40,7 +46,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from featurestore.offline.pit_join import ROW_COL, entity_keys_sql
+from featurestore.dtypes import to_duckdb
+from featurestore.offline.pit_join import ROW_COL
 from featurestore.offline.sql import (
     CREATED_TS,
     EVENT_TS,
@@ -63,6 +70,7 @@ _CODE = "__fs_code"
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
 _ONE_US = timedelta(microseconds=1)
+_Columns = list[pa.ChunkedArray]
 
 
 class DoesNotFit(Exception):
@@ -104,57 +112,155 @@ def arrays_join(
     timestamp_column: str,
     point_in_time: Literal["event", "available"],
     feature_order: list[str],
-    batch_size: int = 262_144,
+    threads: int = 2,
 ) -> pa.Table:
     """The training frame as an Arrow table (entity columns, then ``feature_order``).
+
+    Args:
+        cursor: The DuckDB session the entity query runs on (it may use views registered
+            on this session only); sources are read on new sessions of its database.
+        entity: The entity frame query (``__fs_row`` and a UTC timestamp column).
+        entity_columns: The entity frame's own columns, output first, in order.
+        requests: The views and features to join.
+        timestamp_column: The entity frame's timestamp column.
+        point_in_time: ``"event"`` or ``"available"`` (module docstring).
+        feature_order: The output feature columns, in order.
+        threads: Views computed at once (each on its own DuckDB session); 1 runs them one
+            after the other (less memory).
 
     Raises:
         DoesNotFit: A view's keys and times do not pack into 62 bits.
         duckdb.Error: A scan failed (the caller translates it).
     """
-    base = Query().add(f"SELECT {', '.join(quote_ident(c) for c in entity_columns)} FROM (")
-    base.extend(entity).add(f") ORDER BY {ROW_COL}")
-    table = cursor.sql(base.text, params=base.params).to_arrow_table()
-    n_rows = table.num_rows
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
-    for request in requests:  # one view at a time: its arrays are freed before the next
-        plan = _plan_view(cursor, entity, request, timestamp_column)
-        winners = _winners(plan, request, point_in_time=point_in_time)
-        gathered = _gather(cursor, request, plan, winners, n_rows, batch_size)
+    timezone = _timezone(cursor)
+
+    def one_view(index: int, entity_read: Future[tuple[pa.Table, list[_Probes]]]) -> _Columns:
+        request = requests[index]
+        session = cursor.cursor()
+        try:
+            if timezone is not None:
+                session.execute("SET TimeZone = ?", [timezone])
+            source = _scan_keys(session, request)  # overlaps the entity read
+            table, probes = entity_read.result()
+            plan = _plan_view(source, request, probes[index])
+            winners = _winners(plan, request, point_in_time=point_in_time)
+            return _gather(session, request, plan, winners, table.num_rows)
+        finally:
+            session.close()
+
+    workers = max(1, min(threads, len(requests)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        entity_read: Future[tuple[pa.Table, list[_Probes]]] = Future()
+        jobs = [pool.submit(one_view, i, entity_read) for i in range(len(requests))]
+        try:  # the entity frame may be registered on this session only: read it here
+            entity_read.set_result(
+                _read_entity(cursor, entity, entity_columns, requests, timestamp_column)
+            )
+        except BaseException as exc:
+            entity_read.set_exception(exc)
+            raise
+        results = [job.result() for job in jobs]
+    table = entity_read.result()[0]
+    columns: dict[str, pa.ChunkedArray] = {}
+    for request, gathered in zip(requests, results, strict=True):
         columns.update(zip(request.output_columns, gathered, strict=True))
-    for name in feature_order:
-        table = table.append_column(name, columns[name])
-    return table
+    arrays = [*table.columns, *(columns[name] for name in feature_order)]
+    return pa.Table.from_arrays(arrays, names=[*table.column_names, *feature_order])
+
+
+def _timezone(cursor: duckdb.DuckDBPyConnection) -> str | None:
+    """The session's TimeZone setting (None without the ICU extension)."""
+    try:
+        return str(cursor.sql("SELECT current_setting('TimeZone')").fetchall()[0][0])
+    except duckdb.Error:
+        return None
+
+
+class _Probes:
+    """One view's entity side: the usable rows, their keys (view types) and times."""
+
+    def __init__(self, rows: np.ndarray, keys: pa.Table, t: np.ndarray) -> None:
+        self.rows = rows  # positions of the entity rows that can match
+        self.keys = keys  # their join keys, named like the view's keys
+        self.t = t  # their t, int64 microseconds
+
+
+def _read_entity(
+    cursor: duckdb.DuckDBPyConnection,
+    entity: Query,
+    entity_columns: list[str],
+    requests: list[ViewRequest],
+    timestamp_column: str,
+) -> tuple[pa.Table, list[_Probes]]:
+    """The entity frame in input order (one scan) and each view's probes.
+
+    Keys are cast to each view's key types in the same scan (one aliased column per
+    distinct key and type); a row with a null key or a null timestamp never matches.
+    """
+    select = [quote_ident(c) for c in entity_columns]
+    aliases: dict[str, str] = {}
+    key_columns: list[list[str]] = []
+    for request in requests:
+        names = []
+        for key in request.record.view.join_keys:
+            expr = f"CAST({quote_ident(key)} AS {to_duckdb(request.record.key_dtypes[key])})"
+            if expr not in aliases:
+                aliases[expr] = f"__fs_key{len(aliases)}"
+                select.append(f"{expr} AS {aliases[expr]}")
+            names.append(aliases[expr])
+        key_columns.append(names)
+    query = Query().add(f"SELECT {', '.join(select)} FROM (").extend(entity)
+    query.add(f") ORDER BY {ROW_COL}")
+    read = cursor.sql(query.text, params=query.params).to_arrow_table()
+    table = read.select(list(range(len(entity_columns))))
+    t_column = read.column(timestamp_column)
+    t_all = _micros(t_column)
+    t_valid = _valid(t_column)
+    probes = []
+    for request, names in zip(requests, key_columns, strict=True):
+        valid = t_valid.copy()
+        for name in names:
+            valid &= _valid(read.column(name))
+        rows = np.flatnonzero(valid)
+        keys = read.select(names).rename_columns(list(request.record.view.join_keys))
+        if len(rows) != read.num_rows:
+            keys = keys.take(pa.array(rows))
+        probes.append(_Probes(rows, keys, t_all[rows]))
+    return table, probes
+
+
+def _valid(column: pa.ChunkedArray) -> np.ndarray:
+    """True where the column is not null."""
+    if column.null_count == 0:
+        return np.ones(len(column), dtype=bool)
+    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class _Plan:
-    """One view's packed source rows and entity queries."""
+    """One view's packed source rows and entity probes."""
 
     def __init__(
         self,
-        entity_rows: np.ndarray,
-        entity_t: np.ndarray,
+        probes: _Probes,
         entity_code: np.ndarray,
         source_index: np.ndarray,
         source_code: np.ndarray,
         event: np.ndarray,
         source: pa.Table,
-        file_row: np.ndarray,
         lo: int,
         max_t: int,
         bits: int,
     ) -> None:
         self.max_t = max_t
-        self.entity_rows = entity_rows  # __fs_row of the entity rows that can match
-        self.entity_t = entity_t  # their t, int64 microseconds
+        self.entity_rows = probes.rows  # positions of the entity rows that can match
+        self.entity_t = probes.t  # their t, int64 microseconds
         self.entity_code = entity_code
         self.source_index = source_index  # position of each kept row in the scan
         self.source_code = source_code
         self.event = event
         self.lo = lo
         self.bits = bits
-        self.source = source  # the first scan (created timestamps and file ranks, on demand)
-        self.file_row = file_row  # by scan position (``source_index``), not kept row
+        self.source = source  # the scan: order columns and features
 
     def created(self, scan_rows: np.ndarray | None = None) -> np.ndarray:
         """Created timestamps (int64 microseconds, null = int64 min) by scan position."""
@@ -168,6 +274,11 @@ class _Plan:
         values = self.source.column(FILE_INDEX_COL).take(pa.array(scan_rows))
         return np.asarray(values.to_numpy(), dtype=np.int64)
 
+    def file_row(self, scan_rows: np.ndarray) -> np.ndarray:
+        """Row numbers within the file of the given scan positions."""
+        values = self.source.column(FILE_ROW_COL).take(pa.array(scan_rows))
+        return np.asarray(values.to_numpy(), dtype=np.int64)
+
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Timestamps as int64 microseconds; null becomes the int64 minimum (NaT)."""
@@ -179,23 +290,21 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(values.view(np.int64), dtype=np.int64)
 
 
-def _plan_view(
-    cursor: duckdb.DuckDBPyConnection, entity: Query, request: ViewRequest, timestamp_column: str
-) -> _Plan:
-    keys = list(request.record.view.join_keys)
-    ent_q = Query().add("WITH __fs_entity AS (").extend(entity).add(") ")
-    ent_q.add(entity_keys_sql(request, timestamp_column))
-    ent = cursor.sql(ent_q.text, params=ent_q.params).to_arrow_table()
-    src_q = Query().add("SELECT ")
-    src_q.add(", ".join([*(quote_ident(k) for k in keys), EVENT_TS, CREATED_TS]))
-    src_q.add(f", {FILE_INDEX_COL}, {FILE_ROW_COL} FROM (").extend(request.scan).add(")")
-    src = cursor.sql(src_q.text, params=src_q.params).to_arrow_table()
+def _scan_keys(cursor: duckdb.DuckDBPyConnection, request: ViewRequest) -> pa.Table:
+    """A view's source rows: join keys, event and created timestamps, file rank and row."""
+    columns = [quote_ident(k) for k in request.record.view.join_keys]
+    columns += [EVENT_TS, CREATED_TS, FILE_INDEX_COL, FILE_ROW_COL]
+    query = Query().add(f"SELECT {', '.join(columns)} FROM (").extend(request.scan).add(")")
+    return cursor.sql(query.text, params=query.params).to_arrow_table()
 
-    entity_rows = np.asarray(ent.column(ROW_COL).to_numpy(), dtype=np.int64)
-    entity_t = _micros(ent.column(_T))
+
+def _plan_view(src: pa.Table, request: ViewRequest, probes: _Probes) -> _Plan:
+    keys = list(request.record.view.join_keys)
+
+    entity_t = probes.t
     event = _micros(src.column(EVENT_TS))
     index = np.arange(src.num_rows, dtype=np.int64)
-    entity_code, source_code, n_codes = _codes(ent, src, keys)
+    entity_code, source_code, n_codes = _codes(probes.keys, src, keys)
     keep = source_code >= 0
     ttl = request.record.view.effective_ttl
     ttl_us = None if ttl is None else ttl // _ONE_US
@@ -211,25 +320,12 @@ def _plan_view(
         index = index[keep]
         source_code = source_code[keep]
         event = event[keep]
-    file_row = np.asarray(src.column(FILE_ROW_COL).to_numpy(), dtype=np.int64)
     lo = int(event.min()) if len(event) else max_t
     bits = max(max_t + 1 - lo, 1).bit_length()
     if max(n_codes, 1).bit_length() + bits > _BITS:
         msg = f"view {request.record.view.name}: {n_codes} keys x {bits}-bit times"
         raise DoesNotFit(msg)
-    return _Plan(
-        entity_rows,
-        entity_t,
-        entity_code,
-        index,
-        source_code,
-        event,
-        src,
-        file_row,
-        lo,
-        max_t,
-        bits,
-    )
+    return _Plan(probes, entity_code, index, source_code, event, src, lo, max_t, bits)
 
 
 def _codes(ent: pa.Table, src: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -273,7 +369,7 @@ def _sorted_order(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
         run = np.cumsum(starts)
         rows = order[positions]
         scan = plan.source_index[rows]
-        within = np.lexsort((plan.file_row[scan], plan.file_index(scan), plan.created(scan), run))
+        within = np.lexsort((plan.file_row(scan), plan.file_index(scan), plan.created(scan), run))
         order[positions] = rows[within]
     return order, ordered
 
@@ -324,106 +420,46 @@ def _gather(
     plan: _Plan,
     winners: np.ndarray,
     n_rows: int,
-    batch_size: int,
-) -> list[pa.Array]:
-    """The requested features of the winning rows, one array per feature, in entity order."""
+    batch_size: int = 262_144,
+) -> list[pa.ChunkedArray]:
+    """The requested features of the winning rows from a second, streamed scan.
+
+    Each batch keeps only its winning rows (``take``); the kept rows, in scan order, are
+    then put in entity order with one more ``take`` (null where no row wins).
+    """
+    if not request.features:
+        return []
     matched = winners >= 0
     scan_rows = plan.source_index[winners[matched]]
-    out_rows = plan.entity_rows[matched]
-    by_scan = np.argsort(scan_rows)
-    scan_rows = scan_rows[by_scan]
-    out_rows = out_rows[by_scan]
+    unique_rows, slot_of_matched = np.unique(scan_rows, return_inverse=True)
     features = [quote_ident(f) for f in request.features]
-    if not features:
-        return []
     query = Query().add(f"SELECT {', '.join(features)}, {FILE_ROW_COL} FROM (")
     query.extend(request.scan).add(")")
     reader = cursor.sql(query.text, params=query.params).to_arrow_reader(batch_size)
-    matched_rows = np.zeros(n_rows, dtype=bool)
-    matched_rows[out_rows] = True
-    sinks = [_sink(reader.schema.field(j).type, n_rows) for j in range(len(features))]
+    file_row = plan.source.column(FILE_ROW_COL)
+    pieces: list[pa.RecordBatch] = []
     start = 0
+    at = len(features)
     for batch in reader:
         end = start + batch.num_rows
-        _check_alignment(plan, batch, start, end, len(features))
-        lo, hi = np.searchsorted(scan_rows, [start, end])
+        if not batch.column(at).equals(file_row.slice(start, batch.num_rows).combine_chunks()):
+            msg = "the source changed while the training frame was computed"
+            raise SourceChangedError(msg)
+        lo, hi = np.searchsorted(unique_rows, [start, end])
         if hi > lo:
-            local = scan_rows[lo:hi] - start
-            for j, sink in enumerate(sinks):
-                sink.put(batch.column(j), local, out_rows[lo:hi])
+            pieces.append(batch.take(pa.array(unique_rows[lo:hi] - start)))
         start = end
-    return [sink.result(matched_rows) for sink in sinks]
-
-
-def _raw(values: pa.Array, dtype: np.dtype[np.generic]) -> np.ndarray:
-    data = values.buffers()[1]
-    assert data is not None
-    return np.frombuffer(data, dtype=dtype)[values.offset :][: len(values)]
-
-
-class _Sink:
-    """Collects one feature's values into entity order (any Arrow type, via ``take``)."""
-
-    def __init__(self, typ: pa.DataType, n_rows: int) -> None:
-        self.typ = typ
-        self.n_rows = n_rows
-        self.pieces: list[pa.Array] = []
-        self.rows: list[np.ndarray] = []
-
-    def put(self, values: pa.Array, local: np.ndarray, rows: np.ndarray) -> None:
-        self.pieces.append(values.take(pa.array(local)))
-        self.rows.append(rows)
-
-    def result(self, matched: np.ndarray) -> pa.Array:
-        del matched  # unmatched rows have no slot
-        values = pa.concat_arrays(self.pieces) if self.pieces else pa.array([], type=self.typ)
-        slot = np.full(self.n_rows, -1, dtype=np.int64)
-        if self.rows:
-            rows = np.concatenate(self.rows)
-            slot[rows] = np.arange(len(rows), dtype=np.int64)
-        return values.take(pa.array(slot, mask=slot < 0))
-
-
-class _FixedWidthSink(_Sink):
-    """The same for fixed-width numbers and timestamps, scattered with numpy.
-
-    Validity is the view's matched-rows mask, minus the rows whose value is null (tracked
-    only when a null occurs), so a column without nulls costs one scatter.
-    """
-
-    def __init__(self, typ: pa.DataType, n_rows: int, dtype: np.dtype[np.generic]) -> None:
-        super().__init__(typ, n_rows)
-        self.values = np.zeros(n_rows, dtype=dtype)
-        self.nulls: np.ndarray | None = None
-
-    def put(self, values: pa.Array, local: np.ndarray, rows: np.ndarray) -> None:
-        self.values[rows] = _raw(values, self.values.dtype)[local]
-        if values.null_count:
-            valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            if self.nulls is None:
-                self.nulls = np.zeros(self.n_rows, dtype=bool)
-            self.nulls[rows[~valid[local]]] = True
-
-    def result(self, matched: np.ndarray) -> pa.Array:
-        mask = ~matched if self.nulls is None else ~matched | self.nulls
-        array = pa.array(self.values, mask=mask)
-        return array if array.type == self.typ else array.view(self.typ)
-
-
-def _sink(typ: pa.DataType, n_rows: int) -> _Sink:
-    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
-        return _FixedWidthSink(typ, n_rows, np.dtype(typ.to_pandas_dtype()))
-    if pa.types.is_timestamp(typ) and typ.unit == "us":
-        return _FixedWidthSink(typ, n_rows, np.dtype(np.int64))
-    return _Sink(typ, n_rows)
-
-
-def _check_alignment(plan: _Plan, batch: pa.RecordBatch, start: int, end: int, at: int) -> None:
-    """The streamed scan must yield the first scan's rows in the same order (checked)."""
-    file_row = np.asarray(batch.column(at).to_numpy(), dtype=np.int64)
-    if not np.array_equal(file_row, plan.file_row[start:end]):
+    if start != plan.source.num_rows:
         msg = "the source changed while the training frame was computed"
         raise SourceChangedError(msg)
+    kept = pa.Table.from_batches(pieces, schema=reader.schema).combine_chunks()
+    slots = np.zeros(n_rows, dtype=np.int64)
+    rows = plan.entity_rows[matched]
+    slots[rows] = slot_of_matched
+    missing = np.ones(n_rows, dtype=bool)
+    missing[rows] = False
+    indices = pa.array(slots, mask=missing) if len(rows) != n_rows else pa.array(slots)
+    return [kept.column(j).take(indices) for j in range(len(features))]
 
 
 class SourceChangedError(Exception):
