@@ -335,18 +335,26 @@ class OfflineEngine:
     # -- materialization ----------------------------------------------------------------------
 
     def latest_rows(
-        self, record: ViewRecord, start: datetime, end: datetime, *, batch_size: int = 100_000
+        self,
+        record: ViewRecord,
+        start: datetime,
+        end: datetime,
+        *,
+        batch_size: int = 100_000,
+        ordered: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """The newest row per join-key tuple among rows with ``start <= event_ts < end``.
 
         Yields batches with the join keys, the features (declared types, schema order),
         ``__fs_event_ts`` and ``__fs_created_ts``, streamed from DuckDB (bounded memory).
         The source is validated before this returns; the query runs on first iteration.
+        ``ordered=True`` sorts the rows by the join keys in name order (DuckDB spills a
+        large sort to disk, so memory stays bounded).
 
         Raises:
             SourceError: The source is missing or no longer matches the view.
         """
-        query = latest_rows_query(self._scan(record), record, start, end)
+        query = latest_rows_query(self._scan(record), record, start, end, ordered=ordered)
         return self._stream_latest(record, query, batch_size)
 
     def _stream_latest(

@@ -280,12 +280,19 @@ def _lower_bound(min_ts: datetime | None, ttl: timedelta | None) -> datetime | N
 
 
 def latest_rows_query(
-    scan: Query, record: ViewRecord, start: datetime, end: datetime, *, count: bool = False
+    scan: Query,
+    record: ViewRecord,
+    start: datetime,
+    end: datetime,
+    *,
+    count: bool = False,
+    ordered: bool = False,
 ) -> Query:
     """The newest row (by the one order) per key tuple with ``start <= event_ts < end``.
 
     Columns: join keys, the scan's features, ``__fs_event_ts``, ``__fs_created_ts``. With
-    ``count=True``: one row holding the number of such key tuples.
+    ``count=True``: one row holding the number of such key tuples. With ``ordered=True``:
+    rows sorted by the join keys in name order (materialization writes them in key order).
     """
     keys = ", ".join(quote_ident(k) for k in record.view.join_keys)
     window = Query().add("SELECT * FROM (").extend(scan)
@@ -306,4 +313,6 @@ def latest_rows_query(
     query = Query().add(f"SELECT {', '.join(outs)} FROM (SELECT {keys}, ")
     query.add(f"arg_max(struct_pack({', '.join(fields)}), {newer_order_key()}) AS __fs_vals FROM (")
     query.extend(window).add(f") GROUP BY {keys})")
+    if ordered:
+        query.add(" ORDER BY " + ", ".join(quote_ident(k) for k in sorted(record.view.join_keys)))
     return query
