@@ -21,7 +21,7 @@ from featurestore._time import to_utc, utc_now
 from featurestore.dtypes import Array, DType, ScalarType, Timestamp, to_arrow
 from featurestore.errors import FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
-from featurestore.online.codec import KeyEncoder, RecordCodec
+from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -61,9 +61,18 @@ class RowSource(Protocol):
     """What materialization needs from the offline engine (``OfflineEngine`` provides it)."""
 
     def latest_rows(
-        self, record: ViewRecord, start: datetime, end: datetime, *, batch_size: int = ...
+        self,
+        record: ViewRecord,
+        start: datetime,
+        end: datetime,
+        *,
+        batch_size: int = ...,
+        ordered: bool = ...,
     ) -> Iterator[pa.RecordBatch]:
-        """Per join key with a row in ``[start, end)``, its newest row (see module doc)."""
+        """Per join key with a row in ``[start, end)``, its newest row (see module doc).
+
+        ``ordered=True``: sorted by the join keys in name order.
+        """
         ...
 
     def count_keys(self, record: ViewRecord, start: datetime, end: datetime) -> int:
@@ -225,7 +234,10 @@ class Materializer:
             progress(name, 0, total)
         writer = _BatchWriter(record)
         rows = written = 0
-        for batch in self.offline.latest_rows(record, start, end, batch_size=self.batch_size):
+        batches = self.offline.latest_rows(
+            record, start, end, batch_size=self.batch_size, ordered=True
+        )
+        for batch in batches:
             keys, records = writer.encode(batch)
             written += self.online.write_records(name, keys, records)
             rows += batch.num_rows
@@ -285,7 +297,7 @@ class _BatchWriter:
             ]
         )
 
-    def encode(self, batch: pa.RecordBatch) -> tuple[list[bytes], list[bytes]]:
+    def encode(self, batch: pa.RecordBatch) -> tuple[Sequence[bytes], Sequence[bytes]]:
         try:
             table = pa.Table.from_batches([batch])
             valid = None
@@ -318,11 +330,12 @@ class _BatchWriter:
             self.codec.encode_rows(event_us, created_us, columns),  # type: ignore[arg-type]  # micros
         )
 
-    def _encode_arrays(self, table: pa.Table) -> tuple[list[bytes], list[bytes]] | None:
+    def _encode_arrays(self, table: pa.Table) -> tuple[PackedBytes, PackedBytes] | None:
         """The batch encoded from numpy arrays, for views and keys of fixed-width types.
 
-        Same bytes as the per-value path (tests/unit/materialization check it); None when a
-        key or feature is variable-width, or an event timestamp is null.
+        Same bytes as the per-value path (tests/unit/materialization check it), packed in one
+        buffer each (SQLite writes such a batch in one statement); None when a key or feature
+        is variable-width, or an event timestamp is null.
         """
         if not self._fixed:
             return None

@@ -23,9 +23,10 @@ stores can decide a conditional write without decoding a record.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast, overload
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping
 
 __all__ = [
     "ENTITY_KEY_VERSION",
@@ -43,6 +44,7 @@ __all__ = [
     "RECORD_VERSION",
     "DecodedHead",
     "KeyEncoder",
+    "PackedBytes",
     "RecordCodec",
     "created_order_key",
     "event_order_key",
@@ -88,6 +90,59 @@ _KEY_NUMPY: Final[dict[str, str]] = {
 def _split(buffer: bytes, size: int) -> list[bytes]:
     """Cut a buffer of equal-sized items into one bytes object per item."""
     return [buffer[i : i + size] for i in range(0, len(buffer), size)]
+
+
+class PackedBytes(Sequence[bytes]):
+    """Equal-sized byte strings kept in one buffer (what the numpy encoders produce).
+
+    A read-only sequence of ``bytes`` like a list, so any store can take it; a store that
+    can use the buffer directly (SQLite writes a whole batch in one statement) reads
+    ``buffer`` and ``itemsize`` instead of making one Python object per item.
+
+    Example:
+        >>> packed = PackedBytes(b"aabbcc", 2)
+        >>> len(packed), packed[1], packed[1:], list(packed)
+        (3, b'bb', [b'bb', b'cc'], [b'aa', b'bb', b'cc'])
+    """
+
+    __slots__ = ("buffer", "itemsize")
+
+    def __init__(self, buffer: bytes, itemsize: int) -> None:
+        if itemsize <= 0 or len(buffer) % itemsize:
+            msg = f"A buffer of {len(buffer)} bytes does not hold items of {itemsize} bytes."
+            raise ValueError(msg)
+        self.buffer = buffer
+        self.itemsize = itemsize
+
+    def __len__(self) -> int:
+        return len(self.buffer) // self.itemsize
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        size = self.itemsize
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step == 1:
+                return _split(self.buffer[start * size : max(start, stop) * size], size)
+            return [self[i] for i in range(start, stop, step)]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            msg = f"PackedBytes index {index} out of range for {n} items"
+            raise IndexError(msg)
+        return self.buffer[index * size : (index + 1) * size]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(_split(self.buffer, self.itemsize))
+
+    def __repr__(self) -> str:
+        return f"PackedBytes({len(self)} items of {self.itemsize} bytes)"
 
 
 def event_order_key(event_us: int) -> int:
@@ -172,11 +227,11 @@ class KeyEncoder:
             return parts[0]
         return [b"".join(row) for row in zip(*parts, strict=True)]
 
-    def encode_arrays(self, columns: Sequence[np.ndarray]) -> list[bytes] | None:
+    def encode_arrays(self, columns: Sequence[np.ndarray]) -> PackedBytes | None:
         """Like :meth:`encode_columns`, from numpy arrays (no nulls), without per-value work.
 
         Returns None when a key is not fixed-width (String, Bytes): use ``encode_columns``.
-        The bytes are identical to ``encode_columns``'.
+        The bytes are identical to ``encode_columns``', packed in one buffer.
         """
         fields: list[tuple[str, str]] = []
         for slot, i in enumerate(self._order):
@@ -190,7 +245,7 @@ class KeyEncoder:
         for slot, i in enumerate(self._order):
             out[f"p{slot}"] = (b"\x01" if slot == 0 else b"") + self._prefixes[slot]
             out[f"v{slot}"] = columns[i]
-        return _split(out.tobytes(), out.dtype.itemsize)
+        return PackedBytes(out.tobytes(), out.dtype.itemsize)
 
 
 def _encode_key_column(values: Sequence[object], dtype: str, prefix: bytes) -> list[bytes]:
@@ -330,7 +385,7 @@ class RecordCodec:
         created_null: np.ndarray | None,
         values: Sequence[np.ndarray],
         nulls: Sequence[np.ndarray | None],
-    ) -> list[bytes] | None:
+    ) -> PackedBytes | None:
         """Like :meth:`encode_rows`, from numpy arrays, without per-value Python work.
 
         Args:
@@ -342,8 +397,8 @@ class RecordCodec:
             nulls: Per feature, where it is null (None: nowhere).
 
         Returns:
-            The records, byte-identical to ``encode_rows``; None when the view has
-            variable-width features (use ``encode_rows``).
+            The records, byte-identical to ``encode_rows``, packed in one buffer; None when
+            the view has variable-width features (use ``encode_rows``).
         """
         if self._var:
             return None
@@ -369,7 +424,7 @@ class RecordCodec:
             if null is not None and null.any():
                 out[f"s{j}"][null] = 0
                 out[f"w{j // 64}"] |= null.astype(np.uint64) << np.uint64(j % 64)
-        return _split(out.tobytes(), self.head_size)
+        return PackedBytes(out.tobytes(), self.head_size)
 
     # decoding ---------------------------------------------------------------------------
 

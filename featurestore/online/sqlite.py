@@ -1,7 +1,9 @@
 """The embedded default online store: one SQLite file, WAL, one WITHOUT ROWID table.
 
 Several processes may read while one writes (WAL). Writes are an upsert whose ``WHERE``
-compares record headers bytewise, so an older record never replaces a newer one.
+compares record headers bytewise, so an older record never replaces a newer one. A batch
+of equal-sized keys and records (:class:`~featurestore.online.codec.PackedBytes`, what
+materialization of fixed-width views produces) goes in as one statement over two buffers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from featurestore.errors import OnlineStoreError, OnlineStoreUnavailableError
+from featurestore.online.codec import PackedBytes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +31,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION: Final = "1"
 _TABLE = "online_records"
 _MAX_PAIRS = 15_000  # two bound parameters per pair; SQLite allows 32766
+_BULK_ROWS = 500_000  # rows per bulk statement (keeps each bound buffer well under 1 GB)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {_TABLE} (
@@ -40,12 +46,24 @@ INSERT OR IGNORE INTO online_meta (key, value) VALUES ('format_version', '{FORMA
 
 # Bytes 1 (version), 2-17 (order keys) and 18-25 (fingerprint) of a record; substr() on a
 # BLOB counts bytes and BLOBs compare with memcmp, so ">=" is "not older".
-_UPSERT = f"""
-INSERT INTO {_TABLE} (view, entity_key, record) VALUES (?, ?, ?)
+_ON_CONFLICT = f"""
 ON CONFLICT (view, entity_key) DO UPDATE SET record = excluded.record
 WHERE substr(excluded.record, 1, 1) != substr({_TABLE}.record, 1, 1)
    OR substr(excluded.record, 18, 8) != substr({_TABLE}.record, 18, 8)
    OR substr(excluded.record, 2, 16) >= substr({_TABLE}.record, 2, 16)
+"""
+_UPSERT = f"INSERT INTO {_TABLE} (view, entity_key, record) VALUES (?, ?, ?) {_ON_CONFLICT}"
+
+# The same upsert for a whole batch passed as two buffers of equal-sized items: a recursive
+# CTE counts the rows and substr() cuts each key and record out inside SQLite, so no Python
+# object is made or bound per row (~2x the rows/s of executemany). "WHERE true" tells the
+# parser that ON CONFLICT belongs to the INSERT (SQLite's documented upsert-with-SELECT rule).
+_BULK_UPSERT = f"""
+WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < :n)
+INSERT INTO {_TABLE} (view, entity_key, record)
+SELECT :view, substr(:keys, i * :key_size + 1, :key_size),
+       substr(:records, i * :record_size + 1, :record_size)
+FROM seq WHERE true {_ON_CONFLICT}
 """
 
 _READ_ONE = f"SELECT record FROM {_TABLE} WHERE view = ? AND entity_key = ?"
@@ -100,15 +118,27 @@ class SqliteOnlineStore:
     def write_records(
         self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
     ) -> int:
-        """Upsert records conditionally, in one transaction (see OnlineStore)."""
+        """Upsert records conditionally, in one transaction (see OnlineStore).
+
+        Rows are written in (key, record) order: sorted keys make B-tree inserts mostly
+        sequential, and the order is the same for both input kinds.
+        """
+        if len(entity_keys) != len(records):
+            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
+            raise OnlineStoreError(msg)
+        if not records:
+            return 0
+        packed = isinstance(entity_keys, PackedBytes) and isinstance(records, PackedBytes)
         with self._lock:
             try:
                 before = self._conn.total_changes
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    # Key order turns random B-tree inserts into mostly sequential ones.
-                    rows = sorted(zip(entity_keys, records, strict=True))
-                    self._conn.executemany(_UPSERT, [(view, k, r) for k, r in rows])
+                    if packed:
+                        self._write_packed(view, entity_keys, records)  # type: ignore[arg-type]  # checked
+                    else:
+                        rows = sorted(zip(entity_keys, records, strict=True))
+                        self._conn.executemany(_UPSERT, [(view, k, r) for k, r in rows])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -116,6 +146,25 @@ class SqliteOnlineStore:
                 return self._conn.total_changes - before
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
+
+    def _write_packed(self, view: str, entity_keys: PackedBytes, records: PackedBytes) -> None:
+        """The bulk upsert of a packed batch (inside the caller's transaction)."""
+        keys, values = _key_sorted(entity_keys, records)
+        key_size, record_size = entity_keys.itemsize, records.itemsize
+        n = len(records)
+        for start in range(0, n, _BULK_ROWS):
+            stop = min(start + _BULK_ROWS, n)
+            self._conn.execute(
+                _BULK_UPSERT,
+                {
+                    "n": stop - start,
+                    "view": view,
+                    "keys": keys[start * key_size : stop * key_size],
+                    "key_size": key_size,
+                    "records": values[start * record_size : stop * record_size],
+                    "record_size": record_size,
+                },
+            )
 
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
         """All requested records in one query (see OnlineStore)."""
@@ -175,6 +224,19 @@ class SqliteOnlineStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _key_sorted(entity_keys: PackedBytes, records: PackedBytes) -> tuple[bytes, bytes]:
+    """Both buffers in (key, record) order; unchanged when the keys already increase.
+
+    numpy compares ``S<n>`` items bytewise, like ``bytes`` (and SQLite BLOBs) do.
+    """
+    keys = np.frombuffer(entity_keys.buffer, dtype=f"S{entity_keys.itemsize}")
+    if len(keys) < 2 or bool(np.all(keys[1:] > keys[:-1])):
+        return entity_keys.buffer, records.buffer
+    values = np.frombuffer(records.buffer, dtype=f"S{records.itemsize}")
+    order = np.lexsort((values, keys))
+    return keys[order].tobytes(), values[order].tobytes()
 
 
 def _translate(exc: BaseException, path: Path) -> OnlineStoreError:
