@@ -19,13 +19,12 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, MissingDependencyError, SourceError
 from featurestore.offline.sql import quote_ident
-from featurestore.offline.training_frame import conform
+from featurestore.offline.training_frame import conform, parquet_writer
 from featurestore.transformations.check import RowIndependenceReport, check_row_independence
 from featurestore.transformations.graph import plan_on_demand
 from featurestore.transformations.run import run_transformation
@@ -243,7 +242,7 @@ class OnDemandTrainingFrame:
         target.parent.mkdir(parents=True, exist_ok=True)
         batches = self.record_batches()
         first = next(batches, None)
-        with pq.ParquetWriter(target, self._schema(first)) as writer:
+        with parquet_writer(target, self._schema(first)) as writer:
             if first is not None:
                 writer.write_batch(first)
             for batch in batches:
