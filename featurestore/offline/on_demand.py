@@ -22,9 +22,14 @@ import pyarrow.csv as pacsv
 
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
-from featurestore.errors import EntityFrameError, MissingDependencyError, SourceError
+from featurestore.errors import EntityFrameError, SourceError
 from featurestore.offline.sql import quote_ident
-from featurestore.offline.training_frame import conform, parquet_writer
+from featurestore.offline.training_frame import (
+    arrow_to_pandas,
+    arrow_to_polars,
+    conform,
+    parquet_writer,
+)
 from featurestore.transformations.check import RowIndependenceReport, check_row_independence
 from featurestore.transformations.graph import plan_on_demand
 from featurestore.transformations.run import run_transformation
@@ -211,17 +216,11 @@ class OnDemandTrainingFrame:
 
     def to_polars(self) -> pl.DataFrame:
         """The whole frame as a polars DataFrame."""
-        frame = pl.from_arrow(self.to_arrow())
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return arrow_to_polars(self.to_arrow())
 
     def to_pandas(self) -> Any:
         """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(feature="TrainingFrame.to_pandas", extra="pandas") from exc
-        return self.to_arrow().to_pandas()
+        return arrow_to_pandas(self.to_arrow())
 
     def record_batches(self, batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""

@@ -63,6 +63,22 @@ def conform(
     return data.cast(target)
 
 
+def arrow_to_polars(table: pa.Table) -> pl.DataFrame:
+    """A training frame's Arrow table as a polars DataFrame (zero-copy where Arrow allows)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def arrow_to_pandas(table: pa.Table) -> Any:
+    """A training frame's Arrow table as a pandas DataFrame (needs the ``pandas`` extra)."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(feature="TrainingFrame.to_pandas", extra="pandas") from exc
+    return table.to_pandas()
+
+
 def parquet_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
     """A pyarrow Parquet writer for training frames (snappy; no dictionary for floats).
 
@@ -153,17 +169,11 @@ class TrainingFrame:
 
     def to_polars(self) -> pl.DataFrame:
         """The whole frame as a polars DataFrame."""
-        frame = pl.from_arrow(self.to_arrow())
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return arrow_to_polars(self.to_arrow())
 
     def to_pandas(self) -> Any:
         """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(feature="TrainingFrame.to_pandas", extra="pandas") from exc
-        return self.to_arrow().to_pandas()
+        return arrow_to_pandas(self.to_arrow())
 
     def record_batches(self, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
