@@ -27,6 +27,7 @@ __all__ = [
     "JsonOption",
     "LogLevel",
     "PointInTime",
+    "ViewsOption",
     "app",
     "keep_examples",
     "list_app",
@@ -193,6 +194,15 @@ def _root(
 # -- option parsing helpers -------------------------------------------------------------------
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ViewsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--views",
+        "-v",
+        metavar="VIEW",
+        help="Only these views; repeat or separate with commas.",
+    ),
+]
 
 
 def parse_time(value: str) -> datetime:

@@ -14,6 +14,7 @@ from featurestore.cli import render
 from featurestore.cli._app import (
     JsonOption,
     PointInTime,
+    ViewsOption,
     app,
     keep_examples,
     parse_pairs,
@@ -155,15 +156,7 @@ def materialize(
     end: Annotated[
         str, typer.Argument(metavar="END", help="Window end, ISO 8601 (naive = UTC), exclusive.")
     ],
-    views: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--views",
-            "-v",
-            metavar="VIEW",
-            help="Only these views; repeat or separate with commas.",
-        ),
-    ] = None,
+    views: ViewsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Load the latest values of rows with START <= event_timestamp < END into the online store.
@@ -197,15 +190,7 @@ def materialize_incremental(
             help="Materialize up to this time, ISO 8601 (naive = UTC); default now.",
         ),
     ] = None,
-    views: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--views",
-            "-v",
-            metavar="VIEW",
-            help="Only these views; repeat or separate with commas.",
-        ),
-    ] = None,
+    views: ViewsOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Materialize each view from its watermark (or its first row) up to END.
