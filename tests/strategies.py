@@ -7,10 +7,14 @@ neighbours all occur often.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hypothesis import strategies as st
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -105,3 +109,38 @@ timezones = st.sampled_from(
     [None, UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata"), ZoneInfo("America/St_Johns")]
 )
 """How to present entity timestamps: None = naive (meaning UTC), else aware in that zone."""
+
+
+def write_timeline(
+    folder: Path,
+    rows: list[dict[str, Any]],
+    schema: pa.Schema,
+    *,
+    columns: dict[str, str] | None = None,
+) -> None:
+    """Write ``feature_rows()`` rows to ``part-<file>.parquet`` files and record their positions.
+
+    Each row's ``"file"`` (0-2) picks its file; afterwards ``row["file"]``/``row["row"]`` hold
+    the position the oracle's tie-break uses. ``columns`` maps a Parquet column to the row key
+    it takes (default: ``ts`` <- ``event_ts``, ``created`` <- ``created_ts``, others by name).
+    A naive ``ts`` column gets naive UTC values.
+    """
+    mapping = {"ts": "event_ts", "created": "created_ts", **(columns or {})}
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    naive_ts = "ts" in schema.names and schema.field("ts").type.tz is None
+    for index in range(3):
+        in_file = [r for r in rows if r["file"] == index]
+        if not in_file and index > 0:
+            continue
+        data: dict[str, list[Any]] = {name: [] for name in schema.names}
+        for number, row in enumerate(in_file):
+            row["position"] = (f"part-{index}.parquet", number)
+            for name in schema.names:
+                value = row.get(mapping.get(name, name))
+                if name == "ts" and naive_ts and value is not None:
+                    value = value.astimezone(UTC).replace(tzinfo=None)
+                data[name].append(value)
+        pq.write_table(pa.table(data, schema=schema), folder / f"part-{index}.parquet")
+    for row in rows:
+        row["file"], row["row"] = row["position"]

@@ -12,7 +12,6 @@ turns into the view's features. Through the real DuckDB engine and a real SQLite
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +28,7 @@ from featurestore.offline.pit_join import JoinStrategy
 from featurestore.repo.config import SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle
-from tests.strategies import BASE, TTL, entity_rows, feature_rows
+from tests.strategies import BASE, TTL, entity_rows, feature_rows, write_timeline
 
 FEATURES_PY = """
 from datetime import timedelta
@@ -86,27 +84,6 @@ def transformed(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_source(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """One Parquet file per row["file"] (raw columns); give each row its oracle position."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for index in range(3):
-        in_file = [r for r in rows if r["file"] == index]
-        if not in_file and index > 0:
-            continue
-        columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-        for number, row in enumerate(in_file):
-            row["position"] = (f"part-{index}.parquet", number)
-            columns["user_id"].append(row["user_id"])
-            columns["ts"].append(row["event_ts"])
-            columns["created"].append(row["created_ts"])
-            columns["raw_int"].append(row["f_int"])
-            columns["raw_str_src"].append(row["f_str"])
-        pq.write_table(pa.table(columns, schema=SCHEMA), folder / f"part-{index}.parquet")
-    for row in rows:
-        row["file"], row["row"] = row["position"]
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("batch"), FEATURES_PY)
@@ -134,7 +111,9 @@ def fresh_store(repo: Path) -> FeatureStore:
 def test_transformed_training_frame_equals_oracle_and_online_reads(
     repo: Path, rows: list[dict[str, Any]], entities: list[dict[str, Any]], strategy: JoinStrategy
 ) -> None:
-    write_source(repo / "data/u", rows)
+    write_timeline(
+        repo / "data/u", rows, SCHEMA, columns={"raw_int": "f_int", "raw_str_src": "f_str"}
+    )
     expected_rows = [transformed(r) for r in rows]
     entity_df = pl.DataFrame(
         entities,

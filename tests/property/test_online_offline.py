@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import shutil
 import uuid
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,7 +31,7 @@ from featurestore.online.codec import KeyEncoder
 from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle
-from tests.strategies import BASE, TTL, feature_rows, grid_times
+from tests.strategies import BASE, TTL, feature_rows, grid_times, write_timeline
 
 FEATURES_PY = """
 from datetime import timedelta
@@ -61,26 +59,6 @@ SCHEMA = pa.schema(
 T0 = BASE - timedelta(seconds=1)
 KEYS = KeyEncoder({"user_id": Int64})
 USERS = [1, 2, 3, 4, 99]
-
-
-def write_source(folder: Path, rows: list[dict[str, Any]]) -> None:
-    """One Parquet file per row["file"]; give each row its oracle position."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for index in range(3):
-        in_file = [r for r in rows if r["file"] == index]
-        if not in_file and index > 0:
-            continue
-        columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-        for number, row in enumerate(in_file):
-            row["position"] = (f"part-{index}.parquet", number)
-            for name in SCHEMA.names:
-                columns[name].append(
-                    {"ts": row["event_ts"], "created": row["created_ts"]}.get(name, row.get(name))
-                )
-        pq.write_table(pa.table(columns, schema=SCHEMA), folder / f"part-{index}.parquet")
-    for row in rows:
-        row["file"], row["row"] = row["position"]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +113,7 @@ def test_online_reads_equal_point_in_time_rows_below_watermark(
     repo: Path, backend: str, request: pytest.FixtureRequest, rows, plan, times
 ) -> None:
     w, window_list = plan
-    write_source(repo / "data/u", rows)
+    write_timeline(repo / "data/u", rows, SCHEMA)
     store = fresh_store(repo, backend, request)
     full = fresh_store(repo, backend, request)
     try:
@@ -191,7 +169,7 @@ def test_naive_request_time_means_utc(repo: Path, request: pytest.FixtureRequest
     rows = [
         {"user_id": 1, "event_ts": BASE, "created_ts": None, "f_int": 5, "f_str": "x", "file": 0}
     ]
-    write_source(repo / "data/u", rows)
+    write_timeline(repo / "data/u", rows, SCHEMA)
     store = fresh_store(repo, "sqlite", request)
     try:
         store.materialize(T0, BASE + timedelta(seconds=1))

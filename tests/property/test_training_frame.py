@@ -7,14 +7,11 @@ position tie-break matters, DuckDB doing the join. Views share sources but diffe
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +20,7 @@ from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from tests.conftest import make_repo
 from tests.oracle import pit_oracle
-from tests.strategies import TTL, entity_rows, feature_rows, timezones
+from tests.strategies import TTL, entity_rows, feature_rows, timezones, write_timeline
 
 FEATURES_PY = """
 from datetime import timedelta
@@ -68,34 +65,11 @@ M_SCHEMA = pa.schema(
 )
 
 
-def write_source(folder: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
-    """Write rows to part-<file>.parquet files; give each row its oracle position."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for index in range(3):
-        in_file = [r for r in rows if r["file"] == index]
-        if not in_file and index > 0:
-            continue
-        columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        for number, row in enumerate(in_file):
-            row["position"] = (f"part-{index}.parquet", number)
-            for name in schema.names:
-                value = {"ts": row["event_ts"], "created": row["created_ts"]}.get(
-                    name, row.get(name)
-                )
-                if name == "ts" and schema.field("ts").type.tz is None and value is not None:
-                    value = value.astimezone(UTC).replace(tzinfo=None)
-                columns[name].append(value)
-        pq.write_table(pa.table(columns, schema=schema), folder / f"part-{index}.parquet")
-    for row in rows:
-        row["file"], row["row"] = row["position"]
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     root = make_repo(tmp_path_factory.mktemp("pit"), FEATURES_PY)
-    write_source(root / "data/u", [], U_SCHEMA)
-    write_source(root / "data/m", [], M_SCHEMA)
+    write_timeline(root / "data/u", [], U_SCHEMA)
+    write_timeline(root / "data/m", [], M_SCHEMA)
     fs = FeatureStore(root)
     fs.apply()
     return fs
@@ -194,7 +168,7 @@ STRATEGIES = ["asof", "range", "arrays"]
 def test_training_frame_equals_oracle(
     store: FeatureStore, strategy: str, view: str, rows, entities, tz, kind
 ) -> None:
-    write_source(store.repo_root / "data/u", rows, U_SCHEMA)
+    write_timeline(store.repo_root / "data/u", rows, U_SCHEMA)
     got = frame(
         store,
         present(entities, tz, kind, composite=False),
@@ -217,8 +191,8 @@ def test_training_frame_equals_oracle(
 def test_several_views_with_composite_key_equal_oracle(
     store: FeatureStore, strategy: str, u_rows, m_rows, entities
 ) -> None:
-    write_source(store.repo_root / "data/u", u_rows, U_SCHEMA)
-    write_source(store.repo_root / "data/m", m_rows, M_SCHEMA)
+    write_timeline(store.repo_root / "data/u", u_rows, U_SCHEMA)
+    write_timeline(store.repo_root / "data/m", m_rows, M_SCHEMA)
     got = frame(
         store,
         present(entities, UTC, "arrow", composite=True),
@@ -251,7 +225,7 @@ def test_several_views_with_composite_key_equal_oracle(
 def test_available_point_in_time_equals_oracle(
     store: FeatureStore, strategy: str, view: str, rows, entities
 ) -> None:
-    write_source(store.repo_root / "data/u", rows, U_SCHEMA)
+    write_timeline(store.repo_root / "data/u", rows, U_SCHEMA)
     got = frame(
         store,
         present(entities, UTC, "arrow", composite=False),

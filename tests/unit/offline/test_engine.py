@@ -19,7 +19,7 @@ from featurestore import FeatureStore
 from featurestore.errors import EntityFrameError, SourceError
 from tests.conftest import make_repo, utc, write_parquet
 from tests.oracle import latest_in_window
-from tests.strategies import BASE, feature_rows
+from tests.strategies import BASE, feature_rows, write_timeline
 
 FEATURES_PY = """
 from datetime import timedelta
@@ -314,10 +314,10 @@ u = FeatureView(name="u", entities=[user],
 
 @pytest.fixture(scope="module")
 def latest_store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
-    from tests.property.test_training_frame import U_SCHEMA, write_source
+    from tests.property.test_training_frame import U_SCHEMA
 
     root = make_repo(tmp_path_factory.mktemp("latest"), LATEST_PY)
-    write_source(root / "data/u", [], U_SCHEMA)
+    write_timeline(root / "data/u", [], U_SCHEMA)
     fs = FeatureStore(root)
     fs.apply()
     return fs
@@ -330,9 +330,9 @@ def st_seconds() -> st.SearchStrategy[int]:
 @settings(max_examples=40)
 @given(rows=feature_rows(), start_s=st_seconds(), width_s=st_seconds())
 def test_latest_rows_equals_oracle(latest_store: FeatureStore, rows, start_s, width_s) -> None:
-    from tests.property.test_training_frame import U_SCHEMA, write_source
+    from tests.property.test_training_frame import U_SCHEMA
 
-    write_source(latest_store.repo_root / "data/u", rows, U_SCHEMA)
+    write_timeline(latest_store.repo_root / "data/u", rows, U_SCHEMA)
     record = latest_store.get_feature_view("u")
     start = BASE + timedelta(seconds=start_s)
     end = start + timedelta(seconds=width_s)
