@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from featurestore.errors import (
     DefinitionError,
@@ -12,22 +12,27 @@ from featurestore.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import timedelta
 
+    from featurestore.definitions import Entity, FeatureService
     from featurestore.dtypes import DType
     from featurestore.repo.loader import RepoContents
-    from featurestore.repo.snapshot import RegistrySnapshot, ViewRecord
+    from featurestore.repo.snapshot import OnDemandRecord, RegistrySnapshot, ViewRecord
 from featurestore.repo._json import encode_service
 
 ChangeAction = Literal["add", "change", "remove", "unchanged"]
+
+
+ChangeKind = Literal["entity", "feature view", "feature service", "on-demand feature view"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class Change:
     """One line of a plan: what happens to one definition."""
 
-    kind: Literal["entity", "feature view", "feature service", "on-demand feature view"]
+    kind: ChangeKind
     name: str
     action: ChangeAction
     details: tuple[str, ...] = ()
@@ -94,57 +99,71 @@ def _keys(record: ViewRecord) -> str:
     return ", ".join(f"{k} {record.key_dtypes.get(k)}" for k in record.view.join_keys)
 
 
+def _changes(
+    kind: ChangeKind,
+    old: Mapping[str, _T],
+    new: Mapping[str, _T],
+    changed: Callable[[_T, _T], tuple[tuple[str, ...], bool] | None],
+    *,
+    added_needs_materialization: Callable[[_T], bool] = lambda _: False,
+) -> Iterator[Change]:
+    """One Change per name of one kind; ``changed`` gives (details, stale) or None if equal."""
+    for name in sorted(old.keys() | new.keys()):
+        before, after = old.get(name), new.get(name)
+        if after is None:
+            yield Change(kind, name, "remove")
+        elif before is None:
+            yield Change(
+                kind, name, "add", needs_materialization=added_needs_materialization(after)
+            )
+        elif (found := changed(before, after)) is None:
+            yield Change(kind, name, "unchanged")
+        else:
+            yield Change(kind, name, "change", *found)
+
+
+def _entity_change(before: Entity, after: Entity) -> tuple[tuple[str, ...], bool] | None:
+    return None if before == after and before.tags == after.tags else ((), False)
+
+
+def _view_change(before: ViewRecord, after: ViewRecord) -> tuple[tuple[str, ...], bool] | None:
+    details = _view_details(before, after)
+    stale = before.fingerprint != after.fingerprint and after.view.online
+    return (details, stale) if details else None
+
+
+def _on_demand_change(
+    before: OnDemandRecord, after: OnDemandRecord
+) -> tuple[tuple[str, ...], bool] | None:
+    if before == after:
+        return None
+    code = before.fingerprint != after.fingerprint
+    return (("~ function or inputs",) if code else ("~ metadata",)), False
+
+
+def _service_change(
+    before: FeatureService, after: FeatureService
+) -> tuple[tuple[str, ...], bool] | None:
+    same = before.refs == after.refs and encode_service(before) == encode_service(after)
+    return None if same else ((), False)
+
+
 def diff(old: RegistrySnapshot, new: RegistrySnapshot) -> tuple[Change, ...]:
     """What changes, per definition, from ``old`` to ``new`` (unchanged ones included)."""
-    changes: list[Change] = []
-    for name in sorted(old.entities.keys() | new.entities.keys()):
-        before, after = old.entities.get(name), new.entities.get(name)
-        if after is None:
-            changes.append(Change("entity", name, "remove"))
-        elif before is None:
-            changes.append(Change("entity", name, "add"))
-        elif before != after or before.tags != after.tags:
-            changes.append(Change("entity", name, "change"))
-        else:
-            changes.append(Change("entity", name, "unchanged"))
-    for name in sorted(old.feature_views.keys() | new.feature_views.keys()):
-        old_view, new_view = old.feature_views.get(name), new.feature_views.get(name)
-        if new_view is None:
-            changes.append(Change("feature view", name, "remove"))
-        elif old_view is None:
-            changes.append(
-                Change("feature view", name, "add", needs_materialization=new_view.view.online)
-            )
-        else:
-            details = _view_details(old_view, new_view)
-            stale = old_view.fingerprint != new_view.fingerprint and new_view.view.online
-            action: ChangeAction = "change" if details else "unchanged"
-            changes.append(Change("feature view", name, action, details, stale))
-    for name in sorted(old.on_demand_views.keys() | new.on_demand_views.keys()):
-        old_odfv, new_odfv = old.on_demand_views.get(name), new.on_demand_views.get(name)
-        if new_odfv is None:
-            changes.append(Change("on-demand feature view", name, "remove"))
-        elif old_odfv is None:
-            changes.append(Change("on-demand feature view", name, "add"))
-        elif old_odfv != new_odfv:
-            details = (
-                ("~ function or inputs",) if old_odfv.fingerprint != new_odfv.fingerprint else ()
-            )
-            details = details or ("~ metadata",)
-            changes.append(Change("on-demand feature view", name, "change", details))
-        else:
-            changes.append(Change("on-demand feature view", name, "unchanged"))
-    for name in sorted(old.feature_services.keys() | new.feature_services.keys()):
-        old_svc, new_svc = old.feature_services.get(name), new.feature_services.get(name)
-        if new_svc is None:
-            changes.append(Change("feature service", name, "remove"))
-        elif old_svc is None:
-            changes.append(Change("feature service", name, "add"))
-        elif old_svc.refs != new_svc.refs or encode_service(old_svc) != encode_service(new_svc):
-            changes.append(Change("feature service", name, "change"))
-        else:
-            changes.append(Change("feature service", name, "unchanged"))
-    return tuple(changes)
+    return (
+        *_changes("entity", old.entities, new.entities, _entity_change),
+        *_changes(
+            "feature view",
+            old.feature_views,
+            new.feature_views,
+            _view_change,
+            added_needs_materialization=lambda record: record.view.online,
+        ),
+        *_changes(
+            "on-demand feature view", old.on_demand_views, new.on_demand_views, _on_demand_change
+        ),
+        *_changes("feature service", old.feature_services, new.feature_services, _service_change),
+    )
 
 
 def _check_names(contents: RepoContents) -> None:
