@@ -207,14 +207,41 @@ def _parquet_entity(
         raise EntityFrameError(msg)
     stats = EntityStats(rows=int(row[0]), min_ts=row[1], max_ts=row[2])
     types[timestamp_column] = "TIMESTAMP WITH TIME ZONE"
-    exclude = ", ".join(quote_ident(c) for c in ("__fs_file", "file_row_number"))
-    query = Query().add(
-        f"SELECT * EXCLUDE ({exclude}) REPLACE ({ts_expr} AS {ts_col}), "
-        f"CAST(row_number() OVER (ORDER BY __fs_file, file_row_number) - 1 AS BIGINT) "
-        f"AS {ROW_COL} FROM read_parquet(?, filename='__fs_file', file_row_number=true)",
+    return EntityFrame(_parquet_query(cursor, pattern, ts_expr, ts_col), columns, types, stats)
+
+
+def _parquet_query(
+    cursor: duckdb.DuckDBPyConnection, pattern: str, ts_expr: str, ts_col: str
+) -> Query:
+    """The Parquet entity frame's query; ``__fs_row`` numbers rows by (file name, row in file).
+
+    The position is the file's offset (row counts of the files before it, from the footers)
+    plus the row's number in its file: no window function over the whole frame.
+    """
+    files = cursor.sql(
+        "SELECT file_name, num_rows FROM parquet_file_metadata(?) ORDER BY file_name",
+        params=[pattern],
+    ).fetchall()
+    replace = f"REPLACE ({ts_expr} AS {ts_col})"
+    if len(files) == 1:
+        return Query().add(
+            f"SELECT * EXCLUDE (file_row_number) {replace}, "
+            f"CAST(file_row_number AS BIGINT) AS {ROW_COL} "
+            "FROM read_parquet(?, file_row_number=true)",
+            pattern,
+        )
+    names = [str(name) for name, _ in files]
+    starts = np.concatenate([[0], np.cumsum([int(n) for _, n in files])[:-1]]).tolist()
+    return Query().add(
+        f"SELECT __fs_p.* EXCLUDE (__fs_file, file_row_number) {replace}, "
+        f"CAST(__fs_f.start + __fs_p.file_row_number AS BIGINT) AS {ROW_COL} "
+        "FROM read_parquet(?, filename='__fs_file', file_row_number=true) AS __fs_p "
+        "JOIN (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::BIGINT[]) AS start) AS __fs_f "
+        "ON __fs_p.__fs_file = __fs_f.name",
         pattern,
+        names,
+        starts,
     )
-    return EntityFrame(query, columns, types, stats)
 
 
 def _key_compatible(duckdb_type: str, dtype: DType) -> bool:

@@ -47,6 +47,7 @@ import polars as pl
 import pyarrow as pa
 
 from featurestore.dtypes import to_duckdb
+from featurestore.offline._numpy import int64_array, int64_values, valid_mask
 from featurestore.offline.pit_join import ROW_COL
 from featurestore.offline.sql import (
     CREATED_TS,
@@ -70,6 +71,7 @@ _CODE = "__fs_code"
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
 _ONE_US = timedelta(microseconds=1)
+_NULL_MICROS = np.iinfo(np.int64).min  # NaT: below every time
 _Columns = list[pa.ChunkedArray]
 
 
@@ -219,26 +221,19 @@ def _read_entity(
     read = cursor.sql(query.text, params=query.params).to_arrow_table()
     table = read.select(list(range(len(entity_columns))))
     t_column = read.column(timestamp_column)
-    t_all = _micros(t_column)
-    t_valid = _valid(t_column)
+    t_all = int64_values(t_column, null=_NULL_MICROS)
+    t_valid = valid_mask(t_column)
     probes = []
     for request, names in zip(requests, key_columns, strict=True):
         valid = t_valid.copy()
         for name in names:
-            valid &= _valid(read.column(name))
+            valid &= valid_mask(read.column(name))
         rows = np.flatnonzero(valid)
         keys = read.select(names).rename_columns(list(request.record.view.join_keys))
         if len(rows) != read.num_rows:
-            keys = keys.take(pa.array(rows))
+            keys = keys.take(int64_array(rows))
         probes.append(_Probes(rows, keys, t_all[rows]))
     return table, probes
-
-
-def _valid(column: pa.ChunkedArray) -> np.ndarray:
-    """True where the column is not null."""
-    if column.null_count == 0:
-        return np.ones(len(column), dtype=bool)
-    return np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class _Plan:
@@ -271,28 +266,16 @@ class _Plan:
         """Created timestamps (int64 microseconds, null = int64 min) by scan position."""
         column = self.source.column(CREATED_TS)
         if scan_rows is not None:
-            column = column.take(pa.array(scan_rows))
-        return _micros(column)
+            column = column.take(int64_array(scan_rows))
+        return int64_values(column, null=_NULL_MICROS)
 
     def file_index(self, scan_rows: np.ndarray) -> np.ndarray:
         """File ranks of the given scan positions."""
-        values = self.source.column(FILE_INDEX_COL).take(pa.array(scan_rows))
-        return np.asarray(values.to_numpy(), dtype=np.int64)
+        return int64_values(self.source.column(FILE_INDEX_COL).take(int64_array(scan_rows)))
 
     def file_row(self, scan_rows: np.ndarray) -> np.ndarray:
         """Row numbers within the file of the given scan positions."""
-        values = self.source.column(FILE_ROW_COL).take(pa.array(scan_rows))
-        return np.asarray(values.to_numpy(), dtype=np.int64)
-
-
-def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Timestamps as int64 microseconds; null becomes the int64 minimum (NaT)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if column.type != pa.timestamp("us", tz="UTC"):
-        column = column.cast(pa.timestamp("us", tz="UTC"))
-    values = column.to_numpy(zero_copy_only=False)
-    return np.asarray(values.view(np.int64), dtype=np.int64)
+        return int64_values(self.source.column(FILE_ROW_COL).take(int64_array(scan_rows)))
 
 
 def _scan_keys(cursor: duckdb.DuckDBPyConnection, request: ViewRequest) -> pa.Table:
@@ -307,7 +290,7 @@ def _plan_view(src: pa.Table, request: ViewRequest, probes: _Probes) -> _Plan:
     keys = list(request.record.view.join_keys)
 
     entity_t = probes.t
-    event = _micros(src.column(EVENT_TS))
+    event = int64_values(src.column(EVENT_TS), null=_NULL_MICROS)
     index = np.arange(src.num_rows, dtype=np.int64)
     entity_code, source_code, n_codes = _codes(probes.keys, src, keys)
     keep = source_code >= 0
@@ -336,8 +319,8 @@ def _plan_view(src: pa.Table, request: ViewRequest, probes: _Probes) -> _Plan:
 def _codes(ent: pa.Table, src: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """Dense codes of the entity rows' keys and the source rows' keys (-1: not in the frame)."""
     if len(keys) == 1 and pa.types.is_integer(ent.schema.field(keys[0]).type):
-        ek = np.asarray(ent.column(keys[0]).to_numpy(), dtype=np.int64)
-        sk = np.asarray(src.column(keys[0]).to_numpy(), dtype=np.int64)
+        ek = int64_values(ent.column(keys[0]))
+        sk = int64_values(src.column(keys[0]))
         if len(ek) == 0:
             return ek, np.full(len(sk), -1, dtype=np.int64), 0
         kmin, kmax = int(ek.min()), int(ek.max())
@@ -358,10 +341,15 @@ def _codes(ent: pa.Table, src: pa.Table, keys: list[str]) -> tuple[np.ndarray, n
     )
 
 
+def _argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values)`` (ties in any order) as int64, with polars' faster sort."""
+    return pl.Series(values).arg_sort().to_numpy().astype(np.int64, copy=False)
+
+
 def _sorted_order(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     """Kept source rows in the order ``(code, newer)``: the permutation and packed keys."""
     packed = (plan.source_code << plan.bits) | (plan.event - plan.lo)
-    order = np.argsort(packed)
+    order = _argsort(packed)
     ordered = packed[order]
     ties = ordered[1:] == ordered[:-1]
     if ties.any():
@@ -391,7 +379,7 @@ def _winners(
     query_t = plan.entity_t - plan.lo
     usable = query_t >= 0
     probe = (plan.entity_code << plan.bits) | np.where(usable, query_t, 0)
-    probe_order = np.argsort(probe)
+    probe_order = _argsort(probe)
     if point_in_time == "event":
         at = np.empty(n, dtype=np.int64)
         at[probe_order] = np.searchsorted(ordered, probe[probe_order], side="right") - 1
@@ -404,7 +392,7 @@ def _winners(
         visible = np.maximum(plan.event, plan.created()[plan.source_index])
         np.minimum(visible, plan.max_t + 1, out=visible)
         packed = (plan.source_code << plan.bits) | (visible - plan.lo)
-        by_visible = np.argsort(packed)
+        by_visible = _argsort(packed)
         newest = np.maximum.accumulate(rank[by_visible])
         at = np.empty(n, dtype=np.int64)
         at[probe_order] = np.searchsorted(packed[by_visible], probe[probe_order], side="right") - 1
@@ -452,7 +440,7 @@ def _gather(
             raise SourceChangedError(msg)
         lo, hi = np.searchsorted(unique_rows, [start, end])
         if hi > lo:
-            pieces.append(batch.take(pa.array(unique_rows[lo:hi] - start)))
+            pieces.append(batch.take(int64_array(unique_rows[lo:hi] - start)))
         start = end
     if start != plan.source.num_rows:
         msg = "the source changed while the training frame was computed"
@@ -463,7 +451,7 @@ def _gather(
     slots[rows] = slot_of_matched
     missing = np.ones(n_rows, dtype=bool)
     missing[rows] = False
-    indices = pa.array(slots, mask=missing) if len(rows) != n_rows else pa.array(slots)
+    indices = int64_array(slots, missing)
     return [kept.column(j).take(indices) for j in range(len(features))]
 
 

@@ -122,6 +122,45 @@ def test_accepts_parquet_path(store: FeatureStore, tmp_path: Path) -> None:
     check(store.get_training_frame(path, FEATURES).to_arrow())
 
 
+@pytest.mark.parametrize("strategy", ["range", "asof", "arrays"])
+def test_parquet_directory_keeps_file_name_then_row_order(
+    store: FeatureStore, tmp_path: Path, strategy: str
+) -> None:
+    """Rows of a multi-file entity frame come back ordered by file name, then row in file."""
+    parts = {
+        "part-2.parquet": [3],
+        "part-0.parquet": [0, 1],
+        "part-1.parquet": [],
+        "x.parquet": [2],
+    }
+    for name, rows in parts.items():  # written out of name order, of different sizes
+        write_parquet(
+            tmp_path / "entities" / name,
+            {column: [values[i] for i in rows] for column, values in ENTITIES.items()},
+            schema=pa.schema(
+                [
+                    ("user_id", pa.int64()),
+                    ("event_timestamp", pa.timestamp("us")),
+                    ("label", pa.bool_()),
+                ]
+            ),
+        )
+    expected = [0, 1, 3, 2]  # part-0, part-1 (empty), part-2, x
+    refs = store.resolve(FEATURES)
+    record = store.get_feature_view("stats")
+    for entity_input in (tmp_path / "entities", str(tmp_path / "entities" / "*.parquet")):
+        table = store.offline.training_frame(
+            entity_input,
+            [(record, [r.feature for r in refs])],
+            output_names={r: r.feature for r in refs},
+            timestamp_column="event_timestamp",
+            point_in_time="event",
+            strategy=strategy,  # type: ignore[arg-type]
+        ).to_arrow()
+        assert table.column("user_id").to_pylist() == [ENTITIES["user_id"][i] for i in expected]
+        assert table.column("count").to_pylist() == [EXPECTED_COUNT[i] for i in expected]
+
+
 def test_accepts_sql_query(store: FeatureStore, tmp_path: Path) -> None:
     path = write_parquet(tmp_path / "entities.parquet", dict(ENTITIES))
     query = f"SELECT * FROM read_parquet('{path}') ORDER BY label DESC, event_timestamp DESC"
