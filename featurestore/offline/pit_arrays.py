@@ -4,26 +4,33 @@ The rule is the one of :mod:`featurestore.offline.pit_join` (read its docstring 
 module computes the same result in memory with numpy, reading the sources through the same
 DuckDB scans (so types, ``field_mapping`` and pruning behave identically):
 
-1. The entity frame's join keys become dense integer *codes* (a single integer key is used
-   as is, offset by its minimum; other keys are numbered by a polars join against the
-   frame's distinct key tuples). Source rows whose keys are not in the frame are dropped.
-2. Each source row becomes one ``int64``: ``code << B | (event_ts - lo)``, where ``lo`` is the
-   smallest time that can matter (``min(t) - ttl``, or the oldest source row) and ``B`` the bits
-   of the time span; rows newer than ``max(t)`` are dropped. One ``argsort`` orders the rows
-   by ``(keys, event_ts)``; rows tying on both are then ordered by the rest of the total order
-   (created timestamp with null lowest, file rank, row in file), so the sorted array is the
-   order "newer" within each key.
-3. ``point_in_time="event"``: each entity row packs ``code << B | (t - lo)`` and a
-   ``searchsorted(side="right")`` finds the last row at or before it -- the newest candidate
-   if its code equals the entity row's. ``"available"``: rows are packed by the time they
-   became visible, ``max(event_ts, created_ts)`` (null created = event time), sorted by it,
-   and a running maximum of the rows' rank in the order "newer" gives, at each point, the
-   newest row visible then; the same ``searchsorted`` reads it off. Either way the ttl is a
-   check on the winner's event timestamp (if the newest candidate is too old, all are).
-4. The features are read in a second, streamed scan and only the winning rows are kept
-   (``take`` per batch, winners sorted by position), then put in entity order with one more
-   ``take``. Memory is a few ``int64`` per source row plus the output; the whole source is
-   never held at once.
+1. A first scan reads each source row's join keys and event time only, limited to the
+   entity frame's time range (``min(t) - ttl`` to ``max(t)``; DuckDB skips row groups by
+   their statistics). The keys become dense integer *codes* (a single integer key is used
+   as is, offset by the frame's smallest key; other keys are numbered by a polars join
+   against the frame's distinct key tuples).
+2. Each row becomes one ``int64``: ``code << B | (event_ts - lo)``, where ``lo`` is the
+   oldest time that can matter and ``B`` the bits of the time span; rows that no entity row
+   can see (key not in the frame, too new, too old for the ttl) become -1.
+3. ``point_in_time="event"``: the values are sorted (no permutation: the value is the key
+   and the time). Each entity row packs ``code << B | (t - lo)``, and a
+   ``searchsorted(side="right")`` finds the last value at or before it -- the newest
+   (key, event time) if its code equals the entity row's. A second scan joins the winning
+   (key, event time) pairs to their rows' features; where several rows share a key and an
+   event time (the scan says whether any do), it also reads the rest of the total order
+   (created timestamp with null lowest, file rank, row in file) and keeps the newest.
+4. ``point_in_time="available"``: rows are put in the order "newer" by an ``argsort`` (ties
+   broken as above), then packed by the time they became visible, ``max(event_ts,
+   created_ts)`` (null created = event time) and sorted by it; a running maximum of the rank
+   in the order "newer" gives, at each point, the newest row visible then, and the same
+   ``searchsorted`` reads it off. The second scan joins the winners by row id.
+5. Either way the ttl is a check on the winner's event timestamp (if the newest candidate is
+   too old, all are). The second scan must find every winner with the event time the
+   first saw, else the source changed in between (:class:`SourceChangedError`). Features
+   are put in entity order by a gather (numpy for fixed-width types).
+
+Memory is a few ``int64`` per source row plus the winners' features and the output; the
+features of the whole source are never held at once.
 
 The entity frame is read once (its keys cast to every view's key types in the same scan).
 Views run concurrently on their own DuckDB sessions (``threads``; DuckDB, numpy and Arrow
@@ -35,10 +42,11 @@ work and the caller falls back to DuckDB's ASOF JOIN.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import duckdb
@@ -47,7 +55,7 @@ import polars as pl
 import pyarrow as pa
 
 from featurestore.dtypes import to_duckdb
-from featurestore.offline._numpy import int64_array, int64_values, valid_mask
+from featurestore.offline._numpy import int64_array, int64_values, take, valid_mask
 from featurestore.offline.pit_join import ROW_COL
 from featurestore.offline.sql import (
     CREATED_TS,
@@ -73,6 +81,11 @@ _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
 _ONE_US = timedelta(microseconds=1)
 _NULL_MICROS = np.iinfo(np.int64).min  # NaT: below every time
 _Columns = list[pa.ChunkedArray]
+_FILE_ROW_BITS = 40
+_ROWID = "__fs_rowid"
+_PACKED = "__fs_packed"
+"""A source row's id: its file's rank << 40 | its row in the file; orders like (file, row)."""
+_names = itertools.count()
 
 
 class DoesNotFit(Exception):
@@ -92,18 +105,26 @@ def memory_limit_bytes(cursor: duckdb.DuckDBPyConnection) -> int | None:
 
 
 def estimate_bytes(
-    entity_rows: int, entity_columns: int, requests: list[ViewRequest], *, threads: int = 2
+    entity_rows: int,
+    entity_columns: int,
+    requests: list[ViewRequest],
+    *,
+    point_in_time: Literal["event", "available"] = "event",
+    threads: int = 2,
 ) -> int:
     """A generous estimate of the arrays strategy's peak memory.
 
-    Per source row of each view computed at once (the ``threads`` largest): about 14
-    ``int64`` (the key scan and the working arrays; measured ~1.2 GB for one 5M-row view at
-    a time, ~1.8 GB for two at once, with a 1M-row frame); per entity row and view: about
-    eight; the output: entity columns and features at 8 bytes (plus validity), held twice
-    while the table is assembled.
+    Per source row of each view computed at once (the ``threads`` largest): about 8
+    ``int64`` for ``"event"`` (the key scan, the packed and sorted values, the join's hash
+    table) and 14 for ``"available"`` (it also reads created timestamps and row ids, and
+    keeps a permutation). Measured with two 5M-row views at once and a 1M-row frame,
+    including the interpreter and libraries: ~1.4 GB (event), ~2.0 GB (available). Per entity
+    row and view: about eight; the output: entity columns and features at 8 bytes (plus
+    validity), held twice while the table is assembled.
     """
+    per_row = 8 if point_in_time == "event" else 14
     largest = sorted((r.source_rows for r in requests), reverse=True)[: max(threads, 1)]
-    sources = sum(largest) * 14 * 8
+    sources = sum(largest) * per_row * 8
     working = entity_rows * 8 * 8 * max(len(requests), 1)
     features = sum(len(r.features) for r in requests)
     output = entity_rows * (entity_columns + features) * 9 * 2
@@ -119,6 +140,7 @@ def arrays_join(
     timestamp_column: str,
     point_in_time: Literal["event", "available"],
     feature_order: list[str],
+    time_range: tuple[datetime, datetime] | None = None,
     threads: int = 2,
 ) -> pa.Table:
     """The training frame as an Arrow table (entity columns, then ``feature_order``).
@@ -132,6 +154,8 @@ def arrays_join(
         timestamp_column: The entity frame's timestamp column.
         point_in_time: ``"event"`` or ``"available"`` (module docstring).
         feature_order: The output feature columns, in order.
+        time_range: The smallest and largest entity timestamp, if known: source rows that
+            no entity row can see are filtered in the scans (DuckDB skips row groups).
         threads: Views computed at once (each on its own DuckDB session); 1 runs them one
             after the other (less memory).
 
@@ -147,11 +171,15 @@ def arrays_join(
         try:
             if timezone is not None:
                 session.execute("SET TimeZone = ?", [timezone])
-            source = _scan_keys(session, request)  # overlaps the entity read
+            scan = _Scan(request, time_range)
+            available = point_in_time == "available"
+            source = scan.keys(session, order=available)  # overlaps the entity read
             table, probes = entity_read.result()
-            plan = _plan_view(source, request, probes[index])
-            winners = _winners(plan, request, point_in_time=point_in_time)
-            return _gather(session, request, plan, winners, table.num_rows)
+            plan = _Plan(source, request, probes[index])
+            if not request.features:
+                return []
+            view = _available_view if available else _event_view
+            return view(session, scan, plan, table.num_rows)
         finally:
             session.close()
 
@@ -236,109 +264,107 @@ def _read_entity(
     return table, probes
 
 
+class _Keys:
+    """Dense integer codes for one view's join keys, numbered over the entity frame's keys.
+
+    A single integer key is its own code, offset by the frame's smallest key; other keys
+    are numbered by a polars join against the frame's distinct key tuples.
+    """
+
+    def __init__(self, entity: pa.Table, source: pa.Table, keys: list[str]) -> None:
+        self.names = keys
+        self.offset: int | None = None
+        self.distinct: pa.Table | None = None
+        self.types = [source.schema.field(k).type for k in keys]
+        if len(keys) == 1 and pa.types.is_integer(entity.schema.field(keys[0]).type):
+            ek = int64_values(entity.column(keys[0]))
+            kmin = int(ek.min()) if len(ek) else 0
+            kmax = int(ek.max()) if len(ek) else -1
+            if kmax - kmin < 2**31:
+                self.offset = kmin
+                self.count = kmax - kmin + 1
+                self.entity = ek - kmin
+                self.source = int64_values(source.column(keys[0])) - kmin
+                np.putmask(self.source, (self.source < 0) | (self.source >= self.count), -1)
+                return
+        ent = pl.from_arrow(entity.select(keys))
+        src = pl.from_arrow(source.select(keys))
+        assert isinstance(ent, pl.DataFrame)
+        assert isinstance(src, pl.DataFrame)
+        distinct = ent.unique(maintain_order=True).with_row_index(_CODE)
+        self.distinct = distinct.drop(_CODE).to_arrow()
+        self.count = distinct.height
+        e_code = ent.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
+        s_code = src.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
+        self.entity = e_code.cast(pl.Int64).to_numpy()
+        self.source = np.array(s_code.cast(pl.Int64).fill_null(-1).to_numpy())  # writable
+
+    def key_table(self, codes: np.ndarray) -> pa.Table:
+        """The key values of ``codes``, typed like the source's key columns."""
+        if self.distinct is None:
+            assert self.offset is not None
+            values = int64_array(codes + self.offset).cast(self.types[0])
+            return pa.table({self.names[0]: values})
+        table = self.distinct.take(int64_array(codes))
+        columns = [table.column(i).cast(t) for i, t in enumerate(self.types)]
+        return pa.Table.from_arrays(columns, names=self.names)
+
+
 class _Plan:
-    """One view's packed source rows and entity probes."""
+    """One view's rows packed as ``code << bits | (event - lo)`` and its entity probes.
 
-    def __init__(
-        self,
-        probes: _Probes,
-        entity_code: np.ndarray,
-        source_index: np.ndarray,
-        source_code: np.ndarray,
-        event: np.ndarray,
-        source: pa.Table,
-        lo: int,
-        max_t: int,
-        bits: int,
-    ) -> None:
-        self.max_t = max_t
-        self.entity_rows = probes.rows  # positions of the entity rows that can match
-        self.entity_t = probes.t  # their t, int64 microseconds
-        self.entity_code = entity_code
-        self.source_index = source_index  # position of each kept row in the scan
-        self.source_code = source_code
-        self.event = event
-        self.lo = lo
-        self.bits = bits
-        self.source = source  # the scan: order columns and features
+    ``packed`` has one value per scanned row, -1 for rows no entity row can see (key not
+    in the frame, newer than every entity time, or older than the ttl allows).
+    """
 
-    def created(self, scan_rows: np.ndarray | None = None) -> np.ndarray:
-        """Created timestamps (int64 microseconds, null = int64 min) by scan position."""
-        column = self.source.column(CREATED_TS)
-        if scan_rows is not None:
-            column = column.take(int64_array(scan_rows))
-        return int64_values(column, null=_NULL_MICROS)
+    def __init__(self, source: pa.Table, request: ViewRequest, probes: _Probes) -> None:
+        self.source = source
+        self.probes = probes
+        self.keys = _Keys(probes.keys, source, list(request.record.view.join_keys))
+        ttl = request.record.view.effective_ttl
+        self.ttl_us = None if ttl is None else min(ttl // _ONE_US, 2**62)
+        event = int64_values(source.column(EVENT_TS))
+        packed = self.keys.source  # reused in place
+        drop = packed < 0
+        t = probes.t
+        self.max_t = int(t.max()) if len(t) else 0
+        if len(t):
+            drop |= event > self.max_t
+            if self.ttl_us is not None:
+                drop |= event < max(int(t.min()) - self.ttl_us, -(2**63) + 1)
+        else:
+            drop[:] = True
+        self.lo = int(np.min(event, where=~drop, initial=self.max_t))
+        self.bits = max(self.max_t + 1 - self.lo, 1).bit_length()
+        if max(self.keys.count, 1).bit_length() + self.bits > _BITS:
+            msg = f"view {request.record.view.name}: {self.keys.count} keys x {self.bits}-bit times"
+            raise DoesNotFit(msg)
+        np.left_shift(packed, self.bits, out=packed)
+        np.bitwise_or(packed, event - self.lo, out=packed)
+        np.putmask(packed, drop, -1)
+        self.packed = packed
 
-    def file_index(self, scan_rows: np.ndarray) -> np.ndarray:
-        """File ranks of the given scan positions."""
-        return int64_values(self.source.column(FILE_INDEX_COL).take(int64_array(scan_rows)))
+    def probe_values(self) -> np.ndarray:
+        """Each probe packed like the rows (-1 if its time is before every row)."""
+        query_t = self.probes.t - self.lo
+        probe: np.ndarray = (self.keys.entity << self.bits) | np.maximum(query_t, 0)
+        np.putmask(probe, query_t < 0, -1)
+        return probe
 
-    def file_row(self, scan_rows: np.ndarray) -> np.ndarray:
-        """Row numbers within the file of the given scan positions."""
-        return int64_values(self.source.column(FILE_ROW_COL).take(int64_array(scan_rows)))
-
-
-def _scan_keys(cursor: duckdb.DuckDBPyConnection, request: ViewRequest) -> pa.Table:
-    """A view's source rows: join keys, event and created timestamps, file rank and row."""
-    columns = [quote_ident(k) for k in request.record.view.join_keys]
-    columns += [EVENT_TS, CREATED_TS, FILE_INDEX_COL, FILE_ROW_COL]
-    query = Query().add(f"SELECT {', '.join(columns)} FROM (").extend(request.scan).add(")")
-    return cursor.sql(query.text, params=query.params).to_arrow_table()
-
-
-def _plan_view(src: pa.Table, request: ViewRequest, probes: _Probes) -> _Plan:
-    keys = list(request.record.view.join_keys)
-
-    entity_t = probes.t
-    event = int64_values(src.column(EVENT_TS), null=_NULL_MICROS)
-    index = np.arange(src.num_rows, dtype=np.int64)
-    entity_code, source_code, n_codes = _codes(probes.keys, src, keys)
-    keep = source_code >= 0
-    ttl = request.record.view.effective_ttl
-    ttl_us = None if ttl is None else ttl // _ONE_US
-    if len(entity_t):
-        max_t = int(entity_t.max())
-        keep &= event <= max_t
-        if ttl_us is not None:
-            keep &= event >= int(entity_t.min()) - ttl_us
-    else:
-        max_t = 0
-        keep[:] = False
-    if not keep.all():
-        index = index[keep]
-        source_code = source_code[keep]
-        event = event[keep]
-    lo = int(event.min()) if len(event) else max_t
-    bits = max(max_t + 1 - lo, 1).bit_length()
-    if max(n_codes, 1).bit_length() + bits > _BITS:
-        msg = f"view {request.record.view.name}: {n_codes} keys x {bits}-bit times"
-        raise DoesNotFit(msg)
-    return _Plan(probes, entity_code, index, source_code, event, src, lo, max_t, bits)
+    def matches(self, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Where the row value found for each probe has the probe's key and is within ttl."""
+        found: np.ndarray = (at >= 0) & (values >> self.bits == self.keys.entity)
+        if self.ttl_us is not None:
+            found &= (values & ((1 << self.bits) - 1)) + self.lo >= self.probes.t - self.ttl_us
+        return found
 
 
-def _codes(ent: pa.Table, src: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Dense codes of the entity rows' keys and the source rows' keys (-1: not in the frame)."""
-    if len(keys) == 1 and pa.types.is_integer(ent.schema.field(keys[0]).type):
-        ek = int64_values(ent.column(keys[0]))
-        sk = int64_values(src.column(keys[0]))
-        if len(ek) == 0:
-            return ek, np.full(len(sk), -1, dtype=np.int64), 0
-        kmin, kmax = int(ek.min()), int(ek.max())
-        if kmax - kmin < 2**31:
-            inside = (sk >= kmin) & (sk <= kmax)
-            return ek - kmin, np.where(inside, sk - kmin, -1), kmax - kmin + 1
-    ent_keys = pl.from_arrow(ent.select(keys))
-    src_keys = pl.from_arrow(src.select(keys))
-    assert isinstance(ent_keys, pl.DataFrame)
-    assert isinstance(src_keys, pl.DataFrame)
-    distinct = ent_keys.unique().with_row_index(_CODE)
-    e_code = ent_keys.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
-    s_code = src_keys.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
-    return (
-        e_code.cast(pl.Int64).to_numpy(),
-        s_code.cast(pl.Int64).fill_null(-1).to_numpy(),
-        distinct.height,
-    )
+def _search(sorted_values: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """For each probe, the position of the last value <= it (-1 if none); probes sorted first."""
+    order = _argsort(probe)
+    at = np.empty(len(probe), dtype=np.int64)
+    at[order] = np.searchsorted(sorted_values, probe[order], side="right") - 1
+    return at
 
 
 def _argsort(values: np.ndarray) -> np.ndarray:
@@ -346,114 +372,221 @@ def _argsort(values: np.ndarray) -> np.ndarray:
     return pl.Series(values).arg_sort().to_numpy().astype(np.int64, copy=False)
 
 
-def _sorted_order(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Kept source rows in the order ``(code, newer)``: the permutation and packed keys."""
-    packed = (plan.source_code << plan.bits) | (plan.event - plan.lo)
-    order = _argsort(packed)
-    ordered = packed[order]
-    ties = ordered[1:] == ordered[:-1]
-    if ties.any():
-        in_run = np.zeros(len(ordered), dtype=bool)
-        in_run[1:] |= ties
-        in_run[:-1] |= ties
-        positions = np.flatnonzero(in_run)
-        starts = np.ones(len(positions), dtype=bool)
-        starts[1:] = ~ties[positions[1:] - 1]
-        run = np.cumsum(starts)
-        rows = order[positions]
-        scan = plan.source_index[rows]
-        within = np.lexsort((plan.file_row(scan), plan.file_index(scan), plan.created(scan), run))
-        order[positions] = rows[within]
-    return order, ordered
+def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, with polars' faster sort."""
+    if len(values) == 0:
+        return values, np.empty(0, dtype=np.int64)
+    order = _argsort(values)
+    ordered = values[order]
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse
 
 
-def _winners(
-    plan: _Plan, request: ViewRequest, *, point_in_time: Literal["event", "available"]
-) -> np.ndarray:
-    """For each of ``plan.entity_rows``: the winning kept source row (index into plan), or -1."""
-    n = len(plan.entity_rows)
-    winners = np.full(n, -1, dtype=np.int64)
-    if n == 0 or len(plan.source_code) == 0:
-        return winners
-    order, ordered = _sorted_order(plan)
-    query_t = plan.entity_t - plan.lo
-    usable = query_t >= 0
-    probe = (plan.entity_code << plan.bits) | np.where(usable, query_t, 0)
-    probe_order = _argsort(probe)
-    if point_in_time == "event":
-        at = np.empty(n, dtype=np.int64)
-        at[probe_order] = np.searchsorted(ordered, probe[probe_order], side="right") - 1
-        found = at >= 0
-        candidate = np.where(found, order[np.maximum(at, 0)], 0)
-    else:
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order), dtype=np.int64)
-        # Rows visible only after max(t) are parked at max(t) + 1, beyond every probe.
-        visible = np.maximum(plan.event, plan.created()[plan.source_index])
-        np.minimum(visible, plan.max_t + 1, out=visible)
-        packed = (plan.source_code << plan.bits) | (visible - plan.lo)
-        by_visible = _argsort(packed)
-        newest = np.maximum.accumulate(rank[by_visible])
-        at = np.empty(n, dtype=np.int64)
-        at[probe_order] = np.searchsorted(packed[by_visible], probe[probe_order], side="right") - 1
-        found = at >= 0
-        candidate = np.where(found, order[newest[np.maximum(at, 0)]], 0)
-    found &= usable & (plan.source_code[candidate] == plan.entity_code)
-    ttl = request.record.view.effective_ttl
-    if ttl is not None:
-        ttl_us = min(ttl // _ONE_US, 2**62)
-        found &= plan.event[candidate] >= plan.entity_t - ttl_us
-    winners[found] = candidate[found]
-    return winners
+class _Scan:
+    """A view's two source scans: keys and times of every row, then the winners' features.
 
-
-def _gather(
-    cursor: duckdb.DuckDBPyConnection,
-    request: ViewRequest,
-    plan: _Plan,
-    winners: np.ndarray,
-    n_rows: int,
-    batch_size: int = 262_144,
-) -> list[pa.ChunkedArray]:
-    """The requested features of the winning rows from a second, streamed scan.
-
-    Each batch keeps only its winning rows (``take``); the kept rows, in scan order, are
-    then put in entity order with one more ``take`` (null where no row wins).
+    Both see only rows inside the entity frame's time range (``time_range``; the ttl
+    widens it backwards), so DuckDB can skip row groups by their statistics.
     """
-    if not request.features:
-        return []
-    matched = winners >= 0
-    scan_rows = plan.source_index[winners[matched]]
-    unique_rows, slot_of_matched = np.unique(scan_rows, return_inverse=True)
-    features = [quote_ident(f) for f in request.features]
-    query = Query().add(f"SELECT {', '.join(features)}, {FILE_ROW_COL} FROM (")
-    query.extend(request.scan).add(")")
-    reader = cursor.sql(query.text, params=query.params).to_arrow_reader(batch_size)
-    file_row = plan.source.column(FILE_ROW_COL)
-    pieces: list[pa.RecordBatch] = []
-    start = 0
-    at = len(features)
-    for batch in reader:
-        end = start + batch.num_rows
-        if not batch.column(at).equals(file_row.slice(start, batch.num_rows).combine_chunks()):
-            msg = "the source changed while the training frame was computed"
-            raise SourceChangedError(msg)
-        lo, hi = np.searchsorted(unique_rows, [start, end])
-        if hi > lo:
-            pieces.append(batch.take(int64_array(unique_rows[lo:hi] - start)))
-        start = end
-    if start != plan.source.num_rows:
-        msg = "the source changed while the training frame was computed"
-        raise SourceChangedError(msg)
-    kept = pa.Table.from_batches(pieces, schema=reader.schema).combine_chunks()
-    slots = np.zeros(n_rows, dtype=np.int64)
-    rows = plan.entity_rows[matched]
-    slots[rows] = slot_of_matched
-    missing = np.ones(n_rows, dtype=bool)
-    missing[rows] = False
-    indices = int64_array(slots, missing)
-    return [kept.column(j).take(indices) for j in range(len(features))]
+
+    def __init__(self, request: ViewRequest, time_range: tuple[datetime, datetime] | None) -> None:
+        self.request = request
+        self.where = Query()
+        if time_range is not None:
+            self.where.add(f" WHERE {EVENT_TS} <= ?", time_range[1])
+            ttl = request.record.view.effective_ttl
+            if ttl is not None and time_range[0] - datetime.min.replace(tzinfo=UTC) > ttl:
+                self.where.add(f" AND {EVENT_TS} >= ?", time_range[0] - ttl)
+
+    def _select(self, columns: list[str]) -> Query:
+        """The scan's ``columns`` (:data:`_ROWID` computed) of the rows in range."""
+        rowid = f"((CAST({FILE_INDEX_COL} AS BIGINT) << {_FILE_ROW_BITS}) | {FILE_ROW_COL})"
+        exprs = [f"{rowid} AS {_ROWID}" if c == _ROWID else c for c in columns]
+        query = Query().add(f"SELECT {', '.join(exprs)} FROM (").extend(self.request.scan)
+        return query.add(")").extend(self.where)
+
+    def _run(self, cursor: duckdb.DuckDBPyConnection, query: Query) -> pa.Table:
+        return cursor.sql(query.text, params=query.params).to_arrow_table()
+
+    def keys(self, cursor: duckdb.DuckDBPyConnection, *, order: bool) -> pa.Table:
+        """Join keys and event times of the rows in range.
+
+        With ``order``, also the rest of the order: created timestamp and row id.
+        """
+        columns = [quote_ident(k) for k in self.request.record.view.join_keys] + [EVENT_TS]
+        return self._run(cursor, self._select(columns + ([CREATED_TS, _ROWID] if order else [])))
+
+    def _join(
+        self, cursor: duckdb.DuckDBPyConnection, winners: pa.Table, on: list[str], extra: list[str]
+    ) -> pa.Table:
+        """The feature rows matching ``winners`` on ``on`` (an inner join), with ``extra``."""
+        name = f"__fs_winners_{next(_names)}"
+        cursor.register(name, winners)
+        try:
+            columns = [quote_ident(f) for f in self.request.features]
+            inner = self._select(list(dict.fromkeys([*columns, *on, *extra, EVENT_TS])))
+            condition = " AND ".join(f"__fs_s.{c} = __fs_w.{c}" for c in on)
+            query = Query().add("SELECT __fs_s.*")
+            query.add(f", __fs_w.{_PACKED}" if _PACKED in winners.column_names else "")
+            query.add(" FROM (").extend(inner).add(f") AS __fs_s JOIN {name} AS __fs_w ON ")
+            return self._run(cursor, query.add(condition))
+        finally:
+            cursor.unregister(name)
+
+    def newest_at(
+        self, cursor: duckdb.DuckDBPyConnection, plan: _Plan, values: np.ndarray, *, ties: bool
+    ) -> tuple[pa.Table, np.ndarray]:
+        """The newest row of each (key, event time) in ``values``.
+
+        ``values`` are sorted, unique packed values. Returns the feature rows and, per
+        value, its row in them.
+
+        If some rows tie on key and event time (``ties``), they are told apart by the rest
+        of the order: created timestamp with null lowest, then row id.
+        """
+        mask = (1 << plan.bits) - 1
+        winners = plan.keys.key_table(values >> plan.bits)
+        event = int64_array((values & mask) + plan.lo).view(pa.timestamp("us", tz="UTC"))
+        winners = winners.append_column(EVENT_TS, event)
+        winners = winners.append_column(_PACKED, int64_array(values))
+        on = [*(quote_ident(k) for k in plan.keys.names), EVENT_TS]
+        found = self._join(cursor, winners, on, [CREATED_TS, _ROWID] if ties else [])
+        got = int64_values(found.column(_PACKED))
+        if ties and len(got) != len(values):  # keep the newest row of each value
+            created = int64_values(found.column(CREATED_TS), null=_NULL_MICROS)
+            order = np.lexsort((int64_values(found.column(_ROWID)), created, got))
+            last = np.ones(len(order), dtype=bool)
+            np.not_equal(got[order][1:], got[order][:-1], out=last[:-1])
+            rows = order[last]
+            got = got[rows]
+        else:
+            rows = np.arange(len(got), dtype=np.int64)
+        return found, _positions(self.request, values, got, rows)
+
+    def rows(
+        self, cursor: duckdb.DuckDBPyConnection, plan: _Plan, scan_rows: np.ndarray
+    ) -> tuple[pa.Table, np.ndarray]:
+        """The rows at ``scan_rows`` (sorted, unique) of the first scan, by row id.
+
+        Returns them and, per scan row, its row in them.
+        """
+        ids = int64_values(plan.source.column(_ROWID).take(int64_array(scan_rows)))
+        event = int64_values(plan.source.column(EVENT_TS).take(int64_array(scan_rows)))
+        winners = pa.table({_ROWID: int64_array(ids)})
+        found = self._join(cursor, winners, [_ROWID], [])
+        got = int64_values(found.column(_ROWID))
+        at = _positions(self.request, ids, got, np.arange(len(got), dtype=np.int64))
+        if not np.array_equal(int64_values(found.column(EVENT_TS)).take(at), event):
+            raise SourceChangedError(self.request.record.view.name)
+        return found, at
+
+
+def _positions(
+    request: ViewRequest, wanted: np.ndarray, got: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """For each of ``wanted`` (sorted, unique): ``rows[i]`` where ``got[i]`` equals it.
+
+    Raises:
+        SourceChangedError: A wanted value is missing (the source changed between scans).
+    """
+    order = _argsort(got)
+    if len(got) != len(wanted) or not np.array_equal(got[order], wanted):
+        raise SourceChangedError(request.record.view.name)
+    result: np.ndarray = rows[order]
+    return result
+
+
+def _event_view(
+    cursor: duckdb.DuckDBPyConnection, scan: _Scan, plan: _Plan, n_rows: int
+) -> _Columns:
+    """``point_in_time="event"``: the winner is the last packed value at or before the probe.
+
+    The features of the winning (key, event time) pairs come from one join.
+    """
+    packed = pl.Series(plan.packed).sort().to_numpy()  # polars sorts int64 ~3x faster
+    start = int(np.searchsorted(packed, 0))  # rows that cannot match come first
+    ties = bool(np.any(packed[start + 1 :] == packed[start:-1]))
+    at = _search(packed, plan.probe_values())
+    values = _values_at(packed, at)
+    found = plan.matches(values, at)
+    wanted, slot = _unique_inverse(values[found])
+    rows, row_of = scan.newest_at(cursor, plan, wanted, ties=ties)
+    return _take(scan.request, rows, plan.probes.rows[found], row_of[slot], n_rows)
+
+
+def _available_view(
+    cursor: duckdb.DuckDBPyConnection, scan: _Scan, plan: _Plan, n_rows: int
+) -> _Columns:
+    """``point_in_time="available"``: the newest row visible at the probe's time.
+
+    Rows are put in the order "newer" (module docstring, step 3), then by the time they
+    became visible; a running maximum of the first order gives the newest row visible at
+    each point.
+    """
+    order = _argsort(plan.packed)
+    ordered = plan.packed[order]
+    start = int(np.searchsorted(ordered, 0))  # rows that cannot match come first
+    order, ordered = order[start:], ordered[start:]
+    _break_ties(plan, order, ordered)
+    mask = (1 << plan.bits) - 1
+    created = int64_values(plan.source.column(CREATED_TS), null=_NULL_MICROS)[order]
+    visible = np.maximum(created, (ordered & mask) + plan.lo)  # null created: event time
+    # Rows visible only after max(t) are parked at max(t) + 1, beyond every probe.
+    np.minimum(visible, plan.max_t + 1, out=visible)
+    visible -= plan.lo
+    visible |= (ordered >> plan.bits) << plan.bits
+    by_visible = _argsort(visible)
+    newest = np.maximum.accumulate(by_visible)
+    at = _search(visible[by_visible], plan.probe_values())
+    candidate = _values_at(newest, at)
+    found = plan.matches(_values_at(ordered, candidate), at)
+    wanted, slot = _unique_inverse(order[candidate[found]])
+    rows, row_of = scan.rows(cursor, plan, wanted)
+    return _take(scan.request, rows, plan.probes.rows[found], row_of[slot], n_rows)
+
+
+def _values_at(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values[at]``, -1 where ``at`` is negative."""
+    if len(values) == 0:
+        return np.full(len(at), -1, dtype=np.int64)
+    return np.where(at >= 0, values[np.maximum(at, 0)], -1)
+
+
+def _break_ties(plan: _Plan, order: np.ndarray, ordered: np.ndarray) -> None:
+    """Order rows tying on key and event time by created timestamp, then row id (in place)."""
+    ties = ordered[1:] == ordered[:-1]
+    if not ties.any():
+        return
+    in_run = np.zeros(len(ordered), dtype=bool)
+    in_run[1:] |= ties
+    in_run[:-1] |= ties
+    positions = np.flatnonzero(in_run)
+    starts = np.ones(len(positions), dtype=bool)
+    starts[1:] = ~ties[positions[1:] - 1]
+    run = np.cumsum(starts)
+    rows = int64_array(order[positions])
+    created = int64_values(plan.source.column(CREATED_TS).take(rows), null=_NULL_MICROS)
+    rowid = int64_values(plan.source.column(_ROWID).take(rows))
+    order[positions] = order[positions][np.lexsort((rowid, created, run))]
+
+
+def _take(
+    request: ViewRequest, rows: pa.Table, entity_rows: np.ndarray, row_of: np.ndarray, n: int
+) -> _Columns:
+    """The features of ``rows`` in entity order (null where no row wins).
+
+    Entity row ``entity_rows[i]`` gets row ``row_of[i]``.
+    """
+    positions = np.zeros(n, dtype=np.int64)
+    positions[entity_rows] = row_of
+    missing = np.ones(n, dtype=bool)
+    missing[entity_rows] = False
+    return [take(rows.column(f), positions, missing) for f in request.features]
 
 
 class SourceChangedError(Exception):
-    """Two scans of one source disagreed (files rewritten during the join)."""
+    """The second scan of a source missed rows of the first (files rewritten in between)."""

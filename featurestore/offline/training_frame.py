@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from featurestore._time import to_utc
 from featurestore.errors import MissingDependencyError, SourceError
 from featurestore.offline.pit_arrays import (
     DoesNotFit,
@@ -141,8 +142,8 @@ class TrainingFrame:
             return None
         except SourceChangedError as exc:
             msg = (
-                "A feature view's source changed while the training frame was computed. "
-                "Run it again once the files are written."
+                f"The source of feature view '{exc}' changed while the training frame was "
+                "computed. Run it again once the files are written."
             )
             raise SourceError(msg) from exc
         except duckdb.Error as exc:
@@ -260,7 +261,9 @@ def plan_training_frame(
     fits = False
     if strategy == "auto":
         limit = memory_limit_bytes(cursor)
-        need = estimate_bytes(stats.rows, len(entity_columns), requests)
+        need = estimate_bytes(
+            stats.rows, len(entity_columns), requests, point_in_time=point_in_time
+        )
         fits = limit is not None and need <= ARRAYS_MEMORY_FRACTION * limit
     chosen = choose_strategy(
         stats, requests, point_in_time=point_in_time, strategy=strategy, arrays_fit=fits
@@ -278,6 +281,9 @@ def plan_training_frame(
     )
     compute = None
     if chosen == "arrays":
+        time_range = None
+        if stats.min_ts is not None and stats.max_ts is not None:
+            time_range = (to_utc(stats.min_ts), to_utc(stats.max_ts))
 
         def compute() -> pa.Table:
             return arrays_join(
@@ -288,6 +294,7 @@ def plan_training_frame(
                 timestamp_column=timestamp_column,
                 point_in_time=point_in_time,
                 feature_order=order,
+                time_range=time_range,
             )
 
     logger.debug("training frame: %d entity rows, strategy %s", stats.rows, chosen)

@@ -16,6 +16,8 @@ import pytest
 
 from featurestore import FeatureStore
 from featurestore.definitions import output_names
+from featurestore.errors import SourceError
+from featurestore.offline import pit_arrays
 from featurestore.offline.pit_arrays import memory_limit_bytes
 from tests.conftest import make_repo, utc, write_parquet
 
@@ -116,3 +118,31 @@ def test_memory_limit_parsed() -> None:
     limit = memory_limit_bytes(con)
     assert limit is not None
     assert 1.5e9 < limit <= 2e9
+
+
+@pytest.mark.parametrize("pit", ["event", "available"])
+def test_source_rewritten_between_the_two_scans_is_refused(
+    tmp_path: Path, pit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The features scan must find every winner of the keys scan; a rewrite is an error."""
+    start = utc(2026, 1, 1)
+    store = _store(tmp_path, [1, 2, 3], [start, start, start])
+    search = pit_arrays._search
+
+    def rewrite_then_search(*args: Any) -> Any:  # runs between the two scans
+        later = [start + timedelta(hours=1)] * 3
+        _store(tmp_path / "other", [1, 2, 3], later)
+        (tmp_path / "other/data/stats.parquet").replace(tmp_path / "data/stats.parquet")
+        return search(*args)
+
+    monkeypatch.setattr(pit_arrays, "_search", rewrite_then_search)
+    entity = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3], pa.int64()),
+            "event_timestamp": pa.array(
+                [start + timedelta(days=1)] * 3, pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    with pytest.raises(SourceError, match=r"source of feature view 'stats' changed"):
+        _frame(store, entity, "arrays", pit)
