@@ -8,12 +8,9 @@ from typing import TYPE_CHECKING, Literal
 
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import DefinitionError, FeatureViewNotFoundError, RegistryConflictError
-from featurestore.materialization.materializer import Materializer
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
 from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
-from featurestore.online.factory import open_online_store
-from featurestore.online.lookup import OnlineReader
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.loader import RepoContents, load_repo
 from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
@@ -25,6 +22,7 @@ if TYPE_CHECKING:
 
     from featurestore.materialization.materializer import (
         MaterializationReport,
+        Materializer,
         ProgressCallback,
     )
     from featurestore.materialization.watermarks import ViewStatus
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
     from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.base import OnlineStore
+    from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
     from featurestore.transformations import OnDemandFeatureView
     from featurestore.transformations.check import RowIndependenceReport
@@ -81,6 +80,9 @@ class FeatureStore:
     def online(self) -> OnlineStore:
         """The online store of ``featurestore.yaml`` (opened on first use)."""
         if self._online is None:
+            # Online modules load on first use: a training-only session never imports them.
+            from featurestore.online.factory import open_online_store
+
             self._online = open_online_store(
                 self.config.online_store, repo_root=self.repo_root, project=self.config.project
             )
@@ -265,6 +267,11 @@ class FeatureStore:
 
     # -- online -------------------------------------------------------------------------------
 
+    def _materializer(self) -> Materializer:
+        from featurestore.materialization.materializer import Materializer
+
+        return Materializer(self.registry, self.offline, self.online)
+
     def materialize(
         self,
         start: datetime,
@@ -283,7 +290,7 @@ class FeatureStore:
             MaterializationError: The window is empty or a view is not online.
             OnlineStoreUnavailableError: The online store cannot be reached.
         """
-        report = Materializer(self.registry, self.offline, self.online).materialize(
+        report = self._materializer().materialize(
             self.refresh(), start, end, views=views, progress=progress
         )
         self.refresh()
@@ -300,7 +307,7 @@ class FeatureStore:
 
         A first run starts at ``end - ttl``, or at the earliest row when the ttl is unlimited.
         """
-        report = Materializer(self.registry, self.offline, self.online).materialize_incremental(
+        report = self._materializer().materialize_incremental(
             self.refresh(), end, views=views, progress=progress
         )
         self.refresh()
@@ -328,6 +335,8 @@ class FeatureStore:
         """
         snapshot = self.snapshot
         if self._reader is None or self._reader.snapshot is not snapshot:
+            from featurestore.online.lookup import OnlineReader
+
             self._reader = OnlineReader(snapshot, self.online, on_demand=self.on_demand_views)
         return self._reader.get_online_features(
             features,

@@ -176,6 +176,7 @@ def arrays_join(
             source = scan.keys(session, order=available)  # overlaps the entity read
             table, probes = entity_read.result()
             plan = _Plan(source, request, probes[index])
+            del source  # the plan keeps what it needs
             if not request.features:
                 return []
             view = _available_view if available else _event_view
@@ -271,11 +272,11 @@ class _Keys:
     are numbered by a polars join against the frame's distinct key tuples.
     """
 
-    def __init__(self, entity: pa.Table, source: pa.Table, keys: list[str]) -> None:
+    def __init__(self, entity: pa.Table, key_types: list[pa.DataType], keys: list[str]) -> None:
         self.names = keys
+        self.types = key_types
         self.offset: int | None = None
-        self.distinct: pa.Table | None = None
-        self.types = [source.schema.field(k).type for k in keys]
+        self.distinct: pl.DataFrame | None = None
         if len(keys) == 1 and pa.types.is_integer(entity.schema.field(keys[0]).type):
             ek = int64_values(entity.column(keys[0]))
             kmin = int(ek.min()) if len(ek) else 0
@@ -284,20 +285,25 @@ class _Keys:
                 self.offset = kmin
                 self.count = kmax - kmin + 1
                 self.entity = ek - kmin
-                self.source = int64_values(source.column(keys[0])) - kmin
-                np.putmask(self.source, (self.source < 0) | (self.source >= self.count), -1)
                 return
         ent = pl.from_arrow(entity.select(keys))
-        src = pl.from_arrow(source.select(keys))
         assert isinstance(ent, pl.DataFrame)
-        assert isinstance(src, pl.DataFrame)
-        distinct = ent.unique(maintain_order=True).with_row_index(_CODE)
-        self.distinct = distinct.drop(_CODE).to_arrow()
-        self.count = distinct.height
-        e_code = ent.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
-        s_code = src.join(distinct, on=keys, how="left", maintain_order="left")[_CODE]
+        self.distinct = ent.unique(maintain_order=True).with_row_index(_CODE)
+        self.count = self.distinct.height
+        e_code = ent.join(self.distinct, on=keys, how="left", maintain_order="left")[_CODE]
         self.entity = e_code.cast(pl.Int64).to_numpy()
-        self.source = np.array(s_code.cast(pl.Int64).fill_null(-1).to_numpy())  # writable
+
+    def codes(self, source: pa.Table) -> np.ndarray:
+        """The codes of the source rows' keys (-1: not in the frame), in a new array."""
+        if self.distinct is None:
+            assert self.offset is not None
+            codes: np.ndarray = int64_values(source.column(self.names[0])) - self.offset
+            np.putmask(codes, (codes < 0) | (codes >= self.count), -1)
+            return codes
+        src = pl.from_arrow(source.select(self.names))
+        assert isinstance(src, pl.DataFrame)
+        s_code = src.join(self.distinct, on=self.names, how="left", maintain_order="left")[_CODE]
+        return np.array(s_code.cast(pl.Int64).fill_null(-1).to_numpy())  # writable
 
     def key_table(self, codes: np.ndarray) -> pa.Table:
         """The key values of ``codes``, typed like the source's key columns."""
@@ -305,7 +311,7 @@ class _Keys:
             assert self.offset is not None
             values = int64_array(codes + self.offset).cast(self.types[0])
             return pa.table({self.names[0]: values})
-        table = self.distinct.take(int64_array(codes))
+        table = self.distinct.drop(_CODE).to_arrow().take(int64_array(codes))
         columns = [table.column(i).cast(t) for i, t in enumerate(self.types)]
         return pa.Table.from_arrays(columns, names=self.names)
 
@@ -314,17 +320,20 @@ class _Plan:
     """One view's rows packed as ``code << bits | (event - lo)`` and its entity probes.
 
     ``packed`` has one value per scanned row, -1 for rows no entity row can see (key not
-    in the frame, newer than every entity time, or older than the ttl allows).
+    in the frame, newer than every entity time, or older than the ttl allows). The scan is
+    kept only if it has the rest of the order (created timestamps, row ids): the event mode
+    needs nothing of it once packed, and its memory goes.
     """
 
     def __init__(self, source: pa.Table, request: ViewRequest, probes: _Probes) -> None:
-        self.source = source
+        self.source = source if _ROWID in source.column_names else None
         self.probes = probes
-        self.keys = _Keys(probes.keys, source, list(request.record.view.join_keys))
+        keys = list(request.record.view.join_keys)
+        self.keys = _Keys(probes.keys, [source.schema.field(k).type for k in keys], keys)
         ttl = request.record.view.effective_ttl
         self.ttl_us = None if ttl is None else min(ttl // _ONE_US, 2**62)
         event = int64_values(source.column(EVENT_TS))
-        packed = self.keys.source  # reused in place
+        packed = self.keys.codes(source)  # then packed in place
         drop = packed < 0
         t = probes.t
         self.max_t = int(t.max()) if len(t) else 0
@@ -343,6 +352,19 @@ class _Plan:
         np.bitwise_or(packed, event - self.lo, out=packed)
         np.putmask(packed, drop, -1)
         self.packed = packed
+
+    def take_packed(self) -> np.ndarray:
+        """The packed values, handed over: the plan drops them so their memory can go."""
+        packed, self.packed = self.packed, np.empty(0, dtype=np.int64)
+        return packed
+
+    def order_column(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """An order column of the scan (created timestamps, row ids) as int64, at ``rows``."""
+        assert self.source is not None, "the scan was read without its order columns"
+        column = self.source.column(name)
+        if rows is not None:
+            column = column.take(int64_array(rows))
+        return int64_values(column, null=_NULL_MICROS)
 
     def probe_values(self) -> np.ndarray:
         """Each probe packed like the rows (-1 if its time is before every row)."""
@@ -474,8 +496,8 @@ class _Scan:
 
         Returns them and, per scan row, its row in them.
         """
-        ids = int64_values(plan.source.column(_ROWID).take(int64_array(scan_rows)))
-        event = int64_values(plan.source.column(EVENT_TS).take(int64_array(scan_rows)))
+        ids = plan.order_column(_ROWID, scan_rows)
+        event = plan.order_column(EVENT_TS, scan_rows)
         winners = pa.table({_ROWID: int64_array(ids)})
         found = self._join(cursor, winners, [_ROWID], [])
         got = int64_values(found.column(_ROWID))
@@ -507,7 +529,7 @@ def _event_view(
 
     The features of the winning (key, event time) pairs come from one join.
     """
-    packed = pl.Series(plan.packed).sort().to_numpy()  # polars sorts int64 ~3x faster
+    packed = pl.Series(plan.take_packed()).sort().to_numpy()  # polars: ~3x numpy's speed
     start = int(np.searchsorted(packed, 0))  # rows that cannot match come first
     ties = bool(np.any(packed[start + 1 :] == packed[start:-1]))
     at = _search(packed, plan.probe_values())
@@ -527,13 +549,15 @@ def _available_view(
     became visible; a running maximum of the first order gives the newest row visible at
     each point.
     """
-    order = _argsort(plan.packed)
-    ordered = plan.packed[order]
+    packed = plan.take_packed()
+    order = _argsort(packed)
+    ordered = packed[order]
+    del packed
     start = int(np.searchsorted(ordered, 0))  # rows that cannot match come first
     order, ordered = order[start:], ordered[start:]
     _break_ties(plan, order, ordered)
     mask = (1 << plan.bits) - 1
-    created = int64_values(plan.source.column(CREATED_TS), null=_NULL_MICROS)[order]
+    created = plan.order_column(CREATED_TS)[order]
     visible = np.maximum(created, (ordered & mask) + plan.lo)  # null created: event time
     # Rows visible only after max(t) are parked at max(t) + 1, beyond every probe.
     np.minimum(visible, plan.max_t + 1, out=visible)
@@ -568,9 +592,9 @@ def _break_ties(plan: _Plan, order: np.ndarray, ordered: np.ndarray) -> None:
     starts = np.ones(len(positions), dtype=bool)
     starts[1:] = ~ties[positions[1:] - 1]
     run = np.cumsum(starts)
-    rows = int64_array(order[positions])
-    created = int64_values(plan.source.column(CREATED_TS).take(rows), null=_NULL_MICROS)
-    rowid = int64_values(plan.source.column(_ROWID).take(rows))
+    rows = order[positions]
+    created = plan.order_column(CREATED_TS, rows)
+    rowid = plan.order_column(_ROWID, rows)
     order[positions] = order[positions][np.lexsort((rowid, created, run))]
 
 
