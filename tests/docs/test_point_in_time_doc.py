@@ -31,10 +31,11 @@ user_stats = FeatureView(
 
 
 def _tables() -> list[list[list[str]]]:
-    """Every markdown table of the page, as rows of cells (header and rule dropped)."""
+    """The markdown tables of the worked example, as rows of cells (header and rule dropped)."""
+    section = PAGE.read_text().split("## Worked example", 1)[1].split("\n## ", 1)[0]
     tables: list[list[list[str]]] = []
     current: list[list[str]] = []
-    for line in [*PAGE.read_text().splitlines(), ""]:
+    for line in [*section.splitlines(), ""]:
         if line.startswith("|"):
             current.append([c.strip().strip("`") for c in line.strip("|").split("|")])
         elif current:
