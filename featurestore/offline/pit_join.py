@@ -43,10 +43,11 @@ Two strategies compute the same result
   numpy (:mod:`featurestore.offline.pit_arrays`), also for ``"available"``; it falls back to
   the SQL above when keys and times do not pack into 62 bits.
 
-``"auto"`` picks ``range`` when the frame has at most :data:`RANGE_MAX_ENTITY_ROWS` rows or
-at most :data:`RANGE_MAX_ENTITY_FRACTION` of the largest source's rows, else ``arrays`` when
-its memory estimate fits (``training_frame.ARRAYS_MEMORY_FRACTION``), else ``asof`` (see
-``benchmarks/README.md`` for the measurement behind the numbers).
+``"auto"`` picks ``range`` when the frame has at most :data:`RANGE_MAX_ENTITY_ROWS` rows; else
+``arrays`` when its memory estimate fits (``training_frame.ARRAYS_MEMORY_FRACTION``) and the
+frame has more than :data:`ARRAYS_MIN_ENTITY_FRACTION` of the largest source's rows; else
+``range`` up to :data:`RANGE_MAX_ENTITY_FRACTION` of them; else ``asof`` (see
+``benchmarks/README.md`` for the measurements behind the numbers).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from featurestore.repo.registry import ViewRecord
 
 __all__ = [
+    "ARRAYS_MIN_ENTITY_FRACTION",
     "RANGE_MAX_ENTITY_FRACTION",
     "RANGE_MAX_ENTITY_ROWS",
     "ROW_COL",
@@ -90,12 +92,22 @@ ROW_COL = "__fs_row"
 RANGE_MAX_ENTITY_ROWS = 10_000
 """``auto`` always uses the range join up to this many entity rows (cheap whatever the source)."""
 RANGE_MAX_ENTITY_FRACTION = 0.05
-"""... and also while the frame has at most this fraction of the largest source's row count.
+"""... and, when the ``arrays`` join does not fit in memory, also while the frame has at most
+this fraction of the largest source's row count (the crossover with the ASOF JOIN).
 
 Measured on 2 x 5M-row sources (100k / 50k keys, 90 days, ttl 30 d), seconds range vs asof:
-10k entity rows 1.5 vs 7.8; 100k 4.0 vs 16.6; 300k 10.1 vs 16.2; 1M 55 vs 8.0. The range join
-costs about entity rows x source rows per key, the ASOF JOIN a sort of the whole source, so the
-crossover scales with the source size: ~6% of it here; 5% keeps a margin.
+10k entity rows 1.5 vs 7.8; 100k 4.0 vs 16.6; 300k 10.1 vs 16.2; 1M 55 vs 8.0 (commit e6d3498;
+again at commit 01205a4: 0.67 vs 4.23, 1.53 vs 3.33, 3.38 vs 4.03, 10.75 vs 8.25). The range
+join costs about entity rows x source rows per key, the ASOF JOIN a sort of the whole source,
+so the crossover scales with the source size: ~6% of it here; 5% keeps a margin.
+"""
+ARRAYS_MIN_ENTITY_FRACTION = 0.01
+"""``auto`` prefers the ``arrays`` join (when it fits) over the range join above this fraction
+of the largest source's row count.
+
+The arrays join costs about one pass over each source whatever the frame's size. Same data,
+commit 01205a4, seconds range vs arrays: 10k 0.67 vs 1.13; 100k 1.53 vs 1.12; 300k 3.38 vs
+1.08; 1M 10.75 vs 2.98: the crossover is near 60k rows, 1.2% of the source.
 """
 
 _T = "__fs_t"
@@ -133,7 +145,9 @@ def choose_strategy(
     """The join strategy to use.
 
     ``auto``: ``range`` for small frames (see :data:`RANGE_MAX_ENTITY_ROWS`), else
-    ``arrays`` when its memory estimate fits (``arrays_fit``), else ``asof`` (``range`` for
+    ``arrays`` when its memory estimate fits (``arrays_fit``) and the frame is not tiny next
+    to the sources (:data:`ARRAYS_MIN_ENTITY_FRACTION`), else ``range`` up to
+    :data:`RANGE_MAX_ENTITY_FRACTION`, else ``asof`` (``range`` for
     ``point_in_time="available"``, which the ASOF JOIN cannot compute).
     """
     if strategy != "auto":
@@ -141,10 +155,12 @@ def choose_strategy(
             return "range"
         return strategy
     largest = max((r.source_rows for r in requests), default=0)
-    if stats.rows <= RANGE_MAX_ENTITY_ROWS or stats.rows <= RANGE_MAX_ENTITY_FRACTION * largest:
+    if stats.rows <= RANGE_MAX_ENTITY_ROWS:
         return "range"
-    if arrays_fit:
+    if arrays_fit and stats.rows > ARRAYS_MIN_ENTITY_FRACTION * largest:
         return "arrays"
+    if stats.rows <= RANGE_MAX_ENTITY_FRACTION * largest:
+        return "range"
     return "range" if point_in_time == "available" else "asof"
 
 

@@ -19,6 +19,8 @@ from featurestore.definitions import output_names
 from featurestore.errors import SourceError
 from featurestore.offline import pit_arrays
 from featurestore.offline.pit_arrays import memory_limit_bytes
+from featurestore.offline.pit_join import EntityStats, ViewRequest, choose_strategy
+from featurestore.offline.sql import Query
 from tests.conftest import make_repo, utc, write_parquet
 
 FEATURES_PY = """
@@ -146,3 +148,30 @@ def test_source_rewritten_between_the_two_scans_is_refused(
     )
     with pytest.raises(SourceError, match=r"source of feature view 'stats' changed"):
         _frame(store, entity, "arrays", pit)
+
+
+@pytest.mark.parametrize(
+    ("rows", "fits", "pit", "expected"),
+    [
+        (10_000, True, "event", "range"),  # small: range whatever the source
+        (40_000, True, "event", "range"),  # <= 1 % of the 5M-row source
+        (60_000, True, "event", "arrays"),  # > 1 %: arrays when it fits
+        (60_000, False, "event", "range"),  # ... else range up to 5 %
+        (300_000, False, "event", "asof"),  # ... and the ASOF JOIN beyond
+        (300_000, False, "available", "range"),  # which cannot compute "available"
+        (300_000, True, "available", "arrays"),
+    ],
+)
+def test_auto_strategy_by_frame_size_and_memory(
+    rows: int, fits: bool, pit: str, expected: str
+) -> None:
+    source = ViewRequest(
+        record=None,  # type: ignore[arg-type]  # choose_strategy reads sizes only
+        features=[],
+        output_columns=[],
+        scan=Query(),
+        source_rows=5_000_000,
+    )
+    stats = EntityStats(rows=rows, min_ts=None, max_ts=None)
+    chosen = choose_strategy(stats, [source], point_in_time=pit, arrays_fit=fits)  # type: ignore[arg-type]
+    assert chosen == expected
