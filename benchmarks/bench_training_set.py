@@ -144,7 +144,8 @@ def measure(
         text=True,
     )
     out.unlink(missing_ok=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def prepare(source_rows: int, entity_rows: int) -> tuple[Path, Path]:
