@@ -545,7 +545,7 @@ def _available_view(
 ) -> _Columns:
     """``point_in_time="available"``: the newest row visible at the probe's time.
 
-    Rows are put in the order "newer" (module docstring, step 3), then by the time they
+    Rows are put in the order "newer" (module docstring, step 4), then by the time they
     became visible; a running maximum of the first order gives the newest row visible at
     each point.
     """
