@@ -15,7 +15,6 @@ from featurestore.cli._app import (
     JsonOption,
     PointInTime,
     ViewsOption,
-    app,
     keep_examples,
     parse_pairs,
     parse_time,
@@ -23,7 +22,6 @@ from featurestore.cli._app import (
     split_values,
     state_of,
 )
-from featurestore.cli.serve import serve
 from featurestore.materialization.materializer import MaterializationReport
 
 # -- offline ----------------------------------------------------------------------------------
@@ -303,6 +301,3 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         render.json_out([render.status_to_dict(s) for s in statuses])
     else:
         render.status(statuses)
-
-
-app.command("serve")(serve)

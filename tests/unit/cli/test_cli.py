@@ -56,6 +56,12 @@ def test_every_command_has_help_with_an_example():
         assert "Example:" in text, f"'featurestore {name}' help lacks an Example: block"
 
 
+def test_each_command_is_registered_once():
+    # A second registration of a name keeps its first place in --help, out of main.py's order.
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    assert len(names) == len(set(names)), names
+
+
 def test_version_flag_prints_the_version():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
