@@ -129,8 +129,7 @@ def training_frame(
         render.json_out(summary)
     else:
         render.stdout().print(
-            f"Wrote {rows:,} rows to {output} ({len(columns)} columns: {', '.join(columns)}).",
-            markup=False,
+            f"Wrote {rows:,} rows to {output} ({len(columns)} columns: {', '.join(columns)})."
         )
 
 

@@ -2,7 +2,8 @@
 
 Data goes to stdout; progress, status lines and errors go to stderr, so ``--json`` output can
 be piped. JSON is plain ``json.dumps`` (no colours, no wrapping): timestamps as RFC 3339 UTC,
-durations in seconds.
+durations in seconds. Both consoles print text as written, without rich markup: descriptions,
+paths and messages are the user's text, so ``[...]`` in them is not a style tag.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ _PIPE_WIDTH = 200
 
 def stdout() -> Console:
     """A console on the current ``sys.stdout`` (looked up per call, so test runners work)."""
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True, markup=False)
     if not console.is_terminal:
         console.width = _PIPE_WIDTH
     return console
@@ -76,7 +77,7 @@ def stdout() -> Console:
 
 def stderr() -> Console:
     """A console on the current ``sys.stderr``."""
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False)
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -335,7 +336,7 @@ def describe_on_demand(record: OnDemandRecord) -> None:
         ("fingerprint", record.fingerprint),
     ]
     for key, value in pairs:
-        out.print(f"  {key + ':':<19}{value}", markup=False)
+        out.print(f"  {key + ':':<19}{value}")
     table(
         "Features",
         ["feature", "type", "description"],
@@ -445,15 +446,13 @@ def error(exc: BaseException, *, debug: bool) -> None:
     """Print a FeatureStoreError for the user: red message, traceback only with ``--debug``."""
     err = stderr()
     if debug:
-        err.print(
-            "".join(traceback.format_exception(exc)), style="dim", markup=False, highlight=False
-        )
+        err.print("".join(traceback.format_exception(exc)), style="dim")
     err.print(Text(f"Error: {exc}", style="bold red"))
 
 
 def info(message: str) -> None:
     """A status line on stderr (so stdout stays data)."""
-    stderr().print(message, markup=False)
+    stderr().print(message)
 
 
 # -- progress ---------------------------------------------------------------------------------

@@ -253,6 +253,22 @@ def test_describe_view_entity_and_service(applied):
     assert "user_stats:txn_count_7d" in service["features"]
 
 
+def test_user_text_with_brackets_is_printed_verbatim(cli):
+    # Descriptions are the user's text, not rich markup: "[EUR]" stays, "[/]" does not crash.
+    features = cli.repo / "features.py"
+    text = features.read_text()
+    text = text.replace('"Daily spending profile of a card holder."', '"Spend [EUR] per day [/]"')
+    text = text.replace('"Card transactions in the last 7 days."', '"Transactions [7d]"')
+    text = text.replace('description="A card holder."', 'description="Card [holder]"')
+    features.write_text(text)
+    cli.ok("apply")
+    view = cli.ok("describe", "user_stats").stdout
+    assert "Spend [EUR] per day [/]" in view
+    assert "Transactions [7d]" in view
+    assert "Card [holder]" in cli.ok("describe", "user").stdout
+    assert "Card [holder]" in cli.ok("list", "entities").stdout
+
+
 def test_describe_unknown_name_suggests_the_closest(applied):
     result = applied("describe", "user_stat")
     assert result.exit_code == 1
