@@ -32,7 +32,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from featurestore.definitions import Entity, FeatureService
+    from featurestore.definitions import Entity, FeatureService, Field
     from featurestore.materialization.materializer import MaterializationReport
     from featurestore.materialization.watermarks import ViewStatus
     from featurestore.online.response import OnlineResponse
@@ -291,11 +291,25 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) 
     stdout().print(grid)
 
 
+def _details(title: str, pairs: Sequence[tuple[str, object]]) -> None:
+    """Print a definition's title and its ``key: value`` lines."""
+    out = stdout()
+    out.print(Text(title, style="bold"))
+    for key, value in pairs:
+        out.print(f"  {key + ':':<19}{value}")
+
+
+def _features(schema: Iterable[Field]) -> None:
+    table(
+        "Features",
+        ["feature", "type", "description"],
+        [(f.name, f.dtype, f.description) for f in schema],
+    )
+
+
 def describe_view(record: ViewRecord) -> None:
     """Print one feature view."""
     view = record.view
-    out = stdout()
-    out.print(Text(f"Feature view {view.name}", style="bold"))
     pairs: list[tuple[str, object]] = [
         ("description", view.description or "-"),
         ("owner", view.owner or "-"),
@@ -310,19 +324,12 @@ def describe_view(record: ViewRecord) -> None:
         ("watermark", _when(record.watermark)),
     ]
     pairs += [(f"tag {k}", v) for k, v in sorted(view.tags.items())]
-    for key, value in pairs:
-        out.print(f"  {key + ':':<19}{value}")
-    table(
-        "Features",
-        ["feature", "type", "description"],
-        [(f.name, f.dtype, f.description) for f in view.schema],
-    )
+    _details(f"Feature view {view.name}", pairs)
+    _features(view.schema)
 
 
 def describe_on_demand(record: OnDemandRecord) -> None:
     """Print one on-demand feature view."""
-    out = stdout()
-    out.print(Text(f"On-demand feature view {record.name}", style="bold"))
     pairs: list[tuple[str, object]] = [
         ("description", record.description or "-"),
         ("owner", record.owner or "-"),
@@ -335,32 +342,31 @@ def describe_on_demand(record: OnDemandRecord) -> None:
         ),
         ("fingerprint", record.fingerprint),
     ]
-    for key, value in pairs:
-        out.print(f"  {key + ':':<19}{value}")
-    table(
-        "Features",
-        ["feature", "type", "description"],
-        [(f.name, f.dtype, f.description) for f in record.schema],
-    )
+    _details(f"On-demand feature view {record.name}", pairs)
+    _features(record.schema)
 
 
 def describe_entity(entity: Entity, snapshot: RegistrySnapshot) -> None:
     """Print one entity."""
     data = entity_to_dict(entity, snapshot)
-    out = stdout()
-    out.print(Text(f"Entity {entity.name}", style="bold"))
     keys = ", ".join(f"{k} ({t or 'type unknown'})" for k, t in data["join_keys"].items())
-    out.print(f"  {'description:':<19}{entity.description or '-'}")
-    out.print(f"  {'join keys:':<19}{keys}")
-    out.print(f"  {'feature views:':<19}{', '.join(data['feature_views']) or '-'}")
+    _details(
+        f"Entity {entity.name}",
+        [
+            ("description", entity.description or "-"),
+            ("join keys", keys),
+            ("feature views", ", ".join(data["feature_views"]) or "-"),
+        ],
+    )
 
 
 def describe_service(service: FeatureService) -> None:
     """Print one feature service."""
+    _details(
+        f"Feature service {service.name}",
+        [("description", service.description or "-"), ("owner", service.owner or "-")],
+    )
     out = stdout()
-    out.print(Text(f"Feature service {service.name}", style="bold"))
-    out.print(f"  {'description:':<19}{service.description or '-'}")
-    out.print(f"  {'owner:':<19}{service.owner or '-'}")
     out.print("  features:")
     for ref in service.refs:
         out.print(f"    {ref}")
