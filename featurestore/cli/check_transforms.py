@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from featurestore.cli import render
+from featurestore.cli._app import JsonOption, state_of
 
 __all__ = ["check_transforms"]
 
@@ -17,7 +18,7 @@ def check_transforms(
         int, typer.Option("--sample", min=1, help="Source rows to sample per feature view.")
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the sample and of the request values.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check that every on-demand view is row-wise (same output alone as in a batch).
 
@@ -28,7 +29,7 @@ def check_transforms(
     Example:
         featurestore --repo feature_repo check-transforms --sample 2000
     """
-    reports = ctx.obj.store().check_transforms(rows=sample, seed=seed)
+    reports = state_of(ctx).store().check_transforms(rows=sample, seed=seed)
     rows = [
         {
             "view": name,

@@ -8,11 +8,11 @@ The CLI and the server are sibling layers, so the app is handed to uvicorn by it
 
 import logging
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from featurestore.cli._app import state_of
 from featurestore.errors import MissingDependencyError, RegistryConflictError
 
 __all__ = ["APP_FACTORY", "serve"]
@@ -44,20 +44,19 @@ def serve(
 
         curl -s localhost:6566/get-online-features -d '{"entities": {"user_id": [7]}, "feature_service": "fraud_v1"}'
     """
-    repo = Path(getattr(ctx.obj, "repo", Path())).resolve()
-    store = ctx.obj.store() if ctx.obj is not None and hasattr(ctx.obj, "store") else None
-    if store is not None:
-        plan = store.plan()
-        if plan.has_changes:
-            changes = ", ".join(
-                f"{c.kind} '{c.name}' ({c.action})" for c in plan.changes if c.action != "unchanged"
-            )
-            msg = (
-                f"Not serving '{repo}': its definitions differ from the applied registry "
-                f"({changes}). Run 'featurestore apply' (and materialize the views it says need "
-                "it), or revert the repo files, then start the server again."
-            )
-            raise RegistryConflictError(msg)
+    state = state_of(ctx)
+    repo = state.repo.resolve()
+    plan = state.store().plan()
+    if plan.has_changes:
+        changes = ", ".join(
+            f"{c.kind} '{c.name}' ({c.action})" for c in plan.changes if c.action != "unchanged"
+        )
+        msg = (
+            f"Not serving '{repo}': its definitions differ from the applied registry "
+            f"({changes}). Run 'featurestore apply' (and materialize the views it says need "
+            "it), or revert the repo files, then start the server again."
+        )
+        raise RegistryConflictError(msg)
     try:
         import uvicorn
     except ImportError as exc:  # pragma: no cover - the serve extra is part of dev installs
