@@ -16,6 +16,7 @@ from featurestore.cli._app import (
     state_of,
 )
 from featurestore.errors import ConfigError, NotFoundError
+from featurestore.repo.registry import Plan
 
 __all__ = ["template_files"]
 
@@ -98,6 +99,18 @@ def init(
 # -- definitions ------------------------------------------------------------------------------
 
 
+def _show_plan(result: Plan, *, applied: bool, as_json: bool) -> None:
+    if as_json:
+        render.json_out(
+            {
+                "has_changes": result.has_changes,
+                "changes": [render.change_to_dict(c) for c in result.changes],
+            }
+        )
+    else:
+        render.plan(result, applied=applied)
+
+
 @keep_examples
 def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show what 'apply' would change in the registry, without writing anything.
@@ -108,16 +121,7 @@ def plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Example:
         featurestore plan
     """
-    result = state_of(ctx).store().plan()
-    if as_json:
-        render.json_out(
-            {
-                "has_changes": result.has_changes,
-                "changes": [render.change_to_dict(c) for c in result.changes],
-            }
-        )
-    else:
-        render.plan(result, applied=False)
+    _show_plan(state_of(ctx).store().plan(), applied=False, as_json=as_json)
 
 
 @keep_examples
@@ -130,16 +134,7 @@ def apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Example:
         featurestore apply
     """
-    result = state_of(ctx).store().apply()
-    if as_json:
-        render.json_out(
-            {
-                "has_changes": result.has_changes,
-                "changes": [render.change_to_dict(c) for c in result.changes],
-            }
-        )
-    else:
-        render.plan(result, applied=True)
+    _show_plan(state_of(ctx).store().apply(), applied=True, as_json=as_json)
 
 
 @keep_examples
