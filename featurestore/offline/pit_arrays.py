@@ -373,20 +373,25 @@ class _Plan:
         np.putmask(probe, query_t < 0, -1)
         return probe
 
-    def matches(self, values: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """Where the row value found for each probe has the probe's key and is within ttl."""
-        found: np.ndarray = (at >= 0) & (values >> self.bits == self.keys.entity)
+    def matches(self, values: np.ndarray, at: np.ndarray, probes: np.ndarray) -> np.ndarray:
+        """Where the row value found for each of ``probes`` has its key and is within ttl.
+
+        ``probes`` are positions among the probes, in the order of ``values`` and ``at``.
+        """
+        found: np.ndarray = (at >= 0) & (values >> self.bits == self.keys.entity[probes])
         if self.ttl_us is not None:
-            found &= (values & ((1 << self.bits) - 1)) + self.lo >= self.probes.t - self.ttl_us
+            t = self.probes.t[probes]
+            found &= (values & ((1 << self.bits) - 1)) + self.lo >= t - self.ttl_us
         return found
 
 
-def _search(sorted_values: np.ndarray, probe: np.ndarray) -> np.ndarray:
-    """For each probe, the position of the last value <= it (-1 if none); probes sorted first."""
+def _search(sorted_values: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probes' sorting permutation and, in that order, the last value <= each probe.
+
+    Positions are -1 where no value is <= the probe; they are nondecreasing, as the probes.
+    """
     order = _argsort(probe)
-    at = np.empty(len(probe), dtype=np.int64)
-    at[order] = np.searchsorted(sorted_values, probe[order], side="right") - 1
-    return at
+    return order, np.searchsorted(sorted_values, probe[order], side="right") - 1
 
 
 def _argsort(values: np.ndarray) -> np.ndarray:
@@ -396,16 +401,19 @@ def _argsort(values: np.ndarray) -> np.ndarray:
 
 def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(values, return_inverse=True)``, with polars' faster sort."""
-    if len(values) == 0:
-        return values, np.empty(0, dtype=np.int64)
     order = _argsort(values)
-    ordered = values[order]
-    starts = np.empty(len(ordered), dtype=bool)
-    starts[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    unique, sorted_inverse = _runs(values[order])
     inverse = np.empty(len(values), dtype=np.int64)
-    inverse[order] = np.cumsum(starts) - 1
-    return ordered[starts], inverse
+    inverse[order] = sorted_inverse
+    return unique, inverse
+
+
+def _runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array, and each element's index among them."""
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    return ordered[starts], np.cumsum(starts) - 1
 
 
 class _Scan:
@@ -532,12 +540,12 @@ def _event_view(
     packed = pl.Series(plan.take_packed()).sort().to_numpy()  # polars: ~3x numpy's speed
     start = int(np.searchsorted(packed, 0))  # rows that cannot match come first
     ties = bool(np.any(packed[start + 1 :] == packed[start:-1]))
-    at = _search(packed, plan.probe_values())
-    values = _values_at(packed, at)
-    found = plan.matches(values, at)
-    wanted, slot = _unique_inverse(values[found])
+    probes, at = _search(packed, plan.probe_values())
+    values = _values_at(packed, at)  # sorted, as the probes are
+    found = plan.matches(values, at, probes)
+    wanted, slot = _runs(values[found])
     rows, row_of = scan.newest_at(cursor, plan, wanted, ties=ties)
-    return _take(scan.request, rows, plan.probes.rows[found], row_of[slot], n_rows)
+    return _take(scan.request, rows, plan.probes.rows[probes[found]], row_of[slot], n_rows)
 
 
 def _available_view(
@@ -565,12 +573,12 @@ def _available_view(
     visible |= (ordered >> plan.bits) << plan.bits
     by_visible = _argsort(visible)
     newest = np.maximum.accumulate(by_visible)
-    at = _search(visible[by_visible], plan.probe_values())
+    probes, at = _search(visible[by_visible], plan.probe_values())
     candidate = _values_at(newest, at)
-    found = plan.matches(_values_at(ordered, candidate), at)
+    found = plan.matches(_values_at(ordered, candidate), at, probes)
     wanted, slot = _unique_inverse(order[candidate[found]])
     rows, row_of = scan.rows(cursor, plan, wanted)
-    return _take(scan.request, rows, plan.probes.rows[found], row_of[slot], n_rows)
+    return _take(scan.request, rows, plan.probes.rows[probes[found]], row_of[slot], n_rows)
 
 
 def _values_at(values: np.ndarray, at: np.ndarray) -> np.ndarray:
