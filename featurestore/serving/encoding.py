@@ -10,7 +10,6 @@ per (view, entity) and shared by all of that view's columns.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -30,9 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH_TEXT",
-    "WireColumn",
     "catalog_of",
-    "encode_columns",
     "encode_online_response",
     "rfc3339",
 ]
@@ -60,29 +57,6 @@ def rfc3339(value: datetime | int | str | None) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class WireColumn:
-    """One output column of an online response, as the encoder needs it.
-
-    Attributes:
-        name: The output name (join key, ``feature`` or ``view__feature``).
-        values: One value per entity row, in the store's canonical form.
-        dtype: The feature type (None for echoed join keys / request fields: sent as given).
-        statuses: One status per row; None means all PRESENT (echoed columns).
-        event_timestamps: Epoch microseconds (or datetimes) per row, None entries for none;
-            None for the whole column means all epoch. Columns of one view should share one
-            list object: it is formatted once.
-        view: The feature view the column comes from, for the value-age metric.
-    """
-
-    name: str
-    values: Sequence[Any]
-    dtype: DType | None = None
-    statuses: Sequence[str] | None = None
-    event_timestamps: Sequence[int | datetime | None] | None = None
-    view: str | None = None
-
-
 def _b64(value: Any) -> Any:
     return base64.b64encode(value).decode() if isinstance(value, bytes | bytearray) else value
 
@@ -108,61 +82,6 @@ def _wire_values(values: Sequence[Any], dtype: DType | None) -> Sequence[Any]:
     return values
 
 
-def _json_values(column: WireColumn) -> Sequence[Any]:
-    return _wire_values(column.values, column.dtype)
-
-
-def encode_columns(
-    columns: Sequence[WireColumn],
-    *,
-    rows: int,
-    request_time: datetime | None = None,
-    metrics: ServingMetrics | None = None,
-) -> bytes:
-    """The JSON body of a get-online-features response.
-
-    Args:
-        columns: Output columns, join keys first.
-        rows: The number of entity rows.
-        request_time: The lookup's request time, for the value-age metric.
-        metrics: Where to record the age of PRESENT values, per view (one column per view).
-
-    Example:
-        >>> encode_columns([WireColumn("user_id", [7])], rows=1)
-        b'{"metadata":{"feature_names":["user_id"]},"results":[{"values":[7],"statuses":["PRESENT"],"event_timestamps":["1970-01-01T00:00:00Z"]}]}'
-    """
-    all_present = [_PRESENT] * rows
-    all_epoch = [EPOCH_TEXT] * rows
-    formatted: dict[int, list[str]] = {}
-    aged: set[str] = set()
-    request_us = to_micros(request_time) if request_time is not None else None
-    results: list[dict[str, Any]] = []
-    for column in columns:
-        stamps = column.event_timestamps
-        if stamps is None:
-            texts = all_epoch
-        else:
-            cached = formatted.get(id(stamps))
-            if cached is None:
-                cached = formatted[id(stamps)] = _rfc3339_column(stamps)
-            texts = cached
-        statuses = column.statuses if column.statuses is not None else all_present
-        if (
-            metrics is not None
-            and request_us is not None
-            and column.view is not None
-            and stamps is not None
-            and column.view not in aged
-        ):
-            aged.add(column.view)
-            _observe_ages(metrics, column.view, request_us, stamps, statuses)
-        results.append(
-            {"values": _json_values(column), "statuses": statuses, "event_timestamps": texts}
-        )
-    body = {"metadata": {"feature_names": [c.name for c in columns]}, "results": results}
-    return orjson.dumps(body, option=_OPTIONS)
-
-
 def encode_online_response(
     response: OnlineResponse,
     *,
@@ -170,10 +89,9 @@ def encode_online_response(
     request_time: datetime | None = None,
     metrics: ServingMetrics | None = None,
 ) -> bytes:
-    """The JSON body of a get-online-features response for ``response``.
+    """The JSON body of a get-online-features response for ``response`` (the server's hot path).
 
-    The same body as ``encode_columns`` over the response's columns, built without the
-    per-column ``WireColumn`` objects (this runs once per request on the server's hot path).
+    Join keys come first (echoed, all ``PRESENT``, epoch event timestamps), then the features.
 
     Args:
         response: What ``FeatureStore.get_online_features`` returned.
@@ -254,12 +172,10 @@ def _stamp_text(micros: int) -> str:
     return text
 
 
-def _rfc3339_column(stamps: Sequence[int | datetime | None]) -> list[str]:
+def _rfc3339_column(stamps: Sequence[int | None]) -> list[str]:
     """RFC 3339 text of a column of epoch microseconds, vectorized (None -> the epoch)."""
-    if not all(isinstance(t, int) or t is None for t in stamps):
-        return [rfc3339(t) for t in stamps]
     if len(stamps) <= _SMALL:
-        return [EPOCH_TEXT if t is None else _stamp_text(t) for t in stamps]  # type: ignore[arg-type]
+        return [EPOCH_TEXT if t is None else _stamp_text(t) for t in stamps]
     micros = np.fromiter((0 if t is None else t for t in stamps), dtype=np.int64, count=len(stamps))
     moments = micros.astype("datetime64[us]")
     whole = np.datetime_as_string(moments, unit="s", timezone="UTC")
@@ -275,11 +191,11 @@ def _observe_ages(
     metrics: ServingMetrics,
     view: str,
     request_us: int,
-    stamps: Sequence[int | datetime | None],
+    stamps: Sequence[int | None],
     statuses: Sequence[str],
 ) -> None:
     ages = [
-        request_us - (stamp if isinstance(stamp, int) else to_micros(stamp))
+        request_us - stamp
         for stamp, status in zip(stamps, statuses, strict=False)
         if stamp is not None and status == _PRESENT
     ]
