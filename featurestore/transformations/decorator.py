@@ -26,7 +26,13 @@ from featurestore.errors import DefinitionError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["OnDemandFeatureView", "TransformMode", "on_demand_feature_view", "source_fingerprint"]
+__all__ = [
+    "OnDemandFeatureView",
+    "OnDemandInput",
+    "TransformMode",
+    "on_demand_feature_view",
+    "source_fingerprint",
+]
 
 TransformMode = Literal["polars", "python"]
 """``polars``: the function takes and returns a polars DataFrame (vectorized, the default).
@@ -66,6 +72,43 @@ def source_fingerprint(function: Callable[..., Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class OnDemandInput:
+    """One input column of an on-demand view and where its values come from."""
+
+    column: str
+    """The column name the function sees (feature name, request field or upstream output)."""
+    kind: Literal["feature", "request", "on_demand"]
+    ref: FeatureRef | None = None
+    """The stored feature (``feature``) or upstream output (``on_demand``) supplying it."""
+    field: Field | None = None
+    """The request field (``request``)."""
+
+
+def _inputs_of(
+    sources: tuple[FeatureView | FeatureViewProjection | RequestSource | OnDemandFeatureView, ...],
+) -> tuple[OnDemandInput, ...]:
+    items: list[OnDemandInput] = []
+    for source in sources:
+        if isinstance(source, FeatureView):
+            items += [
+                OnDemandInput(f, "feature", ref=FeatureRef(source.name, f))
+                for f in source.feature_names
+            ]
+        elif isinstance(source, FeatureViewProjection):
+            items += [
+                OnDemandInput(f, "feature", ref=FeatureRef(source.view, f)) for f in source.features
+            ]
+        elif isinstance(source, RequestSource):
+            items += [OnDemandInput(f.name, "request", field=f) for f in source.schema]
+        else:
+            items += [
+                OnDemandInput(f, "on_demand", ref=FeatureRef(source.name, f))
+                for f in source.feature_names
+            ]
+    return tuple(items)
+
+
 @dataclass(frozen=True)
 class OnDemandFeatureView:
     """Features computed at request time from other features and request fields.
@@ -87,6 +130,8 @@ class OnDemandFeatureView:
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict, compare=False)
     function_fingerprint: str = field(init=False)
+    inputs: tuple[OnDemandInput, ...] = field(init=False, repr=False, compare=False)
+    """Every column the function receives and where it comes from, in source order."""
 
     def __post_init__(self) -> None:
         check_name(self.name, kind="On-demand feature view")
@@ -118,6 +163,7 @@ class OnDemandFeatureView:
         object.__setattr__(self, "schema", schema)
         object.__setattr__(self, "tags", dict(self.tags))
         object.__setattr__(self, "function_fingerprint", source_fingerprint(self.function))
+        object.__setattr__(self, "inputs", _inputs_of(sources))
         inputs = self.input_columns
         check_unique(
             list(inputs),
@@ -153,13 +199,7 @@ class OnDemandFeatureView:
     @property
     def view_inputs(self) -> tuple[FeatureRef, ...]:
         """The stored features the function reads, as refs (``view:feature``)."""
-        refs: list[FeatureRef] = []
-        for source in self.sources:
-            if isinstance(source, FeatureView):
-                refs += [FeatureRef(source.name, f) for f in source.feature_names]
-            elif isinstance(source, FeatureViewProjection):
-                refs += [FeatureRef(source.view, f) for f in source.features]
-        return tuple(refs)
+        return tuple(i.ref for i in self.inputs if i.kind == "feature" and i.ref is not None)
 
     @property
     def request_sources(self) -> tuple[RequestSource, ...]:
@@ -174,17 +214,7 @@ class OnDemandFeatureView:
     @property
     def input_columns(self) -> tuple[str, ...]:
         """Every column the function receives, in source order."""
-        columns: list[str] = []
-        for source in self.sources:
-            if isinstance(source, FeatureView):
-                columns += source.feature_names
-            elif isinstance(source, FeatureViewProjection):
-                columns += source.features
-            elif isinstance(source, RequestSource):
-                columns += source.field_names
-            else:
-                columns += source.feature_names
-        return tuple(columns)
+        return tuple(i.column for i in self.inputs)
 
     @property
     def fingerprint(self) -> str:

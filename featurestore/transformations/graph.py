@@ -7,36 +7,18 @@ views, in the same (topological) order, from the same inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from featurestore.definitions import (
-    FeatureRef,
-    FeatureView,
-    FeatureViewProjection,
-    Field,
-    RequestSource,
-)
 from featurestore.errors import DefinitionError
+from featurestore.transformations.decorator import OnDemandInput
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from featurestore.definitions import FeatureRef, Field
     from featurestore.transformations.decorator import OnDemandFeatureView
 
 __all__ = ["OnDemandInput", "OnDemandPlan", "plan_on_demand"]
-
-
-@dataclass(frozen=True, slots=True)
-class OnDemandInput:
-    """One input column of an on-demand view and where its values come from."""
-
-    column: str
-    """The column name the function sees (feature name, request field or upstream output)."""
-    kind: Literal["feature", "request", "on_demand"]
-    ref: FeatureRef | None = None
-    """The stored feature (``feature``) or upstream output (``on_demand``) supplying it."""
-    field: Field | None = None
-    """The request field (``request``)."""
 
 
 @dataclass(frozen=True)
@@ -64,28 +46,6 @@ class OnDemandPlan:
             elif item.kind == "on_demand" and item.ref is not None:
                 out += self.stored_inputs(item.ref.view)
         return tuple(dict.fromkeys(out))
-
-
-def _inputs_of(view: OnDemandFeatureView) -> tuple[OnDemandInput, ...]:
-    items: list[OnDemandInput] = []
-    for source in view.sources:
-        if isinstance(source, FeatureView):
-            items += [
-                OnDemandInput(f, "feature", ref=FeatureRef(source.name, f))
-                for f in source.feature_names
-            ]
-        elif isinstance(source, FeatureViewProjection):
-            items += [
-                OnDemandInput(f, "feature", ref=FeatureRef(source.view, f)) for f in source.features
-            ]
-        elif isinstance(source, RequestSource):
-            items += [OnDemandInput(f.name, "request", field=f) for f in source.schema]
-        else:
-            items += [
-                OnDemandInput(f, "on_demand", ref=FeatureRef(source.name, f))
-                for f in source.feature_names
-            ]
-    return tuple(items)
 
 
 def plan_on_demand(
@@ -121,7 +81,7 @@ def plan_on_demand(
     for ref in refs:
         if ref.view in views:
             visit(views[ref.view])
-    inputs = {view.name: _inputs_of(view) for view in order}
+    inputs = {view.name: view.inputs for view in order}
     stored: dict[FeatureRef, None] = {}
     fields: dict[str, Field] = {}
     for view in order:
