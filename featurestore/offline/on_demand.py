@@ -25,6 +25,7 @@ from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, SourceError
 from featurestore.offline.sql import quote_ident
 from featurestore.offline.training_frame import (
+    BATCH_ROWS,
     arrow_to_pandas,
     arrow_to_polars,
     conform,
@@ -35,7 +36,8 @@ from featurestore.transformations.graph import plan_on_demand
 from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
+    from typing import Protocol
 
     from featurestore.definitions import FeatureView
     from featurestore.offline.engine import EntityInput, OfflineEngine
@@ -43,6 +45,14 @@ if TYPE_CHECKING:
     from featurestore.repo.registry import ViewRecord
     from featurestore.transformations.decorator import OnDemandFeatureView
     from featurestore.transformations.graph import OnDemandPlan
+
+    class _BatchWriter(Protocol):
+        """pyarrow's Parquet and CSV writers, as used here."""
+
+        def __enter__(self) -> _BatchWriter: ...
+        def __exit__(self, *exc: object) -> None: ...
+        def write_batch(self, batch: pa.RecordBatch) -> None: ...
+
 
 __all__ = [
     "OnDemandTrainingFrame",
@@ -54,7 +64,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _HIDDEN = "__fs_input__{view}__{feature}"
-DEFAULT_BATCH_ROWS = 131_072
 
 
 def on_demand_training_frame(
@@ -222,7 +231,7 @@ class OnDemandTrainingFrame:
         """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
         return arrow_to_pandas(self.to_arrow())
 
-    def record_batches(self, batch_size: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def record_batches(self, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
         for batch in self._base.record_batches(batch_size):
             result = self._finish(batch)
@@ -235,13 +244,15 @@ class OnDemandTrainingFrame:
         empty = self._finish(self._base.to_arrow())
         return empty.schema
 
-    def to_parquet(self, path: str | Path) -> Path:
-        """Write the frame to one Parquet file, streaming batch by batch (bounded memory)."""
+    def _write(
+        self, path: str | Path, open_writer: Callable[[Path, pa.Schema], _BatchWriter]
+    ) -> Path:
+        """Stream the frame batch by batch into a writer (bounded memory)."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         batches = self.record_batches()
         first = next(batches, None)
-        with parquet_writer(target, self._schema(first)) as writer:
+        with open_writer(target, self._schema(first)) as writer:
             if first is not None:
                 writer.write_batch(first)
             for batch in batches:
@@ -249,19 +260,13 @@ class OnDemandTrainingFrame:
         logger.info("wrote training frame to %s", target)
         return target
 
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write the frame to one Parquet file, streaming batch by batch (bounded memory)."""
+        return self._write(path, parquet_writer)
+
     def to_csv(self, path: str | Path) -> Path:
         """Write the frame to a CSV file with a header, streaming batch by batch."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        batches = self.record_batches()
-        first = next(batches, None)
-        with pacsv.CSVWriter(target, self._schema(first)) as writer:
-            if first is not None:
-                writer.write_batch(first)
-            for batch in batches:
-                writer.write_batch(batch)
-        logger.info("wrote training frame to %s", target)
-        return target
+        return self._write(path, pacsv.CSVWriter)
 
     def __repr__(self) -> str:
         return f"TrainingFrame(columns={self.columns!r})"

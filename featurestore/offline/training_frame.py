@@ -80,9 +80,10 @@ def arrow_to_pandas(table: pa.Table) -> Any:
     return table.to_pandas()
 
 
-ROW_GROUP_ROWS = 131_072
-"""Rows per Parquet row group when writing a computed frame: the writer holds one encoded row
-group at a time (a 1M x 24 frame as one group cost ~180 MB more peak memory)."""
+BATCH_ROWS = 131_072
+"""Rows per streamed batch (``record_batches``) and per Parquet row group when a computed
+frame is written: the writer holds one encoded row group at a time (a 1M x 24 frame as one
+group cost ~180 MB more peak memory)."""
 
 
 def parquet_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
@@ -181,7 +182,7 @@ class TrainingFrame:
         """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
         return arrow_to_pandas(self.to_arrow())
 
-    def record_batches(self, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def record_batches(self, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
         with self._lock:
             table = self._computed()
@@ -216,7 +217,7 @@ class TrainingFrame:
                     assert isinstance(result, pa.Table)
                     try:
                         with parquet_writer(target, result.schema) as writer:
-                            writer.write_table(result, row_group_size=ROW_GROUP_ROWS)
+                            writer.write_table(result, row_group_size=BATCH_ROWS)
                     except (OSError, pa.ArrowException) as exc:
                         msg = (
                             f"Cannot write the training frame to '{target}': {exc}. Check "
