@@ -45,12 +45,19 @@ def test_micros_roundtrip(value):
 
 def test_array_conversion_of_naive_aware_string_and_date():
     naive = pa.array([datetime(2026, 1, 1, 1)], type=pa.timestamp("ns"))
-    aware = pa.array([datetime(2026, 1, 1, 1)], type=pa.timestamp("s", tz="Asia/Tokyo"))
+    tokyo = timezone(timedelta(hours=9))
+    aware = pa.array(
+        [datetime(2026, 1, 1, 10, tzinfo=tokyo)], type=pa.timestamp("s", tz="Asia/Tokyo")
+    )
     strings = pa.array(["2026-01-01T01:00:00Z", None])
     dates = pa.array([datetime(2026, 1, 1).date()])
-    for arr in (naive, aware, strings, dates):
+    one_am = datetime(2026, 1, 1, 1, tzinfo=UTC)
+    expected = {"naive": [one_am], "aware": [one_am], "strings": [one_am, None]}
+    expected["dates"] = [datetime(2026, 1, 1, tzinfo=UTC)]
+    for name, arr in {"naive": naive, "aware": aware, "strings": strings, "dates": dates}.items():
         out = to_utc_array(arr, column="ts")
         assert out.type == pa.timestamp("us", tz="UTC")
+        assert out.to_pylist() == expected[name], name
     assert to_utc_array(strings, column="ts").to_pylist()[1] is None
 
 
