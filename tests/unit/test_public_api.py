@@ -20,8 +20,10 @@ def test_public_names_are_exactly_the_documented_set():
         "FeatureStoreError",
         "FeatureView",
         "Field",
+        "OnDemandFeatureView",
         "ParquetSource",
         "RequestSource",
+        "on_demand_feature_view",
     }
     exported = {n for n in dir(featurestore) if not n.startswith("_")} - {"annotations"}
     # Subpackages appear as attributes once imported; everything else must be in __all__.
