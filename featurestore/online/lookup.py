@@ -72,27 +72,25 @@ class _Plan:
     key_sets: tuple[tuple[tuple[str, ...], KeyEncoder, tuple[int, ...]], ...]
     """Distinct join key sets: the keys, their encoder, and the views (positions) using it."""
     dtypes: dict[str, DType]
+    names: tuple[str, ...]
+    """The output columns in response order: the refs' order (hidden inputs left out)."""
     on_demand: OnlineOnDemand | None = None
     """The on-demand views to run after the read (None when no ref needs one)."""
-    order: tuple[str, ...] | None = None
-    """Output columns in ref order when on-demand views are involved (hidden inputs left out)."""
-    names: tuple[str, ...] = ()
-    """The output columns in response order."""
     decoded_in_order: bool = False
     """Decoding (key set by key set) already yields ``names`` in order: no reordering."""
     set_views: tuple[tuple[str, ...], ...] = ()
     """Per key set, the names of its views (what each read request asks for)."""
 
     def __post_init__(self) -> None:
-        names = self.order or tuple(name for v in self.views for name in v.outputs)
         decoded = tuple(
             name
             for _, _, positions in self.key_sets
             for p in positions
             for name in self.views[p].outputs
         )
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "decoded_in_order", self.on_demand is None and decoded == names)
+        object.__setattr__(
+            self, "decoded_in_order", self.on_demand is None and decoded == self.names
+        )
         object.__setattr__(
             self,
             "set_views",
@@ -258,8 +256,9 @@ def _make_plan(
         (names_, KeyEncoder({k: key_dtypes[k] for k in names_}), tuple(positions_))
         for names_, positions_ in sets.items()
     )
+    order = tuple(names[r] for r in refs)
     if not odfv_refs:
-        return _Plan(tuple(views), key_dtypes, key_sets, dtypes)
+        return _Plan(tuple(views), key_dtypes, key_sets, dtypes, order)
     columns_of = {r: names[r] for r in odfv_plan.stored}
     for odfv in odfv_plan.views:
         for f in odfv.schema:
@@ -273,8 +272,7 @@ def _make_plan(
     )
     for r in hidden:
         dtypes.pop(names[r])
-    order = tuple(names[r] for r in refs)
-    return _Plan(tuple(views), key_dtypes, key_sets, dtypes, on_demand, order)
+    return _Plan(tuple(views), key_dtypes, key_sets, dtypes, order, on_demand)
 
 
 def _decode_view(

@@ -140,6 +140,27 @@ def test_output_types_match_the_training_frame(store: FeatureStore) -> None:
     assert list(pandas.dtypes) == list(expected.dtypes)
 
 
+def test_feature_columns_follow_the_request_order(store: FeatureStore) -> None:
+    # Refs of one view around a ref of another: the response keeps the refs' order, as the
+    # training frame does (docs/serving.md), not one view's features after the other's.
+    features = ["profile:age", "pair:age", "profile:name"]
+    rows = {"user_id": [1], "merchant": ["m1"]}
+    got = store.get_online_features(features, rows, full_feature_names=True, request_time=T)
+    columns = ["user_id", "merchant", "profile__age", "pair__age", "profile__name"]
+    assert list(got.to_dict()) == columns
+    assert list(got.statuses) == list(got.event_micros) == columns[2:]
+    assert got.to_dict() == {
+        "user_id": [1],
+        "merchant": ["m1"],
+        "profile__age": [30],
+        "pair__age": [7],
+        "profile__name": ["ann"],
+    }
+    entity = pl.DataFrame({**rows, "event_timestamp": [T]})
+    training = store.get_training_frame(entity, features, full_feature_names=True).to_polars()
+    assert [c for c in training.columns if c != "event_timestamp"] == columns
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
