@@ -51,6 +51,9 @@ def test_an_error_reply_drops_the_connection_and_later_reads_are_in_sync(tmp_pat
         redis.Redis(port=server.port).set(f"{config.key_prefix}:p:bad".encode(), b"x")
         with pytest.raises(OnlineStoreError, match="failed"):
             store.read_records([ReadRequest(b"bad", ("v",)), ReadRequest(b"k1", ("v",))])
+        # k2 is absent: on a connection kept after the error, this read would get k1's
+        # unread reply from the failed exchange instead.
+        assert store.read_records([ReadRequest(b"k2", ("v",))]) == [[None]]
         assert store.read_records([ReadRequest(b"k1", ("v",))]) == [[RECORD]]
     finally:
         store.close()
