@@ -22,7 +22,7 @@ from featurestore.dtypes import (
     Timestamp,
 )
 from featurestore.online.base import OnlineStore, ReadRequest
-from featurestore.online.codec import KeyEncoder, RecordCodec
+from featurestore.online.codec import RECORD_VERSION, KeyEncoder, RecordCodec
 
 FP_A = "00112233445566aa"
 FP_B = "00112233445566bb"
@@ -150,6 +150,17 @@ def test_negative_and_extreme_times_order_correctly(online_store: OnlineStore) -
 def test_record_of_another_definition_is_replaced_even_if_older(online_store: OnlineStore) -> None:
     view = _view()
     _write(online_store, view, 1, event=100, created=None, value=1, fingerprint=FP_B)
+    assert _write(online_store, view, 1, event=50, created=None, value=2) == 1
+    assert _read_value(online_store, view, 1) == 2
+
+
+def test_record_of_another_format_version_is_replaced_even_if_older(
+    online_store: OnlineStore,
+) -> None:
+    view = _view()
+    newer = RecordCodec([Int64], fingerprint=FP_A).encode_rows([100], [None], [[1]])[0]
+    other_version = bytes([RECORD_VERSION + 1]) + newer[1:]  # same fingerprint and order key
+    assert online_store.write_records(view, KEYS.encode_columns([[1]]), [other_version]) == 1
     assert _write(online_store, view, 1, event=50, created=None, value=2) == 1
     assert _read_value(online_store, view, 1) == 2
 
