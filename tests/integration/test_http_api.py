@@ -6,9 +6,10 @@ wire shape; bad input gets a JSON 4xx, never a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,39 @@ def test_feature_service_equals_direct_call_and_v1_alias(served: Served) -> None
         "fraud_rate",
         "pair_txn_count",
     ]
+
+
+def test_route_under_a_root_path_answers_like_the_endpoint(served: Served) -> None:
+    """Under a root path the FastAPI route answers lookups: same body, same body limit."""
+    app = create_app(served.store)
+    body = {"entities": {"user_id": [1, 2, 3, 99]}, "features": USER_FEATURES}
+    limit = served.store.config.serving.max_body_bytes
+
+    async def oversized() -> AsyncIterator[bytes]:  # no Content-Length: checked while reading
+        yield b'{"entities": {"user_id": [1]}, "pad": "'
+        for _ in range(limit // 65536 + 1):
+            yield b"y" * 65536
+        yield b'"}'
+
+    async def call() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, root_path="/fs")
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            ok = await client.post("/fs/v1/get-online-features", json=body)
+            big = await client.post(
+                "/fs/get-online-features",
+                content=oversized(),
+                headers={"content-type": "application/json"},
+            )
+        return ok, big
+
+    ok, big = asyncio.run(call())
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == served.post(body).json()
+    assert big.status_code == 413, big.text
+    assert f"limit of {limit} bytes (serving.max_body_bytes)" in big.json()["detail"]
 
 
 # -- wire format details ----------------------------------------------------------------------
