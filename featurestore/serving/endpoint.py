@@ -54,6 +54,7 @@ __all__ = [
     "ONLINE_PATHS",
     "OnlineFeaturesEndpoint",
     "answer_online_request",
+    "body_too_large",
     "error_reply",
     "require_key",
     "run_blocking",
@@ -84,7 +85,8 @@ def require_key(state: ServerState, headers: Iterable[tuple[bytes, bytes]]) -> N
         raise ServingError(_UNAUTHORIZED, status_code=401)
 
 
-def _too_large(limit: int) -> RequestTooLargeError:
+def body_too_large(limit: int) -> RequestTooLargeError:
+    """The 413 of a body found over ``limit`` bytes while reading it (no Content-Length)."""
     msg = (
         f"Request body is over the server's limit of {limit} bytes "
         "(serving.max_body_bytes); send fewer entities per request."
@@ -103,7 +105,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
-            raise _too_large(limit)
+            raise body_too_large(limit)
         return body
     chunks = [body]
     size = len(body)
@@ -114,7 +116,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise body_too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -20,6 +20,7 @@ from featurestore.errors import (
 )
 
 __all__ = [
+    "INTERNAL_ERROR_DETAIL",
     "RETRY_AFTER_S",
     "RequestTooLargeError",
     "ServingError",
@@ -30,6 +31,10 @@ __all__ = [
 
 RETRY_AFTER_S: Final = 1
 """``Retry-After`` of a 503: short, since Feast's client sleeps that long on each retry."""
+INTERNAL_ERROR_DETAIL: Final = (
+    "Internal server error; the server log has the details under this request id."
+)
+"""The whole ``detail`` of every 500: nothing internal reaches the client."""
 
 
 class ServingError(FeatureStoreError):
@@ -85,7 +90,7 @@ def error_body(detail: str, request_id: str) -> bytes:
 def public_detail(exc: FeatureStoreError, status: int) -> str:
     """What the client is told: our own message for 4xx/503, nothing internal for a 500."""
     if status >= 500 and status != 503:
-        return "Internal server error; the server log has the details under this request id."
+        return INTERNAL_ERROR_DETAIL
     if isinstance(exc, OnlineStoreUnavailableError):
         return (
             "The online store is unavailable; retry shortly. The server log has the details "

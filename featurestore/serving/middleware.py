@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from featurestore.serving.errors import error_body
+from featurestore.serving.errors import INTERNAL_ERROR_DETAIL, error_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -100,10 +100,7 @@ class ServingMiddleware:
         except Exception:
             logger.exception("request %s failed unexpectedly", request_id)
             if not started:
-                detail = (
-                    "Internal server error; the server log has the details under this request id."
-                )
-                await _send_error(send_with_id, 500, detail, request_id)
+                await _send_error(send_with_id, 500, INTERNAL_ERROR_DETAIL, request_id)
             else:
                 raise
         finally:

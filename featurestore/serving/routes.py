@@ -15,10 +15,10 @@ from featurestore.serving.encoding import catalog_of
 from featurestore.serving.endpoint import (
     ONLINE_PATHS,
     answer_online_request,
+    body_too_large,
     require_key,
     run_blocking,
 )
-from featurestore.serving.errors import RequestTooLargeError
 from featurestore.serving.schemas import (
     CatalogResponse,
     ErrorResponse,
@@ -75,11 +75,7 @@ async def get_online_features(request: Request) -> Response:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            msg = (
-                f"Request body is over the server's limit of {limit} bytes "
-                "(serving.max_body_bytes); send fewer entities per request."
-            )
-            raise RequestTooLargeError(msg)
+            raise body_too_large(limit)
         chunks.append(chunk)
     body = await answer_online_request(state, request.scope["headers"], b"".join(chunks))
     return _json_response(body)
