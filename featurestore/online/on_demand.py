@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
 
 from featurestore._time import parse_timestamp, to_utc
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import Array, DType, Timestamp, to_arrow, to_polars
+from featurestore.dtypes import Array, DType, Timestamp, to_polars
 from featurestore.errors import EntityFrameError
 from featurestore.online.base import FieldStatus
+from featurestore.online.response import arrow_column
 from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
@@ -44,20 +44,10 @@ def hidden_name(ref: FeatureRef) -> str:
     return f"{HIDDEN_PREFIX}{ref.view}__{ref.feature}"
 
 
-def _arrow_column(values: list[Any], dtype: DType) -> pa.Array:
-    """Codec-form values (timestamps as int microseconds) as an Arrow array of ``dtype``."""
-    arrow_type = to_arrow(dtype)
-    if dtype == Timestamp:
-        return pa.array(values, type=pa.int64()).cast(arrow_type)
-    if dtype == Array(Timestamp):
-        return pa.array(values, type=pa.large_list(pa.int64())).cast(arrow_type)
-    return pa.array(values, type=arrow_type)
-
-
 def _polars_column(name: str, values: list[Any], dtype: DType) -> pl.Series:
     """Decoded values as a polars column of ``dtype`` (the training frame's column type)."""
     if dtype == Timestamp or isinstance(dtype, Array):
-        return pl.Series(name, _arrow_column(values, dtype))
+        return pl.Series(name, arrow_column(values, dtype))
     return pl.Series(name, values, dtype=to_polars(dtype), strict=True)
 
 

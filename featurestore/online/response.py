@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from featurestore.online.base import FieldStatus
 
-__all__ = ["OnlineResponse"]
+__all__ = ["OnlineResponse", "arrow_column"]
 
 
 def _timestamps(values: list[Any]) -> list[Any]:
@@ -35,6 +35,16 @@ def _python(values: list[Any], dtype: DType) -> list[Any]:
     if dtype == Array(Timestamp):
         return [None if v is None else _timestamps(v) for v in values]
     return values
+
+
+def arrow_column(values: list[Any], dtype: DType) -> pa.Array:
+    """Codec-form values (timestamps as int microseconds) as an Arrow array of ``dtype``."""
+    arrow_type = to_arrow(dtype)
+    if dtype == Timestamp:
+        return pa.array(values, type=pa.int64()).cast(arrow_type)
+    if dtype == Array(Timestamp):
+        return pa.array(values, type=pa.large_list(pa.int64())).cast(arrow_type)
+    return pa.array(values, type=arrow_type)
 
 
 class OnlineResponse:
@@ -108,15 +118,7 @@ class OnlineResponse:
         names = []
         for group in (self.join_keys, self.features):
             for name, values in group.items():
-                dtype = self.dtypes[name]
-                arrow_type = to_arrow(dtype)
-                if dtype == Timestamp:
-                    array = pa.array(values, type=pa.int64()).cast(arrow_type)
-                elif dtype == Array(Timestamp):
-                    array = pa.array(values, type=pa.large_list(pa.int64())).cast(arrow_type)
-                else:
-                    array = pa.array(values, type=arrow_type)
-                arrays.append(array)
+                arrays.append(arrow_column(values, self.dtypes[name]))
                 names.append(name)
         return pa.Table.from_arrays(arrays, names=names)
 
