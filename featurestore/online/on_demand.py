@@ -13,6 +13,7 @@ newest event timestamp of those inputs (None when none is stored).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -102,19 +103,42 @@ class OnlineOnDemand:
     columns_of: dict[FeatureRef, str]
     dtypes: dict[str, DType]
     outputs: dict[FeatureRef, str]
+    # Derived once per plan (plans are cached per feature list), not on every request.
+    _output_dtypes: dict[FeatureRef, DType] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _stored_columns: dict[str, list[str]] = dataclasses.field(init=False, repr=False, compare=False)
+    """Per on-demand view requested: the columns of the stored inputs its statuses come from."""
+    _field_views: dict[str, str] = dataclasses.field(init=False, repr=False, compare=False)
+    """Per request field: the views reading it, quoted (for error messages)."""
 
-    def _request_columns(
+    def __post_init__(self) -> None:
+        schemas = {FeatureRef(v.name, f.name): f.dtype for v in self.plan.views for f in v.schema}
+        object.__setattr__(self, "_output_dtypes", {ref: schemas[ref] for ref in self.outputs})
+        stored_columns = {
+            ref.view: [self.columns_of[r] for r in self.plan.stored_inputs(ref.view)]
+            for ref in self.outputs
+        }
+        object.__setattr__(self, "_stored_columns", stored_columns)
+        field_views = {
+            f.name: ", ".join(
+                f"'{v.name}'"
+                for v in self.plan.views
+                if any(f.name in s.field_names for s in v.request_sources)
+            )
+            for f in self.plan.request_fields
+        }
+        object.__setattr__(self, "_field_views", field_views)
+
+    def check_request(
         self,
         entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
         n: int,
     ) -> dict[str, pl.Series]:
+        """The request fields as typed columns (raises before any lookup when one is missing)."""
         out: dict[str, pl.Series] = {}
         for field in self.plan.request_fields:
-            views = ", ".join(
-                f"'{v.name}'"
-                for v in self.plan.views
-                if any(field.name in s.field_names for s in v.request_sources)
-            )
+            views = self._field_views[field.name]
             if isinstance(entity_rows, list):
                 try:
                     values = [row[field.name] for row in entity_rows]
@@ -138,14 +162,6 @@ class OnlineOnDemand:
                 raise EntityFrameError(msg)
             out[field.name] = _request_series(field, values, views)
         return out
-
-    def check_request(
-        self,
-        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
-        n: int,
-    ) -> dict[str, pl.Series]:
-        """The request fields as typed columns (raises before any lookup when one is missing)."""
-        return self._request_columns(entity_rows, n)
 
     def compute(
         self,
@@ -176,11 +192,16 @@ class OnlineOnDemand:
             result = run_transformation(view, pl.DataFrame(inputs, height=n))
             for name in view.feature_names:
                 produced[FeatureRef(view.name, name)] = result.get_column(name)
-        dtypes = {FeatureRef(v.name, f.name): f.dtype for v in self.plan.views for f in v.schema}
+        # One status and event column per view, shared by its outputs (as a stored view's).
+        combined: dict[str, tuple[list[FieldStatus], list[int | None]]] = {}
         for ref, name in self.outputs.items():
-            features[name] = _codec_values(produced[ref], dtypes[ref])
-            columns = [self.columns_of[r] for r in self.plan.stored_inputs(ref.view)]
-            statuses[name], events[name] = _combine(columns, n, statuses, events)
+            features[name] = _codec_values(produced[ref], self._output_dtypes[ref])
+            view_columns = combined.get(ref.view)
+            if view_columns is None:
+                view_columns = combined[ref.view] = _combine(
+                    self._stored_columns[ref.view], n, statuses, events
+                )
+            statuses[name], events[name] = view_columns
 
 
 def _combine(
