@@ -32,6 +32,7 @@ import numpy as np
 
 from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
+from featurestore.ordering import created_order_key, event_order_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -143,16 +144,6 @@ class PackedBytes(Sequence[bytes]):
 
     def __repr__(self) -> str:
         return f"PackedBytes({len(self)} items of {self.itemsize} bytes)"
-
-
-def event_order_key(event_us: int) -> int:
-    """The unsigned order key of an event timestamp (microseconds)."""
-    return event_us + _BIAS
-
-
-def created_order_key(created_us: int | None) -> int:
-    """The unsigned order key of a created timestamp; a null sorts lowest."""
-    return 0 if created_us is None else created_us + _BIAS + 1
 
 
 def fingerprint_bytes(fingerprint: str) -> bytes:
