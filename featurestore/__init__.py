@@ -1,6 +1,15 @@
-"""featurestore: a feature store whose training frames and online lookups cannot disagree."""
+"""featurestore: a feature store whose training frames and online lookups cannot disagree.
+
+The definition DSL (``Entity``, ``FeatureView``...) and the errors are imported at once; they
+need no engine. The names that do (``FeatureStore``, the result types, on-demand views) are
+imported on first access, so ``import featurestore`` and ``featurestore --version`` do not load
+DuckDB, Arrow, Polars or numpy.
+"""
 
 from __future__ import annotations
+
+import importlib
+import typing
 
 from featurestore.definitions import (
     Entity,
@@ -12,8 +21,13 @@ from featurestore.definitions import (
     RequestSource,
 )
 from featurestore.errors import FeatureStoreError
-from featurestore.store import FeatureStore
-from featurestore.transformations import OnDemandFeatureView, on_demand_feature_view
+
+if typing.TYPE_CHECKING:
+    from featurestore.offline.on_demand import OnDemandTrainingFrame
+    from featurestore.offline.training_frame import TrainingFrame
+    from featurestore.online.response import OnlineResponse
+    from featurestore.store import FeatureStore
+    from featurestore.transformations import OnDemandFeatureView, on_demand_feature_view
 
 __all__ = [
     "Entity",
@@ -24,9 +38,36 @@ __all__ = [
     "FeatureView",
     "Field",
     "OnDemandFeatureView",
+    "OnDemandTrainingFrame",
+    "OnlineResponse",
     "ParquetSource",
     "RequestSource",
+    "TrainingFrame",
     "on_demand_feature_view",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "FeatureStore": "featurestore.store",
+    "OnDemandFeatureView": "featurestore.transformations",
+    "OnDemandTrainingFrame": "featurestore.offline.on_demand",
+    "OnlineResponse": "featurestore.online.response",
+    "TrainingFrame": "featurestore.offline.training_frame",
+    "on_demand_feature_view": "featurestore.transformations",
+}
+"""Public name -> the module that defines it, imported on first access (PEP 562)."""
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'featurestore' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

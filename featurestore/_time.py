@@ -1,20 +1,21 @@
 """The only place that checks or converts timezones: everything inside featurestore is UTC.
 
 A naive timestamp at any boundary (entity frame, source, CLI argument, HTTP) means UTC.
+Arrow is imported by the one function that converts arrays, so parsing a CLI time stays cheap.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from featurestore.errors import EntityFrameError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = [
     "EPOCH",
-    "UTC_ARROW_TYPE",
     "from_micros",
     "parse_timestamp",
     "to_micros",
@@ -23,7 +24,6 @@ __all__ = [
     "utc_now",
 ]
 
-UTC_ARROW_TYPE = pa.timestamp("us", tz="UTC")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -87,6 +87,10 @@ def to_utc_array(array: pa.Array | pa.ChunkedArray, *, column: str) -> pa.Chunke
 
     Strings are parsed as ISO 8601. Other types are refused with an error naming the column.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    utc_type = pa.timestamp("us", tz="UTC")
     chunked = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
     typ = chunked.type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
@@ -100,11 +104,11 @@ def to_utc_array(array: pa.Array | pa.ChunkedArray, *, column: str) -> pa.Chunke
                             None if v is None else parse_timestamp(v, what=column)
                             for v in chunk.to_pylist()
                         ],
-                        type=UTC_ARROW_TYPE,
+                        type=utc_type,
                     )
                     for chunk in chunked.chunks
                 ],
-                type=UTC_ARROW_TYPE,
+                type=utc_type,
             )
         typ = chunked.type
     if pa.types.is_date(typ):
@@ -119,5 +123,5 @@ def to_utc_array(array: pa.Array | pa.ChunkedArray, *, column: str) -> pa.Chunke
     # Nanoseconds are truncated: featurestore keeps microsecond precision everywhere.
     if typ.tz is None:
         micros = pc.cast(chunked, pa.timestamp("us"), safe=False)
-        return pc.cast(micros, UTC_ARROW_TYPE)
-    return pc.cast(chunked, UTC_ARROW_TYPE, safe=False)
+        return pc.cast(micros, utc_type)
+    return pc.cast(chunked, utc_type, safe=False)

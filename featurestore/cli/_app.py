@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -20,7 +20,9 @@ from featurestore import __version__
 from featurestore._time import parse_timestamp
 from featurestore.cli import render
 from featurestore.errors import EntityFrameError, FeatureStoreError
-from featurestore.store import FeatureStore
+
+if TYPE_CHECKING:
+    from featurestore.store import FeatureStore
 
 __all__ = [
     "CliState",
@@ -73,11 +75,17 @@ class CliState:
 
     repo: Path
     debug: bool = False
-    _store: FeatureStore | None = field(default=None, repr=False)
+    _store: "FeatureStore | None" = field(default=None, repr=False)
 
-    def store(self) -> FeatureStore:
-        """The repo's FeatureStore; ``featurestore.yaml`` is read once, on first use."""
+    def store(self) -> "FeatureStore":
+        """The repo's FeatureStore; ``featurestore.yaml`` is read once, on first use.
+
+        The store (and with it DuckDB, Arrow and Polars) is imported here, not at start-up, so
+        ``--version``, ``--help`` and usage errors answer at once.
+        """
         if self._store is None:
+            from featurestore.store import FeatureStore
+
             self._store = FeatureStore(self.repo)
         return self._store
 

@@ -4,10 +4,8 @@
 # runtime to build the command line.
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import typer
 
 from featurestore.cli import render
@@ -22,7 +20,9 @@ from featurestore.cli._app import (
     split_values,
     state_of,
 )
-from featurestore.materialization.materializer import MaterializationReport
+
+if TYPE_CHECKING:
+    from featurestore.materialization.materializer import MaterializationReport
 
 # -- offline ----------------------------------------------------------------------------------
 
@@ -107,6 +107,8 @@ def training_frame(
         raise typer.BadParameter(msg, param_hint="--features/--service")
     in_suffix = _check_suffix(entities, option="--entities")
     out_suffix = _check_suffix(output, option="--output")
+    import pyarrow.csv as pa_csv
+
     store = state_of(ctx).store()
     entity_df: Any = pa_csv.read_csv(entities) if in_suffix == ".csv" else str(entities)
     with render.spinner("Building training frame..."):
@@ -135,6 +137,9 @@ def training_frame(
 
 def _count_rows(path: Path, *, csv: bool) -> int:
     """Rows of a written file: Parquet from its footer, CSV by streaming it (bounded memory)."""
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     if csv:
         return sum(batch.num_rows for batch in pa_csv.open_csv(path))
     return int(pq.ParquetFile(path).metadata.num_rows)
@@ -204,7 +209,7 @@ def materialize_incremental(
     _render_report(report, as_json=as_json)
 
 
-def _render_report(report: MaterializationReport, *, as_json: bool) -> None:
+def _render_report(report: "MaterializationReport", *, as_json: bool) -> None:
     if as_json:
         render.json_out(render.report_to_dict(report))
     else:

@@ -5,7 +5,7 @@
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,7 +16,9 @@ from featurestore.cli._app import (
     state_of,
 )
 from featurestore.errors import ConfigError, NotFoundError
-from featurestore.repo.registry import Plan
+
+if TYPE_CHECKING:
+    from featurestore.repo.registry import Plan
 
 __all__ = ["template_files"]
 
@@ -99,7 +101,7 @@ def init(
 # -- definitions ------------------------------------------------------------------------------
 
 
-def _show_plan(result: Plan, *, applied: bool, as_json: bool) -> None:
+def _show_plan(result: "Plan", *, applied: bool, as_json: bool) -> None:
     if as_json:
         render.json_out(
             {

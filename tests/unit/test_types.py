@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from featurestore.dtypes import (
+from featurestore.errors import DefinitionError
+from featurestore.types import (
     Array,
     Bool,
     Bytes,
@@ -23,7 +24,6 @@ from featurestore.dtypes import (
     to_duckdb,
     to_polars,
 )
-from featurestore.errors import DefinitionError
 
 SCALARS = [Int32, Int64, Float32, Float64, String, Bool, Timestamp, Bytes]
 ALL = SCALARS + [Array(t) for t in SCALARS]
@@ -58,3 +58,10 @@ def test_unknown_type_name_lists_the_known_ones():
 def test_unsupported_arrow_type_has_no_dtype():
     assert dtype_from_arrow(pa.struct([("a", pa.int64())])) is None
     assert isinstance(dtype_from_arrow(pa.int16()), ScalarType)
+
+
+def test_dtypes_is_the_same_types_under_its_former_name():
+    from featurestore import dtypes, types
+
+    for name in dtypes.__all__:
+        assert getattr(dtypes, name) is getattr(types, name), name
