@@ -7,6 +7,7 @@ arguments, build a message that names the object and the fix, and keep the value
 FeatureStoreError
 ├── DefinitionError          invalid DSL use: bad name, missing annotation, unknown dtype
 ├── ConfigError              featurestore.yaml or environment invalid
+│   └── RegistryFileError    the registry file is missing, unreadable or malformed
 ├── RepoLoadError            importing a feature_repo file failed
 ├── NotFoundError
 │   ├── EntityNotFoundError
@@ -53,6 +54,7 @@ __all__ = [
     "OnlineStoreError",
     "OnlineStoreUnavailableError",
     "RegistryConflictError",
+    "RegistryFileError",
     "RepoLoadError",
     "SkewError",
     "SourceError",
@@ -91,6 +93,26 @@ class DefinitionError(FeatureStoreError):
 
 class ConfigError(FeatureStoreError):
     """featurestore.yaml or the environment it refers to is invalid."""
+
+
+class RegistryFileError(ConfigError):
+    """The registry file is missing, unreadable, or not a valid registry document.
+
+    ``where`` is the path inside the document (``feature_views.user_stats.fingerprint``), empty
+    when the file as a whole is at fault.
+    """
+
+    RESTORE = (
+        "Restore the file from a backup or version control, or delete it and run "
+        "'featurestore apply' (then materialize again: its watermarks are lost with it)."
+    )
+
+    def __init__(self, *, path: str, problem: str, where: str = "", fix: str = RESTORE) -> None:
+        self.path = path
+        self.where = where
+        self.problem = problem
+        at = f", at {where}" if where else ""
+        super().__init__(f"Registry '{path}'{at}: {problem}. {fix}")
 
 
 class RepoLoadError(FeatureStoreError):

@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from featurestore._time import to_utc, utc_now
-from featurestore.errors import (
-    ConfigError,
-    RegistryConflictError,
-)
+from featurestore.errors import RegistryConflictError, RegistryFileError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -72,29 +69,56 @@ class Registry:
     def __init__(self, path: Path, *, project: str) -> None:
         self.path = path
         self.project = project
+        self.last_error: RegistryFileError | None = None
+        """Why the last ``load`` failed; None once a load succeeds (a server's ``/ready``)."""
 
-    def load(self) -> RegistrySnapshot:
-        """Read the registry; a missing file is an empty registry at serial 0."""
+    def load(self, *, missing_ok: bool = True) -> RegistrySnapshot:
+        """Read the registry, checking the whole document.
+
+        Args:
+            missing_ok: Whether a missing file is an empty registry at serial 0 (before the
+                first apply). A reader that already loaded the file passes False: for it, a
+                vanished file is a failure, not an empty registry.
+
+        Raises:
+            RegistryFileError: The file is missing (with ``missing_ok=False``), unreadable,
+                not UTF-8 JSON, not a registry document, or another project's registry.
+        """
         try:
-            text = self.path.read_text(encoding="utf-8")
+            snapshot = self._read(missing_ok=missing_ok)
+        except RegistryFileError as exc:
+            self.last_error = exc
+            raise
+        self.last_error = None
+        return snapshot
+
+    def _read(self, *, missing_ok: bool) -> RegistrySnapshot:
+        try:
+            data = json.loads(self.path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
-            return RegistrySnapshot(project=self.project)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = (
-                f"Registry '{self.path}' is not valid JSON ({exc}). Restore it from version "
-                "control or delete it and run 'featurestore apply'."
-            )
-            raise ConfigError(msg) from exc
+            if missing_ok:
+                return RegistrySnapshot(project=self.project)
+            raise self._error("the file is missing") from None
+        except IsADirectoryError:
+            raise self._error("it is a directory, not a file") from None
+        except OSError as exc:
+            raise self._error(f"it cannot be read ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise self._error(f"it is not UTF-8 text (byte {exc.start})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise self._error(f"it is not valid JSON ({exc})") from exc
         snapshot = decode_snapshot(data, path=self.path)
         if snapshot.project != self.project:
-            msg = (
-                f"Registry '{self.path}' belongs to project '{snapshot.project}', not "
-                f"'{self.project}'. Point 'registry:' in featurestore.yaml at this project's file."
+            raise RegistryFileError(
+                path=str(self.path),
+                where="project",
+                problem=f"it belongs to project '{snapshot.project}', not '{self.project}'",
+                fix="Point 'registry:' in featurestore.yaml at this project's file.",
             )
-            raise ConfigError(msg)
         return snapshot
+
+    def _error(self, problem: str) -> RegistryFileError:
+        return RegistryFileError(path=str(self.path), problem=problem)
 
     def plan(
         self,
