@@ -15,9 +15,12 @@ import typer
 from featurestore.cli._app import state_of
 from featurestore.errors import MissingDependencyError, RegistryConflictError
 
-__all__ = ["APP_FACTORY", "serve"]
+__all__ = ["APP_FACTORY", "HTTP_PROTOCOL", "serve"]
 
 APP_FACTORY = "featurestore.serving.app:create_app_from_env"
+HTTP_PROTOCOL = "featurestore.serving.protocol:LimitedHttpToolsProtocol"
+"""uvicorn's httptools protocol with the serving: connection limits (by path, as the app)."""
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _REPO_ENV = "FEATURESTORE_REPO"
 
 
@@ -46,7 +49,8 @@ def serve(
     """
     state = state_of(ctx)
     repo = state.repo.resolve()
-    plan = state.store().plan()
+    store = state.store()
+    plan = store.plan()
     if plan.has_changes:
         changes = ", ".join(
             f"{c.kind} '{c.name}' ({c.action})" for c in plan.changes if c.action != "unchanged"
@@ -64,6 +68,15 @@ def serve(
     os.environ[_REPO_ENV] = str(repo)
     level = logging.getLevelName(logging.getLogger("featurestore").getEffectiveLevel()).lower()
     typer.echo(f"Serving {repo} on http://{host}:{port} ({workers} worker(s))", err=True)
+    if host not in _LOOPBACK and not store.config.serving.auth_enabled:
+        typer.secho(
+            f"WARNING: serving on {host}, reachable from other machines, WITHOUT API keys: "
+            "anyone who can reach the port can read every online feature. Set serving.api_keys "
+            "in featurestore.yaml (e.g. ['${FEATURESTORE_API_KEY}']), or bind 127.0.0.1.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -72,5 +85,6 @@ def serve(
         workers=workers,
         log_level=level if level in {"debug", "info", "warning", "error"} else "info",
         access_log=access_log,
+        http=HTTP_PROTOCOL,
         timeout_graceful_shutdown=10,
     )

@@ -88,6 +88,23 @@ class ServingConfig(_Section):
     """Largest request body accepted (413 beyond)."""
     registry_refresh_s: float = Field(default=5.0, ge=0)
     """How often the server checks the registry for a new apply; 0 = never."""
+    max_header_bytes: int = Field(default=16_384, ge=1024)
+    """Largest request head (request line and headers) accepted (431 beyond)."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Time from a request's first byte to the end of its headers; past it the connection closes."""
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    """Time to receive a whole request body once the headers are in (408 beyond)."""
+    idle_timeout_s: float = Field(default=5.0, gt=0)
+    """A connection with no request in progress (new or kept alive) is closed after this."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per worker; at the limit the longest-idle one is closed for a new one."""
+    docs: bool | None = None
+    """Serve ``/docs``, ``/redoc`` and ``/openapi.json``; default: only when no api_keys."""
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need a key: empty keys are ignored (``${KEY:-}`` = optional auth)."""
+        return any(key.get_secret_value() for key in self.api_keys)
 
 
 class RepoConfig(_Section):

@@ -21,15 +21,21 @@ from fastapi.responses import Response
 
 from featurestore.errors import FeatureStoreError, OnlineStoreError, RegistryConflictError
 from featurestore.serving.auth import ApiKeyChecker
-from featurestore.serving.endpoint import ONLINE_PATHS, OnlineFeaturesEndpoint, error_reply
+from featurestore.serving.endpoint import error_reply
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.middleware import ServingMiddleware, request_id_of
+from featurestore.serving.protocol import FILE_RESERVE, LIMITS_KEY, ConnectionLimits
 from featurestore.serving.reload import RegistryWatcher
-from featurestore.serving.routes import ROUTE_PATHS, router
+from featurestore.serving.routes import (
+    ROUTE_PATHS,
+    document_online_routes,
+    online_routes,
+    router,
+)
 from featurestore.store import FeatureStore
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+    from collections.abc import AsyncIterator
 
     from fastapi import Request
 
@@ -72,6 +78,9 @@ class ServerState:
     """(snapshot id, selection, full names) -> output name -> view, for the value-age metric."""
     inline_reads: bool = True
     """Whether small lookups run on the event loop (False after a failure, until one succeeds)."""
+    conflict_serial: int | None = None
+    """The registry serial under which a lookup found definitions that are not the server's
+    code (``RegistryConflictError``); ``/ready`` answers 503 while it is the current one."""
 
 
 def unapplied_changes(plan: Plan) -> str | None:
@@ -100,34 +109,13 @@ async def _handle_feature_store_error(request: Request, exc: Exception) -> Respo
 
 
 class FeatureServer(FastAPI):
-    """The FastAPI app, with ``POST /get-online-features`` answered before FastAPI's layers.
+    """The FastAPI app; its OpenAPI schema also documents the plain online routes."""
 
-    Lookups go to a pure-ASGI endpoint (``serving/endpoint.py``) wrapped in the same
-    ``ServingMiddleware`` as every other route; everything else, lifespan included, is
-    FastAPI's. The route stays registered in FastAPI for the OpenAPI schema.
-    """
-
-    online_endpoint: Callable[
-        [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-        Awaitable[None],
-    ]
-
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[Any]],
-        send: Callable[[Any], Awaitable[None]],
-    ) -> None:
-        """Dispatch one ASGI scope."""
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] in ONLINE_PATHS
-            and not scope.get("root_path")
-        ):
-            await self.online_endpoint(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI schema, with ``POST /get-online-features`` (see ``online_routes``)."""
+        if self.openapi_schema is None:
+            document_online_routes(super().openapi())
+        return super().openapi()
 
 
 def create_app(
@@ -169,11 +157,21 @@ def create_app(
         read_timeout_s=_read_timeout_s(store),
     )
 
+    limits = ConnectionLimits.from_settings(settings)
+
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         watcher = await _start(state, check_definitions=check_definitions)
+        if limits.max_connections < limits.requested_connections:
+            logger.warning(
+                "serving.max_connections lowered from %d to %d to fit the open-file limit "
+                "(ulimit -n) minus %d; raise the limit to allow more connections",
+                limits.requested_connections,
+                limits.max_connections,
+                FILE_RESERVE,
+            )
         try:
-            yield
+            yield {LIMITS_KEY: limits}  # the lifespan state: read by LimitedHttpToolsProtocol
         finally:
             state.ready = False
             await watcher.stop()
@@ -182,23 +180,22 @@ def create_app(
                 await anyio.to_thread.run_sync(state.store.close)
             logger.info("feature server stopped")
 
+    docs = settings.docs if settings.docs is not None else not state.auth.enabled
     app = FeatureServer(
         title="featurestore feature server",
         version="1",
         description="Online feature lookups with Feast's wire shapes (see docs/serving.md).",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.featurestore = state
+    app.router.routes[:0] = online_routes(state)  # matched first: the most requested paths
     app.include_router(router)
     app.add_exception_handler(FeatureStoreError, _handle_feature_store_error)
     app.add_middleware(
         ServingMiddleware,
-        metrics=metrics,
-        max_body_bytes=settings.max_body_bytes,
-        routes=ROUTE_PATHS,
-    )
-    app.online_endpoint = ServingMiddleware(
-        OnlineFeaturesEndpoint(state),
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         routes=ROUTE_PATHS,

@@ -1,10 +1,13 @@
-"""``POST /get-online-features``: the server's hot path, as a pure-ASGI endpoint.
+"""``POST /get-online-features``: the server's hot path, one pure-ASGI endpoint.
 
-FastAPI documents the route (OpenAPI) and serves every other one, but a lookup request is
-answered here without FastAPI's routing, dependency solving and exception middleware layers,
-which cost more CPU per request than the lookup itself. Behaviour is the same on both paths:
-``answer_online_request`` does the work for this endpoint and for the FastAPI route, and
-``error_reply`` words every FeatureStoreError for both.
+It is mounted as a plain Starlette route (``online_routes``), so it skips FastAPI's request
+object, dependency solving and response model, which cost more CPU per request than the lookup
+itself; ``serving/openapi.py`` documents it in the OpenAPI schema. Every lookup goes through
+this one class: auth, limits, parsing, the store call, encoding and error replies.
+
+The API key is checked from the headers before any body byte is read, and the body must arrive
+within ``serving.body_timeout_s`` (408 beyond); a request refused before its body was read is
+answered with ``Connection: close``, so the server never drains or buffers what it refused.
 
 Small lookups (at most ``INLINE_MAX_ROWS`` entity rows) are run on the event loop: one Redis
 round trip or one SQLite read is cheaper than the hop to a worker thread and back, and the
@@ -23,7 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import orjson
 
 from featurestore._time import utc_now
-from featurestore.errors import FeatureStoreError, OnlineStoreUnavailableError
+from featurestore.errors import (
+    FeatureStoreError,
+    OnlineStoreUnavailableError,
+    RegistryConflictError,
+)
 from featurestore.serving.encoding import encode_online_response
 from featurestore.serving.errors import (
     RETRY_AFTER_S,
@@ -34,7 +41,7 @@ from featurestore.serving.errors import (
     status_for,
 )
 from featurestore.serving.middleware import request_id_of
-from featurestore.serving.schemas import OnlineQuery, parse_request
+from featurestore.serving.schemas import GetOnlineFeaturesRequest, parse_request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -53,8 +60,6 @@ __all__ = [
     "INLINE_MAX_ROWS",
     "ONLINE_PATHS",
     "OnlineFeaturesEndpoint",
-    "answer_online_request",
-    "body_too_large",
     "error_reply",
     "require_key",
     "run_blocking",
@@ -62,13 +67,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ONLINE_PATHS: Final = frozenset({"/get-online-features", "/v1/get-online-features"})
-"""The paths the pure-ASGI endpoint answers (POST only; other methods go to FastAPI)."""
+ONLINE_PATHS: Final = ("/get-online-features", "/v1/get-online-features")
+"""The paths of the endpoint (POST only)."""
 
 INLINE_MAX_ROWS: Final = 8
 """Lookups of at most this many entity rows run on the event loop (see the module docs)."""
 
 _JSON: Final = (b"content-type", b"application/json")
+_CLOSE: Final = (b"connection", b"close")
 _UNAUTHORIZED: Final = (
     "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' "
     "with one of the keys in serving.api_keys."
@@ -85,8 +91,11 @@ def require_key(state: ServerState, headers: Iterable[tuple[bytes, bytes]]) -> N
         raise ServingError(_UNAUTHORIZED, status_code=401)
 
 
-def body_too_large(limit: int) -> RequestTooLargeError:
-    """The 413 of a body found over ``limit`` bytes while reading it (no Content-Length)."""
+class _Disconnected(Exception):
+    """The client went away before sending its whole body."""
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
     msg = (
         f"Request body is over the server's limit of {limit} bytes "
         "(serving.max_body_bytes); send fewer entities per request."
@@ -94,21 +103,9 @@ def body_too_large(limit: int) -> RequestTooLargeError:
     return RequestTooLargeError(msg)
 
 
-class _Disconnected(Exception):
-    """The client went away before sending its whole body."""
-
-
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    message = await receive()
-    if message["type"] != "http.request":
-        raise _Disconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise body_too_large(limit)
-        return body
-    chunks = [body]
-    size = len(body)
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -116,19 +113,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise body_too_large(limit)
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
     """Run a blocking store call in the server's thread pool, bounded by its read timeout."""
     loop = asyncio.get_running_loop()
     try:
-        return await asyncio.wait_for(
-            loop.run_in_executor(state.executor, call), timeout=state.read_timeout_s
-        )
+        async with asyncio.timeout(state.read_timeout_s):
+            return await loop.run_in_executor(state.executor, call)
     except TimeoutError:
         msg = f"The online store did not answer within {state.read_timeout_s:.1f} s."
         raise OnlineStoreUnavailableError(msg) from None
@@ -146,7 +142,7 @@ async def _lookup(state: ServerState, call: Callable[[], OnlineResponse], rows: 
     return response
 
 
-def _views_of(state: ServerState, query: OnlineQuery) -> dict[str, str]:
+def _views_of(state: ServerState, query: GetOnlineFeaturesRequest) -> dict[str, str]:
     """Output name -> feature view of a request's features (cached per registry snapshot)."""
     store = state.store
     key = (id(store.snapshot), query.selection_key, query.full_feature_names)
@@ -164,16 +160,8 @@ def _views_of(state: ServerState, query: OnlineQuery) -> dict[str, str]:
     return views
 
 
-async def answer_online_request(
-    state: ServerState, headers: Iterable[tuple[bytes, bytes]], body: bytes
-) -> bytes:
-    """The JSON body answering a get-online-features request (headers as raw ASGI pairs).
-
-    Raises:
-        FeatureStoreError: Refused (auth, malformed, too many rows, unknown names) or the
-            lookup failed; ``error_reply`` turns it into the HTTP answer.
-    """
-    require_key(state, headers)
+async def _answer(state: ServerState, body: bytes) -> bytes:
+    """The JSON body answering a get-online-features request body (auth already checked)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -201,7 +189,11 @@ async def answer_online_request(
         )
 
     start = time.perf_counter()
-    response = await _lookup(state, lookup, rows)
+    try:
+        response = await _lookup(state, lookup, rows)
+    except RegistryConflictError:
+        state.conflict_serial = store.snapshot.serial  # /ready tells until the next apply
+        raise
     metrics.online_read_duration.observe(time.perf_counter() - start)
     return encode_online_response(
         response, views=_views_of(state, query), request_time=request_time, metrics=metrics
@@ -214,7 +206,7 @@ def error_reply(exc: FeatureStoreError, request_id: str) -> tuple[int, dict[str,
     headers: dict[str, str] = {}
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_S)
-        logger.warning("request %s: online store unavailable: %s", request_id, exc)
+        logger.warning("request %s: answered 503: %s", request_id, exc)
     elif status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     elif status >= 500:
@@ -225,7 +217,7 @@ def error_reply(exc: FeatureStoreError, request_id: str) -> tuple[int, dict[str,
 
 
 class OnlineFeaturesEndpoint:
-    """Pure-ASGI ``POST /get-online-features`` (wrap it in ``ServingMiddleware``).
+    """Pure-ASGI ``POST /get-online-features`` (the app wraps it in ``ServingMiddleware``).
 
     Args:
         state: The server state (store, settings, auth, metrics, thread pool).
@@ -237,9 +229,21 @@ class OnlineFeaturesEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request."""
         state = self.state
+        settings = state.settings
+        body_read = False
         try:
-            body = await _read_body(receive, state.settings.max_body_bytes)
-            payload = await answer_online_request(state, scope["headers"], body)
+            require_key(state, scope["headers"])  # before reading (and buffering) any body
+            try:
+                async with asyncio.timeout(settings.body_timeout_s):
+                    body = await _read_body(receive, settings.max_body_bytes)
+            except TimeoutError:
+                msg = (
+                    f"The request body did not arrive within {settings.body_timeout_s:g} s "
+                    "(serving.body_timeout_s)."
+                )
+                raise ServingError(msg, status_code=408) from None
+            body_read = True
+            payload = await _answer(state, body)
             status = 200
             headers = [_JSON, (b"content-length", b"%d" % len(payload))]
         except _Disconnected:
@@ -248,5 +252,7 @@ class OnlineFeaturesEndpoint:
             status, extra, payload = error_reply(exc, request_id_of(scope))
             headers = [_JSON, (b"content-length", b"%d" % len(payload))]
             headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+            if not body_read:
+                headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

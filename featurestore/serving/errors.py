@@ -1,6 +1,7 @@
 """FeatureStoreError subclass -> HTTP status and JSON error body ``{"detail", "request_id"}``.
 
-Bad input is never a 5xx: Feast clients retry 5xx responses and lose their body. Unexpected
+Bad input is never a 5xx: Feast clients retry 5xx responses and lose their body. A 503 (store
+unreachable, or definitions that are not the server's code) has a fixed message. Unexpected
 exceptions become a generic 500 whose body carries only the request id; the traceback is logged.
 """
 
@@ -16,6 +17,7 @@ from featurestore.errors import (
     FeatureStoreError,
     NotFoundError,
     OnlineStoreUnavailableError,
+    RegistryConflictError,
     TransformationError,
 )
 
@@ -60,6 +62,9 @@ _STATUS: Final[tuple[tuple[type[FeatureStoreError], int], ...]] = (
     (EntityFrameError, 422),
     (DefinitionError, 422),
     (OnlineStoreUnavailableError, 503),
+    # The applied definitions are not the code this server runs (another checkout applied a
+    # change): no answer would be right until the server runs the applied code.
+    (RegistryConflictError, 503),
     # An on-demand function failing on the request's own fields (a null, a zero...) is the
     # request's problem far more often than the server's.
     (TransformationError, 422),
@@ -95,5 +100,11 @@ def public_detail(exc: FeatureStoreError, status: int) -> str:
         return (
             "The online store is unavailable; retry shortly. The server log has the details "
             "under this request id."
+        )
+    if isinstance(exc, RegistryConflictError):
+        return (
+            "The applied feature definitions are not the code this server runs (a change was "
+            "applied from another checkout); deploy the applied code to the server. GET /ready "
+            "says so too; the server log has the details under this request id."
         )
     return str(exc)

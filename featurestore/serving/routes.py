@@ -1,4 +1,9 @@
-"""HTTP endpoints: parse -> one FeatureStore call (in a worker thread) -> encoded response."""
+"""HTTP endpoints: the FastAPI routes (probes, metrics, catalog) and the online routes.
+
+``POST /get-online-features`` is a plain Starlette route to the pure-ASGI endpoint of
+``serving/endpoint.py`` (``online_routes``); ``document_online_routes`` gives it its OpenAPI
+entry.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.routing import Route
 
 from featurestore.errors import OnlineStoreUnavailableError
 from featurestore.online.base import ReadRequest
 from featurestore.serving.encoding import catalog_of
 from featurestore.serving.endpoint import (
     ONLINE_PATHS,
-    answer_online_request,
-    body_too_large,
+    OnlineFeaturesEndpoint,
     require_key,
     run_blocking,
 )
@@ -28,26 +33,32 @@ from featurestore.serving.schemas import (
 )
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from featurestore.serving.app import ServerState
 
-__all__ = ["ROUTE_PATHS", "router"]
+__all__ = ["ROUTE_PATHS", "document_online_routes", "online_routes", "router"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+_ERROR_TEXTS: tuple[tuple[int, str], ...] = (
+    (401, "Missing or invalid API key."),
+    (404, "Unknown feature view, feature or feature service (the message names the closest)."),
+    (408, "The request body did not arrive within serving.body_timeout_s."),
+    (413, "Too many entity rows or too large a body."),
+    (422, "Malformed request, or entity keys of the wrong type."),
+    (
+        503,
+        "The online store is unreachable (retry, Retry-After), or the applied definitions are "
+        "not the server's code.",
+    ),
+)
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (401, "Missing or invalid API key."),
-        (404, "Unknown feature view, feature or feature service (the message names the closest)."),
-        (413, "Too many entity rows or too large a body."),
-        (422, "Malformed request, or entity keys of the wrong type."),
-        (503, "The online store is unreachable; retry (Retry-After)."),
-    )
+    code: {"model": ErrorResponse, "description": text} for code, text in _ERROR_TEXTS
 }
 
-_REQUEST_BODY_SCHEMA = GetOnlineFeaturesRequest.model_json_schema()
 _PROBE = ReadRequest(b"\x00featurestore-ready-probe", ("__ready__",))
 
 
@@ -60,46 +71,45 @@ def _json_response(body: bytes, status_code: int = 200) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-async def get_online_features(request: Request) -> Response:
-    """Feature values for a batch of entities, in Feast's column-major response shape.
-
-    Over HTTP, POST requests to this path are answered by the pure-ASGI
-    ``OnlineFeaturesEndpoint`` (same code, ``answer_online_request``) before FastAPI routing;
-    this route documents it in the OpenAPI schema and answers when the app is mounted under
-    a prefix.
-    """
-    state = _state(request)
-    limit = state.settings.max_body_bytes
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise body_too_large(limit)
-        chunks.append(chunk)
-    body = await answer_online_request(state, request.scope["headers"], b"".join(chunks))
-    return _json_response(body)
+def online_routes(state: ServerState) -> list[Route]:
+    """The plain Starlette routes of ``POST /get-online-features`` (one endpoint, two paths)."""
+    endpoint = OnlineFeaturesEndpoint(state)
+    return [Route(path, endpoint, methods=["POST"]) for path in ONLINE_PATHS]
 
 
-_ONLINE_ROUTE: dict[str, Any] = {
-    "methods": ["POST"],
-    "response_model": GetOnlineFeaturesResponse,
-    "responses": _ERRORS,
-    "openapi_extra": {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _REQUEST_BODY_SCHEMA}},
+def document_online_routes(schema: dict[str, Any]) -> None:
+    """Add the online routes (plain Starlette routes, unseen by FastAPI) to an OpenAPI schema."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    template = "#/components/schemas/{model}"
+    for model in (GetOnlineFeaturesRequest, GetOnlineFeaturesResponse, ErrorResponse):
+        model_schema = model.model_json_schema(ref_template=template)
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        return {
+            "content": {
+                "application/json": {"schema": {"$ref": template.format(model=model.__name__)}}
+            }
         }
-    },
-    "summary": "Get online features (Feast-compatible)",
-}
-router.add_api_route("/get-online-features", get_online_features, **_ONLINE_ROUTE)
-router.add_api_route(
-    "/v1/get-online-features",
-    get_online_features,
-    operation_id="get_online_features_v1",
-    **_ONLINE_ROUTE,
-)
+
+    responses: dict[str, Any] = {
+        "200": {"description": "Successful Response", **ref(GetOnlineFeaturesResponse)},
+        **{str(code): {"description": text, **ref(ErrorResponse)} for code, text in _ERROR_TEXTS},
+    }
+    for path, operation_id in zip(
+        ONLINE_PATHS, ("get_online_features", "get_online_features_v1"), strict=True
+    ):
+        schema.setdefault("paths", {})[path] = {
+            "post": {
+                "summary": "Get online features (Feast-compatible)",
+                "description": "Feature values for a batch of entities, in Feast's column-major "
+                "response shape.",
+                "operationId": operation_id,
+                "requestBody": {"required": True, **ref(GetOnlineFeaturesRequest)},
+                "responses": responses,
+            }
+        }
 
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness")
@@ -115,11 +125,17 @@ async def health() -> Response:
     summary="Readiness",
 )
 async def ready(request: Request) -> Response:
-    """Registry loaded and the online store reachable (one round trip)."""
+    """Registry loaded, definitions the server's code, the online store reachable."""
     state = _state(request)
     checks: dict[str, str] = {}
     ok = state.ready
     checks["registry"] = f"serial {state.store.snapshot.serial}" if state.ready else "not loaded"
+    if state.conflict_serial == state.store.snapshot.serial:
+        checks["definitions"] = (
+            "stale: the applied definitions are not the code this server runs; deploy the "
+            "applied code (the server log names the view)"
+        )
+        ok = False
     try:
         store = state.store
         await run_blocking(state, lambda: store.online.read_records([_PROBE]))
@@ -160,7 +176,7 @@ async def catalog(request: Request) -> Response:
     return _json_response(orjson.dumps(catalog_of(state.store.snapshot)))
 
 
-ROUTE_PATHS = ONLINE_PATHS | frozenset(
+ROUTE_PATHS = frozenset(ONLINE_PATHS) | frozenset(
     {
         "/health",
         "/ready",

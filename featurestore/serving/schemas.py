@@ -1,14 +1,14 @@
 """Pydantic models of the HTTP wire contract (Feast 0.67's shapes; see docs/serving.md).
 
 Requests ignore unknown fields, because Feast's client always sends
-``include_feature_view_version_metadata``. Responses are encoded column-wise by
+``include_feature_view_version_metadata``. ``parse_request`` (the request model) is the one
+parser of lookup bodies. Responses are encoded column-wise by
 ``serving/encoding.py``; the response models here document them in the OpenAPI schema.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -35,7 +35,6 @@ __all__ = [
     "GetOnlineFeaturesRequest",
     "GetOnlineFeaturesResponse",
     "HealthResponse",
-    "OnlineQuery",
     "ResponseMetadata",
     "parse_request",
 ]
@@ -110,6 +109,14 @@ class GetOnlineFeaturesRequest(BaseModel):
         assert self.features is not None  # checked in _check_shape
         return list(self.features)
 
+    @property
+    def selection_key(self) -> str | tuple[str, ...]:
+        """A hashable form of the selection (for per-selection caches)."""
+        if self.feature_service is not None:
+            return self.feature_service
+        assert self.features is not None  # checked in _check_shape
+        return tuple(self.features)
+
 
 def _describe(error: ValidationError) -> str:
     problems: list[str] = []
@@ -122,85 +129,8 @@ def _describe(error: ValidationError) -> str:
     return "Invalid request body: " + "; ".join(problems) + suffix + "."
 
 
-@dataclass(frozen=True, slots=True)
-class OnlineQuery:
-    """A validated get-online-features request: what the endpoint passes to the store.
-
-    Attributes:
-        entities: Columnar entity rows (every column has ``row_count`` values, at least one).
-        features: The feature references, or None when ``feature_service`` is given.
-        feature_service: The feature service name, or None when ``features`` is given.
-        full_feature_names: Name feature columns ``view__feature``.
-    """
-
-    entities: dict[str, list[Any]]
-    features: tuple[str, ...] | None
-    feature_service: str | None
-    full_feature_names: bool
-    row_count: int
-
-    @property
-    def feature_selection(self) -> str | list[str]:
-        """What to pass as ``features`` to ``FeatureStore.get_online_features``."""
-        if self.feature_service is not None:
-            return self.feature_service
-        assert self.features is not None  # one of the two is set
-        return list(self.features)
-
-    @property
-    def selection_key(self) -> str | tuple[str, ...]:
-        """A hashable form of the selection (for per-selection caches)."""
-        if self.feature_service is not None:
-            return self.feature_service
-        assert self.features is not None
-        return self.features
-
-
-_SCALAR_TYPES: Final = frozenset({bool, int, float, str, type(None)})
-
-
-def _fast_parse(data: dict[str, Any]) -> OnlineQuery | None:
-    """The common well-formed request, checked by hand; None means "ask the pydantic model".
-
-    Accepts only bodies the model accepts with the same result (scalar entity values, a list
-    of strings or a service name, a bool flag); everything else, including every malformed
-    body, goes through the model, which words the error.
-    """
-    entities = data.get("entities")
-    if type(entities) is not dict or not entities:
-        return None
-    rows = -1
-    for column in entities.values():
-        if type(column) is not list:
-            return None
-        if rows < 0:
-            rows = len(column)
-        elif len(column) != rows:
-            return None
-        for value in column:
-            if type(value) not in _SCALAR_TYPES:
-                return None
-    if rows <= 0:
-        return None
-    full_names = data.get("full_feature_names", False)
-    if type(full_names) is not bool:
-        return None
-    features = data.get("features")
-    service = data.get("feature_service")
-    if service is None:
-        if type(features) is not list or not features:
-            return None
-        for ref in features:
-            if type(ref) is not str:
-                return None
-        return OnlineQuery(entities, tuple(features), None, full_names, rows)
-    if features is not None or type(service) is not str:
-        return None
-    return OnlineQuery(entities, None, service, full_names, rows)
-
-
-def parse_request(data: Any) -> OnlineQuery:
-    """Validate a decoded JSON body (by hand on the common path, else by the pydantic model).
+def parse_request(data: Any) -> GetOnlineFeaturesRequest:
+    """Validate a decoded JSON body: the one parser of get-online-features requests.
 
     Raises:
         ServingError: (422) The body does not have the request's shape; the message says where.
@@ -211,20 +141,10 @@ def parse_request(data: Any) -> OnlineQuery:
             '{"entities": {"user_id": [7]}, "features": ["user_stats:txn_count_7d"]}.'
         )
         raise ServingError(msg)
-    fast = _fast_parse(data)
-    if fast is not None:
-        return fast
     try:
-        model = GetOnlineFeaturesRequest.model_validate(data)
+        return GetOnlineFeaturesRequest.model_validate(data)
     except ValidationError as exc:
         raise ServingError(_describe(exc)) from None
-    return OnlineQuery(
-        model.entities,
-        tuple(model.features) if model.features is not None else None,
-        model.feature_service,
-        model.full_feature_names,
-        model.row_count,
-    )
 
 
 class FeatureResult(BaseModel):
