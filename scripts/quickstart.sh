@@ -6,21 +6,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
 PORT="${PORT:-6566}"
+step() { printf '\n==> %s\n' "$*"; }
 
 if [ ! -x .venv/bin/featurestore ]; then
+  step "Installing (first run only)"
   bash scripts/install
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 cd feature_repo
 
+step "Generating the example data"
 python generate_data.py
+step "Registering the definitions"
 featurestore apply
+step "Building a training frame"
 featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output data/training.parquet
+step "Materializing into the online store"
 featurestore materialize-incremental
+step "Reading online features"
 featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035 --request amount=120.0
 featurestore status
 
+step "Serving on port $PORT and querying over HTTP"
 featurestore serve --port "$PORT" &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true' EXIT
