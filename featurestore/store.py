@@ -95,9 +95,13 @@ class FeatureStore:
             self._snapshot = self.registry.load()
         return self._snapshot
 
-    def refresh(self) -> RegistrySnapshot:
-        """Re-read the registry, picking up applies made since this store was opened."""
-        self._snapshot = self.registry.load()
+    def refresh(self, *, missing_ok: bool = True) -> RegistrySnapshot:
+        """Re-read the registry, picking up applies made since this store was opened.
+
+        Args:
+            missing_ok: Whether a missing registry file reads as empty (see ``Registry.load``).
+        """
+        self._snapshot = self.registry.load(missing_ok=missing_ok)
         return self._snapshot
 
     def close(self) -> None:

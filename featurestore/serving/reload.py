@@ -2,14 +2,16 @@
 
 Every ``serving.registry_refresh_s`` seconds the server stats the registry file; when it was
 replaced (the registry is written by atomic rename, so inode, size or mtime move), the snapshot
-is re-read in a worker thread. A registry that fails to load is logged and the previous
-snapshot keeps being served.
+is re-read in a worker thread. A registry that fails to load (corrupt, or the file vanished) is
+logged and the previous snapshot keeps being served; ``Registry.last_error`` keeps the reason,
+which ``/ready`` reports, until a later version of the file loads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -60,14 +62,19 @@ class RegistryWatcher:
         stamp = _stamp(self._path)
         if stamp == self._last:
             return False
+        self._last = stamp  # a file that failed is retried once it changes again
         try:
-            snapshot = await anyio.to_thread.run_sync(self.store.refresh)
-        except FeatureStoreError:
-            logger.exception(
-                "registry %s could not be reloaded; serving the previous one", self._path
+            # The file was loaded before: now a missing file is a failure, not an empty registry.
+            snapshot = await anyio.to_thread.run_sync(
+                functools.partial(self.store.refresh, missing_ok=False)
+            )
+        except FeatureStoreError as exc:
+            logger.error(  # noqa: TRY400  # the message says it all; no traceback wanted
+                "%s Serving the previous registry (serial %d) until the file loads.",
+                exc,
+                self.store.snapshot.serial,
             )
             return False
-        self._last = stamp
         self.metrics.registry_reloads.inc()
         logger.info("reloaded registry %s at serial %d", self._path, snapshot.serial)
         return True

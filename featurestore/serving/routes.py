@@ -130,6 +130,9 @@ async def ready(request: Request) -> Response:
     checks: dict[str, str] = {}
     ok = state.ready
     checks["registry"] = f"serial {state.store.snapshot.serial}" if state.ready else "not loaded"
+    if (failure := state.store.registry.last_error) is not None:
+        checks["registry"] += f", kept because the file does not load: {failure}"
+        ok = False
     if state.conflict_serial == state.store.snapshot.serial:
         checks["definitions"] = (
             "stale: the applied definitions are not the code this server runs; deploy the "
