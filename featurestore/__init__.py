@@ -23,6 +23,7 @@ from featurestore.definitions import (
 from featurestore.errors import FeatureStoreError
 
 if typing.TYPE_CHECKING:
+    from featurestore.frames import Frame
     from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.response import OnlineResponse
@@ -37,6 +38,7 @@ __all__ = [
     "FeatureStoreError",
     "FeatureView",
     "Field",
+    "Frame",
     "OnDemandFeatureView",
     "OnDemandTrainingFrame",
     "OnlineResponse",
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "FeatureStore": "featurestore.store",
+    "Frame": "featurestore.frames",
     "OnDemandFeatureView": "featurestore.transformations",
     "OnDemandTrainingFrame": "featurestore.offline.on_demand",
     "OnlineResponse": "featurestore.online.response",

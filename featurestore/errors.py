@@ -32,7 +32,8 @@ FeatureStoreWarning
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -58,8 +59,10 @@ __all__ = [
     "RepoLoadError",
     "SkewError",
     "SourceError",
+    "Surface",
     "TransformationError",
     "closest",
+    "term",
 ]
 
 
@@ -79,8 +82,43 @@ def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f" Did you mean '{match}'?" if match else ""
 
 
+Surface = Literal["python", "cli", "http"]
+"""Where a user meets an error: Python arguments, CLI flags, or HTTP JSON fields."""
+
+_TERM = re.compile("\x1e([^\x1e\x1f]*)\x1f([^\x1e\x1f]*)\x1f([^\x1e\x1f]*)\x1e")
+_SURFACES: dict[Surface, int] = {"python": 1, "cli": 2, "http": 3}
+
+
+def term(python: str, *, cli: str | None = None, http: str | None = None) -> str:
+    """A phrase of an error message worded for each surface; the others fall back to ``python``.
+
+    The message keeps all forms; :meth:`FeatureStoreError.message` picks one, so the code that
+    raises names the fix once and each entry point (``str(exc)``, the CLI, the server) shows it
+    in the user's terms.
+
+    Example:
+        >>> err = FeatureStoreError(f"Pass {term('timestamp_column=...', cli='--timestamp-column')}.")
+        >>> str(err), err.message("cli")
+        ('Pass timestamp_column=....', 'Pass --timestamp-column.')
+    """
+    forms = (python, python if cli is None else cli, python if http is None else http)
+    return "\x1e" + "\x1f".join(forms) + "\x1e"
+
+
 class FeatureStoreError(Exception):
-    """Base class of every error featurestore raises on purpose."""
+    """Base class of every error featurestore raises on purpose.
+
+    ``str(exc)`` is the message as a Python user reads it; ``exc.message("cli")`` and
+    ``exc.message("http")`` word its :func:`term` phrases as flags or JSON fields.
+    """
+
+    def message(self, surface: Surface = "python") -> str:
+        """The message with each :func:`term` phrase worded for ``surface``."""
+        index = _SURFACES[surface]
+        return _TERM.sub(lambda m: m.group(index), super().__str__())
+
+    def __str__(self) -> str:
+        return self.message("python")
 
 
 class FeatureStoreWarning(UserWarning):

@@ -20,9 +20,11 @@ from featurestore.cli._app import (
     split_values,
     state_of,
 )
+from featurestore.errors import MaterializationError
 
 if TYPE_CHECKING:
     from featurestore.materialization.materializer import MaterializationReport
+    from featurestore.store import FeatureStore
 
 # -- offline ----------------------------------------------------------------------------------
 
@@ -175,6 +177,7 @@ def materialize(
         msg = f"END ({end}) must be after START ({start})."
         raise typer.BadParameter(msg, param_hint="END")
     store = state_of(ctx).store()
+    _require_online_views(store)
     with render.MaterializeProgress() as progress:
         report = store.materialize(
             start_at, end_at, views=split_values(views) or None, progress=progress
@@ -202,11 +205,31 @@ def materialize_incremental(
     """
     end_at = parse_time(end) if end is not None else None
     store = state_of(ctx).store()
+    _require_online_views(store)
     with render.MaterializeProgress() as progress:
         report = store.materialize_incremental(
             end_at, views=split_values(views) or None, progress=progress
         )
     _render_report(report, as_json=as_json)
+
+
+def _require_online_views(store: "FeatureStore") -> None:
+    """Refuse to run (exit 1) when the registry has no view to materialize, saying why."""
+    views = store.refresh().feature_views
+    if any(r.view.online for r in views.values()):
+        return
+    if views:
+        msg = (
+            f"Nothing to materialize: no applied feature view is online ({', '.join(sorted(views))} "
+            "have online=False). Set online=True on the views to serve, then run "
+            "'featurestore apply' and materialize again."
+        )
+    else:
+        msg = (
+            f"Nothing to materialize: the registry of '{store.repo_root}' holds no feature views. "
+            "Run 'featurestore apply' first to register the repo's definitions."
+        )
+    raise MaterializationError(msg)
 
 
 def _render_report(report: "MaterializationReport", *, as_json: bool) -> None:
@@ -264,7 +287,7 @@ def get_online(
     """Read the latest feature values for entity rows from the online store.
 
     Example:
-        featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035
+        featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035 --request amount=120.0
     """
     store = state_of(ctx).store()
     snapshot = store.snapshot
@@ -284,13 +307,42 @@ def get_online(
         }
         rows.append({**row, **extra})
     refs = split_values(features)
-    response = store.get_online_features(
-        refs[0] if len(refs) == 1 else refs, rows, full_feature_names=full_feature_names
-    )
+    wanted = refs[0] if len(refs) == 1 else refs
+    response = store.get_online_features(wanted, rows, full_feature_names=full_feature_names)
     if as_json:
         render.json_out(render.online_to_dict(response))
     else:
         render.online(response)
+    never = _never_materialized(store, wanted)
+    if never:
+        render.info(
+            f"Feature view(s) {', '.join(repr(v) for v in never)} were never materialized, so "
+            "the online store holds none of their values. Run 'featurestore "
+            "materialize-incremental' (or 'featurestore materialize START END') first."
+        )
+        found = any(s.value != "NOT_FOUND" for column in response.statuses.values() for s in column)
+        if not found:
+            raise typer.Exit(1)
+
+
+def _never_materialized(store: "FeatureStore", features: str | list[str]) -> list[str]:
+    """The stored views behind ``features`` (through on-demand views) without a watermark."""
+    snapshot = store.snapshot
+    todo = [ref.view for ref in store.resolve(features)]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        on_demand = snapshot.on_demand_views.get(name)
+        if on_demand is not None:
+            todo += [ref.view for ref in on_demand.view_inputs] + list(on_demand.upstream)
+    return sorted(
+        name
+        for name in seen
+        if name in snapshot.feature_views and snapshot.feature_views[name].watermark is None
+    )
 
 
 @keep_examples

@@ -29,6 +29,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from featurestore.errors import FeatureStoreError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
@@ -381,9 +383,6 @@ def columns(data: Mapping[str, Sequence[object]], *, title: str) -> None:
 
 def materialization(report: MaterializationReport) -> None:
     """Print what each view's window wrote."""
-    if not report.views:
-        stdout().print("No feature views to materialize.")
-        return
     table(
         "Materialized",
         ["view", "window", "rows", "written", "rows/s", "watermark"],
@@ -453,7 +452,8 @@ def error(exc: BaseException, *, debug: bool) -> None:
     err = stderr()
     if debug:
         err.print("".join(traceback.format_exception(exc)), style="dim")
-    err.print(Text(f"Error: {exc}", style="bold red"))
+    message = exc.message("cli") if isinstance(exc, FeatureStoreError) else str(exc)
+    err.print(Text(f"Error: {message}", style="bold red"))
 
 
 def info(message: str) -> None:

@@ -94,7 +94,8 @@ def init(
         "  featurestore training-frame --entities data/entities.parquet --service fraud_v1 "
         "--output data/training.parquet\n"
         "  featurestore materialize-incremental\n"
-        "  featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035"
+        "  featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035 "
+        "--request amount=120.0"
     )
 
 
