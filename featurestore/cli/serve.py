@@ -8,12 +8,13 @@ The CLI and the server are sibling layers, so the app is handed to uvicorn by it
 
 import logging
 import os
+import socket
 from typing import Annotated
 
 import typer
 
 from featurestore.cli._app import state_of
-from featurestore.errors import MissingDependencyError, RegistryConflictError
+from featurestore.errors import FeatureStoreError, MissingDependencyError, RegistryConflictError
 
 __all__ = ["APP_FACTORY", "HTTP_PROTOCOL", "serve"]
 
@@ -45,7 +46,7 @@ def serve(
     Example:
         featurestore --repo feature_repo serve --port 6566
 
-        curl -s localhost:6566/get-online-features -d '{"entities": {"user_id": [7]}, "feature_service": "fraud_v1"}'
+        curl -s localhost:6566/get-online-features -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"], "amount": [120.0]}, "feature_service": "fraud_v1"}'
     """
     state = state_of(ctx)
     repo = state.repo.resolve()
@@ -65,6 +66,7 @@ def serve(
         import uvicorn
     except ImportError as exc:  # pragma: no cover - the serve extra is part of dev installs
         raise MissingDependencyError(feature="featurestore serve", extra="serve") from exc
+    _check_port_free(host, port)
     os.environ[_REPO_ENV] = str(repo)
     level = logging.getLevelName(logging.getLogger("featurestore").getEffectiveLevel()).lower()
     typer.echo(f"Serving {repo} on http://{host}:{port} ({workers} worker(s))", err=True)
@@ -88,3 +90,20 @@ def serve(
         http=HTTP_PROTOCOL,
         timeout_graceful_shutdown=10,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one line naming the port when it cannot be bound (uvicorn would exit 3)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As uvicorn binds: SO_REUSEADDR, so a port in TIME_WAIT does not count as taken.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        msg = (
+            f"Cannot serve on {host}:{port}: {exc.strerror or exc}. Another process (perhaps "
+            "another 'featurestore serve') uses the port: stop it, or pick a free one with --port."
+        )
+        raise FeatureStoreError(msg) from None
