@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import string
+import traceback
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from featurestore.errors import ConfigError
 from featurestore.repo.config import RedisOnlineStoreConfig, load_config
@@ -43,7 +47,7 @@ def test_unset_env_reference_names_the_key_and_variable(tmp_path, monkeypatch):
 
 
 def test_unknown_keys_are_rejected_with_their_path(tmp_path):
-    with pytest.raises(ConfigError, match=r"'online_store.sqlite.pth'.*Extra inputs"):
+    with pytest.raises(ConfigError, match=r"'online_store.pth' is not a setting"):
         load_config(write(tmp_path, "project: p\nonline_store: {type: sqlite, pth: x.db}\n"))
 
 
@@ -72,3 +76,126 @@ def test_api_keys_are_secret(tmp_path, monkeypatch):
     config = load_config(write(tmp_path, 'project: p\nserving: {api_keys: ["${TEST_API_KEY}"]}\n'))
     assert "s3cret" not in repr(config)
     assert config.serving.api_keys[0].get_secret_value() == "s3cret"
+
+
+# -- messages in the file's terms (issue 10 item 10) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("online_stor: {type: sqlite}", "'online_stor' is not a setting. Did you mean 'online_store'?"),
+        ("online_store: {type: sqllite}", "'online_store.type' is 'sqllite', which is not a type of online_store. Did you mean 'sqlite'? Use one of: sqlite, redis."),
+        ("online_store: {path: x.db}", "'online_store' needs a 'type:' key, one of: sqlite, redis."),
+        ("online_store: {type: redis, urll: x}", "'online_store.urll' is not a setting. Did you mean 'online_store.url'?"),
+        ("offline_store: {type: duckb}", "'offline_store.type' must be 'duckdb'. Did you mean 'duckdb'?"),
+        ("serving: {api_key: [k]}", "'serving.api_key' is not a setting. Did you mean 'serving.api_keys'?"),
+        ("serving: {api_keys: k}", "'serving.api_keys' must be a list, e.g. [a, b] (or [a] for one)."),
+        ("serving: {zzzz: 1}", "'serving.zzzz' is not a setting. The keys there are: api_keys, "),
+        ("serving: {max_entities: 0}", "'serving.max_entities': Input should be greater than or equal to 1."),
+    ],
+)  # fmt: skip
+def test_config_errors_name_the_key_path_and_the_closest_key_or_type(tmp_path, yaml_text, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"project: p\n{yaml_text}\n"))
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'featurestore.yaml'} is invalid: {message}")
+    assert "Extra inputs" not in text
+    assert "Input tag" not in text
+    assert "\n" not in text
+
+
+def test_every_error_of_a_file_is_named_once(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "projet: p\nonline_store: {type: sqllite}\n"))
+    text = str(info.value)
+    assert "'projet' is not a setting. Did you mean 'project'?" in text
+    assert "'project' is required." in text
+    assert "Did you mean 'sqlite'?" in text
+
+
+def test_a_missing_file_names_the_fix_for_the_cli_and_for_python(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert "or point FeatureStore(repo_path=...) at the folder that holds one" in str(info.value)
+    assert "--repo" not in str(info.value)
+    assert "or point --repo at the folder that holds one" in info.value.message("cli")
+
+
+def test_yaml_errors_give_the_place_not_the_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "project: p\npassword: hunter22 :\n  - x\n"))
+    assert "line 2" in str(info.value)
+    assert "hunter22" not in str(info.value)
+
+
+# -- secrets are never printed (issue 10 item 6) -----------------------------------------------
+
+SECRET = "s3cret-Value-42"
+
+
+def everything_printed(err: BaseException) -> str:
+    """The message, and the traceback --debug prints, with every chained exception."""
+    return str(err) + "".join(traceback.format_exception(err))
+
+
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        'serving: {api_keys: "${FS_TEST_KEY}"}',
+        'serving: {api_keys: {key: "${FS_TEST_KEY}"}}',
+        'serving: {api_keys: ["${FS_TEST_KEY}"], max_entities: "${FS_TEST_KEY}"}',
+        'online_store: {type: redis, password: ["${FS_TEST_KEY}"]}',
+        'online_store: {type: redis, password: "${FS_TEST_KEY}", timeout_s: "${FS_TEST_KEY}"}',
+        'online_store: {type: redis, url: "redis://:${FS_TEST_KEY}@h:1/0", max_connections: 0}',
+        'online_store: {type: sqllite, password: "${FS_TEST_KEY}"}',
+        'online_store: {type: "${FS_TEST_KEY}"}',
+        'project: "${FS_TEST_KEY}"\nserving: {api_keys: "${FS_TEST_KEY}"}',
+    ],
+)
+def test_a_mistyped_config_never_prints_a_secret(tmp_path, monkeypatch, yaml_text):
+    monkeypatch.setenv("FS_TEST_KEY", SECRET)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"project: p\n{yaml_text}\n"))
+    assert SECRET not in everything_printed(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+@given(
+    secret=st.text(alphabet=string.ascii_letters + string.digits, min_size=12, max_size=30),
+    where=st.sampled_from(["api_keys", "password", "url"]),
+    shape=st.sampled_from(["string", "list", "object", "number-field"]),
+    typo=st.sampled_from(["", "servng: {}", "online_store_x: 1", "registry: [1]"]),
+)
+def test_no_config_mistake_prints_a_secret(tmp_path_factory, secret, where, shape, typo):
+    """Property: wherever a secret sits and whatever else is wrong, no output carries it."""
+    value = {
+        "string": f'"{secret}"',
+        "list": f'["{secret}"]',
+        "object": f'{{k: "{secret}"}}',
+        "number-field": f'["{secret}"], timeout_s: "{secret}", max_entities: "{secret}"',
+    }[shape]
+    section = {
+        "api_keys": f"serving: {{api_keys: {value}}}",
+        "password": f"online_store: {{type: redis, password: {value}}}",
+        "url": f'online_store: {{type: redis, url: "redis://u:{secret}@h:1/0", timeout_s: -1}}',
+    }[where]
+    repo = tmp_path_factory.mktemp("cfg")
+    (repo / "featurestore.yaml").write_text(f"project: p\n{section}\n{typo}\n")
+    try:
+        config = load_config(repo)
+    except ConfigError as err:
+        printed = everything_printed(err)
+    else:
+        printed = repr(config) + str(config)
+    assert secret not in printed
+
+
+def test_a_redis_url_password_is_masked_in_reprs():
+    config = RedisOnlineStoreConfig(type="redis", url=f"redis://user:{SECRET}@host:6379/0")
+    assert SECRET not in repr(config)
+    assert "redis://user:***@host:6379/0" in repr(config)
+    assert config.url.endswith(f"{SECRET}@host:6379/0")  # the value itself is untouched
+    plain = RedisOnlineStoreConfig(type="redis", url="redis://host:6379/0")
+    assert "redis://host:6379/0" in repr(plain)
