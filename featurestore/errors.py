@@ -19,6 +19,7 @@ FeatureStoreError
 ├── SourceError              Parquet source missing, unreadable or off-schema
 ├── OnlineStoreError
 │   └── OnlineStoreUnavailableError   connection lost or timed out; retryable
+│       └── OnlineStoreIntegrityError  data lost or replaced, or a foreign key; not retryable
 ├── MaterializationError
 ├── TransformationError      a transformation failed, returned the wrong shape or types
 ├── DataValidationError      a severity=fail expectation failed; carries the report
@@ -53,6 +54,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "OnlineStoreError",
+    "OnlineStoreIntegrityError",
     "OnlineStoreUnavailableError",
     "RegistryConflictError",
     "RegistryFileError",
@@ -229,6 +231,17 @@ class OnlineStoreError(FeatureStoreError):
 
 class OnlineStoreUnavailableError(OnlineStoreError):
     """The online store cannot be reached (connection refused, lost or timed out); retryable."""
+
+
+class OnlineStoreIntegrityError(OnlineStoreUnavailableError):
+    """The online store answers, but what it holds cannot be served; retrying does not help.
+
+    Its data was lost or replaced since the registry's watermarks were recorded (another store
+    epoch: a restarted Redis without persistence, ``FLUSHDB``, a replaced or deleted SQLite
+    file, another ``online_store``), or a key under the store's prefix is not ours. The
+    message names the store, what is wrong and the fix (usually ``featurestore
+    materialize-incremental``, which rebuilds lost views).
+    """
 
 
 class MaterializationError(FeatureStoreError):

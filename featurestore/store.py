@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from featurestore.definitions import FeatureRef, output_names
-from featurestore.errors import DefinitionError, FeatureViewNotFoundError, RegistryConflictError
+from featurestore.errors import (
+    DefinitionError,
+    FeatureViewNotFoundError,
+    OnlineStoreIntegrityError,
+    RegistryConflictError,
+)
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
 from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
@@ -310,6 +315,8 @@ class FeatureStore:
         """Materialize each online view from its watermark up to ``end`` (default: now).
 
         A first run starts at ``end - ttl``, or at the earliest row when the ttl is unlimited.
+        A view whose values the online store lost (see ``online_problem``) is rebuilt that
+        way too, and the report says so (``ViewMaterialization.rebuilt``).
         """
         report = self._materializer().materialize_incremental(
             self.refresh(), end, views=views, progress=progress
@@ -350,5 +357,52 @@ class FeatureStore:
         )
 
     def online_status(self) -> list[ViewStatus]:
-        """Per applied view: online flag, fingerprint, watermark and stored record count."""
+        """Per applied view: online flag, fingerprint, watermark, record count and problem.
+
+        ``ViewStatus.problem`` says when the store lost a view's values (see
+        :mod:`featurestore.online.epoch`).
+        """
         return online_status(self.refresh(), self.online)
+
+    def online_problem(self) -> str | None:
+        """Why the online store cannot serve the applied views as materialized, or None.
+
+        The store lost what the watermarks describe (another store epoch: emptied, restarted
+        without persistence, replaced or deleted file, another store); see
+        :mod:`featurestore.online.epoch`. A server's ``/ready`` answers 503 with this reason.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        from featurestore.online.epoch import lost_reason, lost_views
+
+        try:
+            epoch = self.online.read_epoch()
+        except OnlineStoreIntegrityError as exc:
+            return str(exc)
+        lost = lost_views(self.snapshot.feature_views.values(), epoch)
+        return lost_reason(lost, epoch, self.online.location) if lost else None
+
+    def rebuild_online(
+        self,
+        views: list[str] | None = None,
+        *,
+        end: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> MaterializationReport:
+        """Delete the online records of ``views`` (default: every online view) and rebuild them.
+
+        Each view is then materialized as on its first run, up to ``end`` (default: now, and
+        at least its previous watermark): from ``end - ttl``, or from its first row when the
+        ttl is unlimited. Until its rows are written again, lookups answer ``NOT_FOUND``.
+
+        Raises:
+            FeatureViewNotFoundError: A named view is not applied.
+            MaterializationError: A named view is not online.
+            OnlineStoreUnavailableError: The online store cannot be reached.
+        """
+        report = self._materializer().materialize_incremental(
+            self.refresh(), end, views=views, progress=progress, rebuild=True
+        )
+        self.refresh()
+        return report

@@ -196,9 +196,20 @@ def materialize_incremental(
         ),
     ] = None,
     views: ViewsOption = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Delete the views' online records first and materialize them from the "
+            "beginning, as on a first run.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Materialize each view from its watermark (or its first row) up to END.
+
+    A view whose values the online store lost (emptied, restarted without persistence,
+    replaced) is rebuilt from the beginning; --rebuild does that on purpose.
 
     Example:
         featurestore materialize-incremental
@@ -206,10 +217,12 @@ def materialize_incremental(
     end_at = parse_time(end) if end is not None else None
     store = state_of(ctx).store()
     _require_online_views(store)
+    selected = split_values(views) or None
     with render.MaterializeProgress() as progress:
-        report = store.materialize_incremental(
-            end_at, views=split_values(views) or None, progress=progress
-        )
+        if rebuild:
+            report = store.rebuild_online(selected, end=end_at, progress=progress)
+        else:
+            report = store.materialize_incremental(end_at, views=selected, progress=progress)
     _render_report(report, as_json=as_json)
 
 
@@ -237,6 +250,13 @@ def _render_report(report: "MaterializationReport", *, as_json: bool) -> None:
         render.json_out(render.report_to_dict(report))
     else:
         render.materialization(report)
+    for view in report.views:
+        if view.rebuilt:
+            typer.echo(
+                f"Rebuilt '{view.view}' from the beginning: its online records were deleted "
+                "first (the online store had lost them, or --rebuild was given).",
+                err=True,
+            )
 
 
 def _key_value(text: str, dtype_name: str | None, *, key: str) -> object:
@@ -354,6 +374,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """
     statuses = state_of(ctx).store().online_status()
     if as_json:
-        render.json_out([render.status_to_dict(s) for s in statuses])
+        render.json_out([{**render.status_to_dict(s), "problem": s.problem} for s in statuses])
     else:
         render.status(statuses)
+    for problem in dict.fromkeys(s.problem for s in statuses if s.problem):
+        typer.echo(f"Warning: {problem}", err=True)

@@ -5,13 +5,19 @@ The offline engine yields, per join key, the newest row of the window by the one
 written conditionally, so windows may run in any order, overlap or repeat (DESIGN G3). The
 watermark advances only after a view's window is completely written; a crash before that
 leaves the previous online state servable, and a rerun is safe.
+
+Every run first takes the online store's epoch (``OnlineStore.ensure_epoch``, written into an
+empty store) and records it with each watermark. A view whose watermark was recorded under
+another epoch is **lost** (the store was emptied or replaced, see
+:mod:`featurestore.online.epoch`): its records are deleted and it is materialized as if for
+the first time, and the report says so (``ViewMaterialization.rebuilt``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
@@ -22,6 +28,7 @@ from featurestore.dtypes import Array, DType, ScalarType, Timestamp, to_arrow
 from featurestore.errors import FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
+from featurestore.online.epoch import is_lost, lost_reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -100,6 +107,9 @@ class ViewMaterialization:
     seconds: float
     watermark: datetime | None
     """The view's watermark after the run."""
+    rebuilt: bool = False
+    """The view's online records were deleted first and it was materialized as if for the
+    first time: the store had lost them (another store epoch), or a rebuild was asked for."""
 
     @property
     def rows_per_second(self) -> float:
@@ -172,8 +182,10 @@ class Materializer:
                 "START must be before END."
             )
             raise MaterializationError(msg)
+        epoch = self.online.ensure_epoch()
         results = []
-        for record in _select(snapshot, views):
+        for selected in _select(snapshot, views):
+            record = self._forget_if_lost(selected, epoch)
             advance = advances_watermark(record, start)
             if not advance:
                 logger.warning(
@@ -181,7 +193,17 @@ class Materializer:
                     record.view.name,
                     record.watermark,
                 )
-            results.append(self._run(record, start, end, advance=advance, progress=progress))
+            results.append(
+                self._run(
+                    record,
+                    start,
+                    end,
+                    advance=advance,
+                    epoch=epoch,
+                    rebuilt=record is not selected,
+                    progress=progress,
+                )
+            )
         return MaterializationReport(tuple(results))
 
     def materialize_incremental(
@@ -191,33 +213,71 @@ class Materializer:
         *,
         views: Sequence[str] | None = None,
         progress: ProgressCallback | None = None,
+        rebuild: bool = False,
     ) -> MaterializationReport:
         """Materialize each selected view from its watermark to ``end`` (default: now).
 
         A first run starts at ``end - ttl``, or at the earliest source row when the ttl is
-        unlimited.
+        unlimited. A lost view (see the module doc), and every selected view when
+        ``rebuild`` is set, has its online records deleted and runs as a first run; a rebuild
+        runs at least up to the view's previous watermark, so it covers what was there.
         """
         end = to_utc(end) if end is not None else utc_now()
+        epoch = self.online.ensure_epoch()
         results = []
-        for record in _select(snapshot, views):
+        for selected in _select(snapshot, views):
+            record = self._forget_if_lost(selected, epoch, forget=rebuild)
+            rebuilt = record is not selected
+            view_end = max(end, selected.watermark) if rebuild and selected.watermark else end
             earliest = None
             if record.watermark is None and record.view.effective_ttl is None:
                 time_range = self.offline.source_time_range(record)
                 earliest = time_range[0] if time_range else None
-            start = incremental_start(record, end, earliest)
+            start = incremental_start(record, view_end, earliest)
             if start is None:
-                if record.watermark is None or record.watermark < end:
+                if record.watermark is None or record.watermark < view_end:
                     # An empty source: nothing below ``end`` exists, so it is all materialized.
                     self.registry.set_watermark(
-                        record.view.name, end, fingerprint=record.fingerprint
+                        record.view.name, view_end, fingerprint=record.fingerprint, epoch=epoch
                     )
-                watermark = max(record.watermark or end, end)
+                watermark = max(record.watermark or view_end, view_end)
                 results.append(
-                    ViewMaterialization(record.view.name, None, end, 0, 0, 0.0, watermark)
+                    ViewMaterialization(
+                        record.view.name, None, view_end, 0, 0, 0.0, watermark, rebuilt
+                    )
                 )
                 continue
-            results.append(self._run(record, start, end, advance=True, progress=progress))
+            results.append(
+                self._run(
+                    record,
+                    start,
+                    view_end,
+                    advance=True,
+                    epoch=epoch,
+                    rebuilt=rebuilt,
+                    progress=progress,
+                )
+            )
         return MaterializationReport(tuple(results))
+
+    def _forget_if_lost(
+        self, record: ViewRecord, epoch: str, *, forget: bool = False
+    ) -> ViewRecord:
+        """``record`` as never materialized, with its online records deleted, or unchanged.
+
+        Forgotten when it is lost in the store of ``epoch``, or when ``forget`` is set.
+        """
+        lost = is_lost(record, epoch)
+        if not (lost or forget):
+            return record
+        name = record.view.name
+        if lost:
+            logger.warning(
+                "%s Rebuilding it now.", lost_reason([record], epoch, self.online.location)
+            )
+        deleted = self.online.delete_records(name)
+        logger.info("deleted %d online records of %s before rebuilding it", deleted, name)
+        return replace(record, watermark=None, epoch=None)
 
     def _run(
         self,
@@ -226,6 +286,8 @@ class Materializer:
         end: datetime,
         *,
         advance: bool,
+        epoch: str,
+        rebuilt: bool,
         progress: ProgressCallback | None,
     ) -> ViewMaterialization:
         name = record.view.name
@@ -247,7 +309,7 @@ class Materializer:
                 progress(name, rows, total)
         watermark = record.watermark
         if advance:
-            if self.registry.set_watermark(name, end, fingerprint=record.fingerprint):
+            if self.registry.set_watermark(name, end, fingerprint=record.fingerprint, epoch=epoch):
                 watermark = max(watermark or end, end)
             else:
                 logger.warning("%s was redefined during materialization; watermark kept", name)
@@ -260,7 +322,7 @@ class Materializer:
             end.isoformat(),
             seconds,
         )
-        return ViewMaterialization(name, start, end, rows, written, seconds, watermark)
+        return ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
 
 
 def _rebatched(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:

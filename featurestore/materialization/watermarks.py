@@ -2,7 +2,9 @@
 
 The watermark of a view lives in the registry (``ViewRecord.watermark``): every row with
 ``event_timestamp < watermark`` has been written to the online store with the view's current
-fingerprint. It only moves forward, and only after a window is completely written.
+fingerprint. It only moves forward, and only after a window is completely written. It is
+recorded with the online store's epoch, so a store that lost its data is told apart
+(:mod:`featurestore.online.epoch`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from featurestore._time import to_utc
+from featurestore.online.epoch import is_lost, lost_reason
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -18,7 +21,12 @@ if TYPE_CHECKING:
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import RegistrySnapshot, ViewRecord
 
-__all__ = ["ViewStatus", "advances_watermark", "incremental_start", "online_status"]
+__all__ = [
+    "ViewStatus",
+    "advances_watermark",
+    "incremental_start",
+    "online_status",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,9 @@ class ViewStatus:
     """Rows with ``event_timestamp < watermark`` are materialized (None = never)."""
     records: int
     """Entity keys with a stored record of this view (any fingerprint)."""
+    problem: str | None = None
+    """Why the view's online values cannot be served (the store lost them, see
+    :mod:`featurestore.online.epoch`); None when they can."""
 
 
 def incremental_start(
@@ -66,7 +77,13 @@ def advances_watermark(record: ViewRecord, start: datetime) -> bool:
 
 
 def online_status(snapshot: RegistrySnapshot, store: OnlineStore) -> list[ViewStatus]:
-    """Per applied view: online flag, fingerprint, watermark and stored record count."""
+    """Per applied view: online flag, fingerprint, watermark, stored record count, problem.
+
+    Raises:
+        OnlineStoreIntegrityError: The store's file was deleted while open.
+        OnlineStoreUnavailableError: The store cannot be reached.
+    """
+    epoch = store.read_epoch()
     return [
         ViewStatus(
             name=name,
@@ -74,6 +91,9 @@ def online_status(snapshot: RegistrySnapshot, store: OnlineStore) -> list[ViewSt
             fingerprint=record.fingerprint,
             watermark=record.watermark,
             records=store.count_records(name) if record.view.online else 0,
+            problem=(
+                lost_reason([record], epoch, store.location) if is_lost(record, epoch) else None
+            ),
         )
         for name, record in sorted(snapshot.feature_views.items())
     ]

@@ -68,6 +68,38 @@ class OnlineStore(Protocol):
         """How many entity keys have a record of ``view``."""
         ...
 
+    def delete_records(self, view: str) -> int:
+        """Delete every record of ``view``; returns how many were deleted.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (a file path, or a host without password)."""
+        ...
+
+    def read_epoch(self) -> str | None:
+        """The store epoch: the identity of the store's contents (None: it has none).
+
+        Written into the store by :meth:`ensure_epoch` when materialization first writes to
+        it; an emptied, restarted-without-persistence or replaced store has none, or another
+        one (see :mod:`featurestore.online.epoch`). Cheap: one small read, and for a file a
+        check that the file opened is still the one at the configured path (reopened when
+        replaced).
+
+        Raises:
+            OnlineStoreIntegrityError: The store's file was deleted while open.
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        ...
+
+    def ensure_epoch(self) -> str:
+        """The store epoch, written first if the store has none (atomically: one winner)."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
         ...

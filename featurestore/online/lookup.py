@@ -7,21 +7,29 @@ inclusive). Otherwise the value is null with ``NOT_FOUND`` (nothing stored),
 ``STALE_DEFINITION`` (other fingerprint) or ``OUTSIDE_MAX_AGE`` (too old, or newer than T).
 Because the stored record is the newest row below the watermark, a PRESENT value is exactly
 the training frame's value for (K, T) (DESIGN G3).
+
+That holds only while the store still holds what the watermarks describe: at most every
+:data:`EPOCH_CHECK_S` seconds the reader compares the store's epoch with the one each
+watermark was recorded under (:mod:`featurestore.online.epoch`), and refuses requests for a
+lost view with :class:`~featurestore.errors.OnlineStoreIntegrityError`.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import struct
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
-from featurestore.errors import EntityFrameError
+from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError
 from featurestore.online.base import FieldStatus, ReadRequest
 from featurestore.online.codec import FINGERPRINT_SLICE, RECORD_VERSION, KeyEncoder, RecordCodec
+from featurestore.online.epoch import lost_reason, lost_views
 from featurestore.online.on_demand import OnlineOnDemand, hidden_name
 from featurestore.online.response import OnlineResponse
 from featurestore.repo.registry import resolve_refs
@@ -38,7 +46,10 @@ if TYPE_CHECKING:
     OnDemandLoader = Callable[[list[FeatureRef]], dict[str, OnDemandFeatureView]]
     """Refs -> the on-demand views they need, checked against the applied fingerprints."""
 
-__all__ = ["OnlineReader"]
+__all__ = ["EPOCH_CHECK_S", "OnlineReader"]
+
+EPOCH_CHECK_S = 1.0
+"""Seconds between two checks of the store epoch by a reader (one small read each)."""
 
 _BIAS = 1 << 63
 _unpack_order = struct.Struct(">Q").unpack_from
@@ -107,6 +118,7 @@ class OnlineReader:
         snapshot: The applied definitions (fingerprints, ttls, key types).
         store: The online store to read.
         on_demand: Loads the on-demand views a request needs (None: the registry has none).
+        epoch_check_s: Seconds between two checks of the store epoch (0: every request).
     """
 
     def __init__(
@@ -115,11 +127,35 @@ class OnlineReader:
         store: OnlineStore,
         *,
         on_demand: OnDemandLoader | None = None,
+        epoch_check_s: float = EPOCH_CHECK_S,
     ) -> None:
         self.snapshot = snapshot
         self.store = store
         self._load_on_demand = on_demand
         self._plans: dict[tuple[str | tuple[str, ...], bool], _Plan] = {}
+        self._epoch_check_s = epoch_check_s
+        self._epoch_checked = -math.inf
+        self._lost: dict[str, ViewRecord] = {}
+        self._store_epoch: str | None = None
+
+    def _check_epoch(self, plan: _Plan) -> None:
+        """Refuse a request that reads a lost view (the store epoch is re-read on an interval).
+
+        Raises:
+            OnlineStoreIntegrityError: A view of ``plan`` is lost, or the store's file was
+                deleted.
+        """
+        now = time.monotonic()
+        if now - self._epoch_checked >= self._epoch_check_s:
+            epoch = self.store.read_epoch()
+            lost = lost_views(self.snapshot.feature_views.values(), epoch)
+            self._lost, self._store_epoch = {r.view.name: r for r in lost}, epoch
+            self._epoch_checked = now
+        if self._lost:
+            records = [self._lost[v.name] for v in plan.views if v.name in self._lost]
+            if records:
+                reason = lost_reason(records, self._store_epoch, self.store.location)
+                raise OnlineStoreIntegrityError(reason)
 
     def get_online_features(
         self,
@@ -144,6 +180,8 @@ class OnlineReader:
                 any lookup).
             NotFoundError: A view, feature or service is unknown.
             OnlineStoreUnavailableError: The store cannot be reached.
+            OnlineStoreIntegrityError: The store lost a requested view's values (see
+                :mod:`featurestore.online.epoch`).
         """
         plan = self._plan(features, full_feature_names)
         now = to_micros(to_utc(request_time)) if request_time is not None else to_micros(utc_now())
@@ -163,6 +201,8 @@ class OnlineReader:
                     requests.append(ReadRequest(key, views))
                 row_slots.append(slot)
             slots.append(row_slots)
+        if n:
+            self._check_epoch(plan)
         results = self.store.read_records(requests) if n else []
         features_out: dict[str, list[Any]] = {}
         statuses: dict[str, list[FieldStatus]] = {}

@@ -17,11 +17,16 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from featurestore.errors import OnlineStoreError, OnlineStoreUnavailableError
+from featurestore.errors import (
+    OnlineStoreError,
+    OnlineStoreIntegrityError,
+    OnlineStoreUnavailableError,
+)
+from featurestore.online.epoch import new_epoch
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,6 +77,27 @@ return written
 
 _WRITE_CHUNK: Final = 1000
 
+# KEYS[1..n] = entity hashes, KEYS[n+1] = the record counter; ARGV[1] = the view. Keys of
+# another type (not ours) are left alone.
+_DELETE_SCRIPT: Final = """
+local field = ARGV[1]
+local n = #KEYS - 1
+local deleted = 0
+for i = 1, n do
+  if redis.call('TYPE', KEYS[i]).ok == 'hash' then
+    deleted = deleted + redis.call('HDEL', KEYS[i], field)
+  end
+end
+if deleted > 0 then
+  redis.call('HINCRBY', KEYS[n + 1], field, -deleted)
+end
+return deleted
+"""
+
+_META_NAMES: Final = (b"__records__", b"__epoch__")
+"""Keys of the store itself under the prefix (never entity hashes: entity keys start with a
+version byte)."""
+
 
 class _Connection(Protocol):
     """The part of ``redis.Connection`` the read path uses (typed for mypy)."""
@@ -81,6 +107,16 @@ class _Connection(Protocol):
     def read_response(self) -> Any: ...
 
     def disconnect(self) -> None: ...
+
+
+def _glob_escape(value: bytes) -> bytes:
+    """``value`` matched literally in a Redis glob pattern (SCAN MATCH)."""
+    out = bytearray()
+    for byte in value:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
 
 
 def _bulk(value: bytes) -> bytes:
@@ -102,6 +138,7 @@ class RedisOnlineStore:
         self.project = project
         self._prefix = f"{config.key_prefix}:{project}:".encode()
         self._counter = self._prefix + b"__records__"
+        self._epoch = self._prefix + b"__epoch__"
         password = config.password.get_secret_value() if config.password else None
         try:
             pool = redis.BlockingConnectionPool.from_url(
@@ -121,6 +158,7 @@ class RedisOnlineStore:
             raise OnlineStoreError(msg) from exc
         self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._script = self._client.register_script(_WRITE_SCRIPT)
+        self._delete_script = self._client.register_script(_DELETE_SCRIPT)
         # Reads: idle connections of our own (list pop/append are atomic), same settings as
         # the pool's; at most max_connections are kept idle.
         self._connection_class = pool.connection_class
@@ -134,13 +172,51 @@ class RedisOnlineStore:
         host = self.config.url.rsplit("@", 1)[-1]  # never show a password
         return f"Redis at {host}"
 
-    def _translate(self, exc: RedisError) -> OnlineStoreError:
+    @property
+    def location(self) -> str:
+        """The Redis host and key prefix (never the password)."""
+        return f"{self._where()}, keys {self._prefix.decode()}*"
+
+    def _translate(self, exc: RedisError, keys: Sequence[bytes] = ()) -> OnlineStoreError:
+        """Our error for a redis-py error; ``keys`` are those the failed command touched."""
+        if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
+            return self._foreign_key_error(keys)
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
             return OnlineStoreUnavailableError(
                 f"{self._where()} is unreachable ({exc}) within {self.config.timeout_s} s; "
                 "check that Redis runs and online_store.url, or raise online_store.timeout_s."
             )
         return OnlineStoreError(f"{self._where()} failed: {exc}.")
+
+    def _foreign_key_error(self, keys: Sequence[bytes]) -> OnlineStoreError:
+        """The WRONGTYPE error, naming the first of ``keys`` that is not of our type.
+
+        Costs one more round trip, on this error path only.
+        """
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.type(key)
+                types = pipe.execute()
+        except RedisError as exc:
+            return self._translate(exc)
+        expected = {self._epoch: b"string"}
+        foreign = [
+            (key, kind)
+            for key, kind in zip(keys, types, strict=True)
+            if kind not in (b"none", expected.get(key, b"hash"))
+        ]
+        if not foreign:  # changed again since the failed command
+            what = "a key under this store's prefix"
+        else:
+            key, kind = foreign[0]
+            what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind.decode()}: it"
+        return OnlineStoreIntegrityError(
+            f"{self._where()}: {what} was not written by featurestore (another program uses "
+            f"the prefix '{self._prefix.decode()}'), so featurestore cannot read or write it. "
+            "Delete that key, or give this store its own online_store.key_prefix in "
+            "featurestore.yaml and materialize again."
+        )
 
     def write_records(
         self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
@@ -151,6 +227,7 @@ class RedisOnlineStore:
             raise OnlineStoreError(msg)
         prefix = self._prefix
         written = 0
+        keys: list[bytes] = []
         try:
             for start in range(0, len(records), _WRITE_CHUNK):
                 stop = start + _WRITE_CHUNK
@@ -158,7 +235,7 @@ class RedisOnlineStore:
                 keys.append(self._counter)
                 written += int(self._script(keys=keys, args=[view, *records[start:stop]]))
         except RedisError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, keys) from exc
         return written
 
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
@@ -179,7 +256,7 @@ class RedisOnlineStore:
         try:
             return self._exchange(command, len(requests))
         except RedisError as exc:
-            raise self._translate(exc) from exc
+            raise self._translate(exc, [prefix + r.entity_key for r in requests]) from exc
 
     def _hmget_command(self, views: tuple[str, ...]) -> tuple[bytes, bytes]:
         head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(views) + 2)
@@ -231,6 +308,46 @@ class RedisOnlineStore:
         except RedisError as exc:
             raise self._translate(exc) from exc
         return int(value) if value is not None else 0
+
+    def delete_records(self, view: str) -> int:
+        """HDEL ``view`` from every hash under the prefix (SCAN, then a script per batch)."""
+        meta = {self._prefix + name for name in _META_NAMES}
+        deleted = 0
+        try:
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=_glob_escape(self._prefix) + b"*", count=1000):
+                if key not in meta:
+                    batch.append(key)
+                if len(batch) >= _WRITE_CHUNK:
+                    deleted += int(self._delete_script(keys=[*batch, self._counter], args=[view]))
+                    batch = []
+            if batch:
+                deleted += int(self._delete_script(keys=[*batch, self._counter], args=[view]))
+        except RedisError as exc:
+            raise self._translate(exc) from exc
+        return deleted
+
+    def read_epoch(self) -> str | None:
+        """The value of ``{key_prefix}:{project}:__epoch__`` (None: no such key)."""
+        try:
+            value = self._client.get(self._epoch)
+        except RedisError as exc:
+            raise self._translate(exc, [self._epoch]) from exc
+        return (
+            None if value is None else (value.decode() if isinstance(value, bytes) else str(value))
+        )
+
+    def ensure_epoch(self) -> str:
+        """The epoch key, set first with ``SET NX`` when missing (one writer wins)."""
+        try:
+            self._client.set(self._epoch, new_epoch(), nx=True)
+            value = self._client.get(self._epoch)
+        except RedisError as exc:
+            raise self._translate(exc, [self._epoch]) from exc
+        if value is None:  # deleted between the two commands: the store is being emptied
+            msg = f"{self._where()}: the store epoch vanished while it was written; retry."
+            raise OnlineStoreUnavailableError(msg)
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def close(self) -> None:
         """Disconnect the pool and the read connections."""

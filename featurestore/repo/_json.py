@@ -70,6 +70,7 @@ def _encode_view(record: ViewRecord) -> dict[str, Any]:
         "key_dtypes": {k: str(t) for k, t in record.key_dtypes.items()},
         "fingerprint": record.fingerprint,
         "watermark": record.watermark.isoformat() if record.watermark else None,
+        "epoch": record.epoch,
         "transform": (
             {
                 "function_path": record.transform.function_path,
@@ -337,6 +338,7 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
         fingerprint=obj.text("fingerprint"),
         watermark=obj.timestamp_or_none("watermark"),
         transform=record,
+        epoch=obj.text_or_none("epoch") if "epoch" in obj.data else None,
     )
 
 

@@ -148,7 +148,8 @@ class Registry:
             watermark = old.watermark if old and old.fingerprint == fingerprint else None
             origin = contents.origins.get(f"feature view:{name}", "?")
             transform = transform_record(view, origin=origin)
-            views[name] = ViewRecord(view, keys, fingerprint, watermark, transform)
+            epoch = old.epoch if old and watermark else None
+            views[name] = ViewRecord(view, keys, fingerprint, watermark, transform, epoch)
         target = RegistrySnapshot(
             project=self.project,
             serial=current.serial,
@@ -213,21 +214,29 @@ class Registry:
             self._write(snapshot)
             return snapshot
 
-    def set_watermark(self, view: str, watermark: datetime, *, fingerprint: str) -> bool:
+    def set_watermark(
+        self, view: str, watermark: datetime, *, fingerprint: str, epoch: str | None = None
+    ) -> bool:
         """Advance ``view``'s watermark to ``watermark`` if its fingerprint is still current.
 
-        The watermark never moves backwards. Returns False (and writes nothing) when the view
-        was removed or redefined since the materialization that computed ``watermark`` started.
+        The watermark never moves backwards within one online store epoch (the store the rows
+        were written to; None = keep the recorded one); one recorded under another epoch
+        describes a store that is gone, so it is replaced. Returns False (and writes nothing)
+        when the view was removed or redefined since the materialization that computed
+        ``watermark`` started.
         """
         with self._locked() as current:
             record = current.feature_views.get(view)
             if record is None or record.fingerprint != fingerprint:
                 return False
             new = to_utc(watermark)
-            if record.watermark is not None and record.watermark >= new:
+            epoch = record.epoch if epoch is None else epoch
+            if record.watermark is not None and record.epoch in (None, epoch):
+                new = max(new, record.watermark)
+            if (new, epoch) == (record.watermark, record.epoch):
                 return True
             views = dict(current.feature_views)
-            views[view] = replace(record, watermark=new)
+            views[view] = replace(record, watermark=new, epoch=epoch)
             # Watermarks are not definitions: the serial (which guards applies) stays.
             self._write(replace(current, feature_views=views))
             return True
@@ -236,4 +245,4 @@ class Registry:
 def _keep_newer_watermark(record: ViewRecord, current: ViewRecord | None) -> ViewRecord:
     if current is None or current.fingerprint != record.fingerprint:
         return record
-    return replace(record, watermark=current.watermark)
+    return replace(record, watermark=current.watermark, epoch=current.epoch)

@@ -48,6 +48,9 @@ class ViewRecord:
     """Where the view's batch transform lives and its source fingerprint (None = no transform).
     The function itself is not stored: readers load it from the repo (``view.transform`` is
     None in a snapshot read from disk) and check it against ``fingerprint``."""
+    epoch: str | None = None
+    """The online store epoch the watermark was recorded under (``featurestore.online.epoch``):
+    None when never materialized, or materialized before epochs existed."""
 
 
 @dataclass(frozen=True)

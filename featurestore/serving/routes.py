@@ -142,7 +142,9 @@ async def ready(request: Request) -> Response:
     try:
         store = state.store
         await run_blocking(state, lambda: store.online.read_records([_PROBE]))
-        checks["online_store"] = "reachable"
+        problem = await run_blocking(state, store.online_problem)
+        checks["online_store"] = problem or "reachable"
+        ok = ok and problem is None
     except OnlineStoreUnavailableError:
         checks["online_store"] = "unreachable"
         ok = False
