@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -11,12 +12,12 @@ from featurestore.errors import (
     DefinitionError,
     FeatureViewNotFoundError,
     OnlineStoreIntegrityError,
-    RegistryConflictError,
 )
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
 from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
 from featurestore.repo.config import RepoConfig, load_config
+from featurestore.repo.functions import AppliedFunctions
 from featurestore.repo.loader import RepoContents, load_repo
 from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
 
@@ -66,7 +67,8 @@ class FeatureStore:
         self._snapshot: RegistrySnapshot | None = None
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
-        self._on_demand: tuple[int, dict[str, OnDemandFeatureView]] | None = None
+        self.functions = AppliedFunctions(self.repo_root)
+        """The repo's functions (batch transforms, on-demand views), loaded once and checked."""
 
     def _path(self, relative: str) -> Path:
         path = Path(relative)
@@ -78,7 +80,9 @@ class FeatureStore:
     def offline(self) -> OfflineEngine:
         """The DuckDB engine over the repo's Parquet sources (opened on first use)."""
         if self._offline is None:
-            self._offline = OfflineEngine(self.config.offline_store, repo_root=self.repo_root)
+            self._offline = OfflineEngine(
+                self.config.offline_store, repo_root=self.repo_root, functions=self.functions
+            )
         return self._offline
 
     @property
@@ -197,32 +201,15 @@ class FeatureStore:
         return resolve_refs(self.snapshot, features)
 
     def on_demand_views(self, refs: list[FeatureRef]) -> dict[str, OnDemandFeatureView]:
-        """The on-demand views behind ``refs`` (upstream included), loaded from the repo.
+        """The on-demand views behind ``refs`` (upstream included), as applied.
 
-        The registry keeps no function (never a pickle), so the repo's code is imported (once
-        per registry serial) and each view's fingerprint is checked against the applied one.
+        The registry keeps no function (never a pickle): :attr:`functions` imports the repo's
+        code once and checks each view's fingerprint against the applied one.
 
         Raises:
             RegistryConflictError: A view changed (or vanished) since the last apply.
         """
-        snapshot = self.snapshot
-        if self._on_demand is None or self._on_demand[0] != snapshot.serial:
-            self._on_demand = (snapshot.serial, dict(load_repo(self.repo_root).on_demand_views))
-        loaded = self._on_demand[1]
-        todo = [r.view for r in refs if r.view in snapshot.on_demand_views]
-        out: dict[str, OnDemandFeatureView] = {}
-        while todo:
-            name = todo.pop()
-            view = loaded.get(name)
-            if view is None or view.fingerprint != snapshot.on_demand_views[name].fingerprint:
-                msg = (
-                    f"On-demand feature view '{name}' changed since the last apply (its code in "
-                    f"{self.repo_root} is not the applied one): run 'featurestore apply'."
-                )
-                raise RegistryConflictError(msg)
-            out[name] = view
-            todo += [u.name for u in view.upstream if u.name not in out]
-        return out
+        return self.functions.on_demand_views(self.snapshot, refs)
 
     # -- offline ------------------------------------------------------------------------------
 
@@ -348,7 +335,9 @@ class FeatureStore:
         if self._reader is None or self._reader.snapshot is not snapshot:
             from featurestore.online.lookup import OnlineReader
 
-            self._reader = OnlineReader(snapshot, self.online, on_demand=self.on_demand_views)
+            self._reader = OnlineReader(
+                snapshot, self.online, on_demand=partial(self.functions.on_demand_views, snapshot)
+            )
         return self._reader.get_online_features(
             features,
             entity_rows,

@@ -23,7 +23,7 @@ from featurestore._time import to_utc_array
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow
 from featurestore.errors import EntityFrameError
-from featurestore.offline.pit_join import ROW_COL, EntityStats
+from featurestore.offline.join.spec import ROW_COL, EntityStats
 from featurestore.offline.sql import (
     Query,
     is_integer_type,

@@ -283,12 +283,12 @@ def _sample_view(
         return engine.transformed.sample_features(view, features, rows=rows, seed=seed)
     origin = {dst: src for src, dst in view.source.field_mapping.items()}
     select = ", ".join(f"{quote_ident(origin.get(f, f))} AS {quote_ident(f)}" for f in features)
-    cursor = engine._cursor()
+    cursor = engine.cursor()
     try:
         table = cursor.sql(
             f"SELECT {select} FROM read_parquet(?) "
             f"USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})",
-            params=[engine.source_pattern(view)],
+            params=[engine.sources.pattern(view)],
         ).to_arrow_table()
     except duckdb.Error as exc:
         msg = f"Cannot sample the source of feature view '{view.name}': {exc}"

@@ -1,6 +1,6 @@
 """SQL building blocks for the offline engine: quoting, typed source scans, the row order.
 
-Every piece of SQL featurestore sends to DuckDB is assembled here or in ``pit_join.py``.
+Every piece of SQL featurestore sends to DuckDB is assembled here or in ``offline/join/``.
 Identifiers go through :func:`quote_ident`; values are bound parameters (``?``), collected in
 a :class:`Query` next to the text that uses them.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from featurestore.dtypes import to_duckdb
+from featurestore.ordering import order_key_sql
 
 if TYPE_CHECKING:
     from featurestore.definitions import FeatureView
@@ -25,7 +26,6 @@ __all__ = [
     "Query",
     "SourceColumns",
     "newer_order_key",
-    "newest_probe",
     "quote_ident",
     "source_scan",
     "utc_timestamp_expr",
@@ -200,30 +200,18 @@ def _sql_string(text: str) -> str:
 
 
 def newer_order_key(prefix: str = "") -> str:
-    """THE total order "newer" of DESIGN section 3, as one comparable SQL struct.
+    """The order "newer" over a source scan's columns (:func:`featurestore.ordering.order_key_sql`).
 
-    ``(event_timestamp, created_timestamp with null lowest, file path, row number in file)``:
-    a larger struct is a newer row (the file path is compared through its rank among the
-    source's sorted paths, an integer). The training join (both strategies) and
+    A larger struct is a newer row. The training join (every SQL strategy) and
     materialization (``latest_rows``) rank rows with this one expression, so ties can never
-    resolve differently offline and online. :func:`newest_probe` is its upper bound at a time.
+    resolve differently offline and online.
 
     Args:
         prefix: A qualifier for the columns of a source scan, e.g. ``"s."``.
     """
-    return (
-        f"struct_pack(e := {prefix}{EVENT_TS}, "
-        f"c := coalesce({prefix}{CREATED_TS}, CAST('-infinity' AS TIMESTAMPTZ)), "
-        f"f := {prefix}{FILE_INDEX_COL}, r := {prefix}{FILE_ROW_COL})"
-    )
-
-
-def newest_probe(time_sql: str) -> str:
-    """The ASOF JOIN probe for "newest as of t", shaped like :func:`newer_order_key`.
-
-    It is >= the order key of every row with event time ``<= time_sql`` and < every later row.
-    """
-    return (
-        f"struct_pack(e := {time_sql}, c := CAST('infinity' AS TIMESTAMPTZ), "
-        "f := CAST(2147483647 AS INTEGER), r := CAST(9223372036854775807 AS BIGINT))"
+    return order_key_sql(
+        f"{prefix}{EVENT_TS}",
+        f"{prefix}{CREATED_TS}",
+        f"{prefix}{FILE_INDEX_COL}",
+        f"{prefix}{FILE_ROW_COL}",
     )

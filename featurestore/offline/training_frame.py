@@ -1,51 +1,25 @@
-"""TrainingFrame: a lazy point-in-time training frame that runs in DuckDB on demand."""
+"""TrainingFrame: a lazy point-in-time training frame, computed by its planned join on demand."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurestore._time import to_utc
 from featurestore.errors import MissingDependencyError, SourceError
-from featurestore.offline.pit_arrays import (
-    DoesNotFit,
-    SourceChangedError,
-    arrays_join,
-    estimate_bytes,
-    memory_limit_bytes,
-)
-from featurestore.offline.pit_join import (
-    EntityStats,
-    JoinStrategy,
-    ViewRequest,
-    choose_strategy,
-    training_query,
-)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-    from featurestore.offline.sql import Query
+    from featurestore.offline.join import JoinPlan
 
-__all__ = [
-    "ARRAYS_MEMORY_FRACTION",
-    "TrainingFrame",
-    "conform",
-    "parquet_writer",
-    "plan_training_frame",
-]
-
-ARRAYS_MEMORY_FRACTION = 0.5
-"""``auto`` uses the in-memory ``arrays`` strategy while its estimated peak memory stays below
-this fraction of DuckDB's ``memory_limit`` (80 % of RAM unless configured); above, DuckDB's
-ASOF JOIN, which spills to disk and streams ``to_parquet``."""
+__all__ = ["BATCH_ROWS", "TrainingFrame", "conform", "parquet_writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,20 +86,18 @@ class TrainingFrame:
     def __init__(
         self,
         cursor: duckdb.DuckDBPyConnection,
-        query: Query,
+        plan: JoinPlan,
         *,
-        columns: list[str],
         feature_types: dict[str, pa.DataType],
         keepalive: object = None,
-        compute: Callable[[], pa.Table] | None = None,
     ) -> None:
         self._cursor = cursor
-        self._query = query
-        self._compute = compute
+        self._plan = plan
+        self._query = plan.query
         self._feature_types = feature_types
         self._keepalive = keepalive  # the registered entity table must outlive the cursor's use
         self._lock = threading.Lock()
-        self.columns = columns
+        self.columns = [*plan.spec.entity_columns, *plan.spec.feature_order]
         """The output column names, in order."""
 
     @property
@@ -139,19 +111,8 @@ class TrainingFrame:
 
     def _computed(self) -> pa.Table | None:
         """The frame from the ``arrays`` strategy, or None to run the SQL instead."""
-        if self._compute is None:
-            return None
         try:
-            return self._compute()
-        except DoesNotFit as exc:
-            logger.info("arrays strategy does not apply (%s); using DuckDB", exc)
-            return None
-        except SourceChangedError as exc:
-            msg = (
-                f"The source of feature view '{exc}' changed while the training frame was "
-                "computed. Run it again once the files are written."
-            )
-            raise SourceError(msg) from exc
+            return self._plan.compute(self._cursor)
         except duckdb.Error as exc:
             raise _query_error(exc) from exc
 
@@ -248,70 +209,6 @@ class TrainingFrame:
 
     def __repr__(self) -> str:
         return f"TrainingFrame(columns={self.columns!r})"
-
-
-def plan_training_frame(
-    cursor: duckdb.DuckDBPyConnection,
-    entity: Query,
-    entity_columns: list[str],
-    requests: list[ViewRequest],
-    *,
-    timestamp_column: str,
-    stats: EntityStats,
-    point_in_time: Literal["event", "available"],
-    strategy: JoinStrategy,
-    feature_types: dict[str, pa.DataType],
-    keepalive: object = None,
-) -> TrainingFrame:
-    """Pick the join strategy (``pit_join.choose_strategy``) and build the lazy frame."""
-    fits = False
-    if strategy == "auto":
-        limit = memory_limit_bytes(cursor)
-        need = estimate_bytes(
-            stats.rows, len(entity_columns), requests, point_in_time=point_in_time
-        )
-        fits = limit is not None and need <= ARRAYS_MEMORY_FRACTION * limit
-    chosen = choose_strategy(
-        stats, requests, point_in_time=point_in_time, strategy=strategy, arrays_fit=fits
-    )
-    order = list(feature_types)
-    query = training_query(
-        entity,
-        entity_columns,
-        requests,
-        timestamp_column=timestamp_column,
-        stats=stats,
-        point_in_time=point_in_time,
-        strategy=chosen,
-        feature_order=order,
-    )
-    compute = None
-    if chosen == "arrays":
-        time_range = None
-        if stats.min_ts is not None and stats.max_ts is not None:
-            time_range = (to_utc(stats.min_ts), to_utc(stats.max_ts))
-
-        def compute() -> pa.Table:
-            return arrays_join(
-                cursor,
-                entity,
-                entity_columns,
-                requests,
-                timestamp_column=timestamp_column,
-                point_in_time=point_in_time,
-                feature_order=order,
-                time_range=time_range,
-            )
-
-    logger.debug("training frame: %d entity rows, strategy %s", stats.rows, chosen)
-    return TrainingFrame(
-        cursor,
-        query,
-        columns=[*entity_columns, *order],
-        feature_types=feature_types,
-        keepalive=keepalive,
-        compute=compute,
-    )
 
 
 def _query_error(exc: duckdb.Error) -> SourceError:

@@ -16,8 +16,9 @@ applied change of the function writes a new one. Nothing is loaded whole into Py
 of at most :data:`BATCH_ROWS` rows go through the function.
 
 The registry stores no function (never a pickle). A view read back from the registry file has
-``transform=None`` and a :class:`~featurestore.repo.registry.TransformRecord`; :meth:`resolve`
-imports the repo and checks that its function is the applied one.
+``transform=None`` and a :class:`~featurestore.repo.registry.TransformRecord`; the engine's
+:class:`~featurestore.repo.functions.AppliedFunctions` gives it back its function (loaded
+once, checked against the applied fingerprint).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import os
 import shutil
 import tempfile
 import weakref
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.dtypes import to_arrow, to_duckdb
-from featurestore.errors import RegistryConflictError, SourceError
+from featurestore.errors import SourceError
 from featurestore.offline.sql import (
     CREATED_TS,
     EVENT_TS,
@@ -46,24 +46,21 @@ from featurestore.offline.sql import (
     FILE_INDEX_COL,
     FILE_ROW_COL,
     Query,
-    SourceColumns,
     is_timestamp_type,
     quote_ident,
     utc_timestamp_expr,
 )
 from featurestore.offline.training_frame import conform
-from featurestore.repo.loader import load_repo
-from featurestore.repo.registry import view_fingerprint
 from featurestore.transformations.batch import BatchTransform, batch_transform
 from featurestore.transformations.check import RowIndependenceReport, check_row_independence
 from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from featurestore.definitions import FeatureView
     from featurestore.dtypes import DType
-    from featurestore.offline.engine import OfflineEngine
+    from featurestore.offline.sources import SourceFiles, Sources
     from featurestore.repo.registry import ViewRecord
 
 __all__ = ["BATCH_ROWS", "TransformedSources"]
@@ -89,14 +86,23 @@ class TransformedSources:
     """The transformed sources of one offline engine (temporary Parquet files, cached).
 
     Args:
-        engine: The engine whose DuckDB database scans the sources.
+        sources: The engine's sources.
+        connect: A new DuckDB session on the engine's database.
+        temp_parent: Where the temporary files go (default: the system's temp directory).
     """
 
-    def __init__(self, engine: OfflineEngine) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        sources: Sources,
+        connect: Callable[[], duckdb.DuckDBPyConnection],
+        *,
+        temp_parent: Path | None = None,
+    ) -> None:
+        self._sources = sources
+        self._connect = connect
+        self._temp_parent = temp_parent
         self._dir: Path | None = None
         self._files: dict[tuple[object, ...], Path] = {}
-        self._resolved: dict[tuple[str, str], FeatureView] = {}
         self._counter = itertools.count()
 
     def close(self) -> None:
@@ -108,53 +114,17 @@ class TransformedSources:
 
     def _directory(self) -> Path:
         if self._dir is None:
-            base = self._engine.config.temp_directory
-            parent: Path | None = None
-            if base is not None:
-                parent = Path(base) if Path(base).is_absolute() else self._engine.repo_root / base
-                parent.mkdir(parents=True, exist_ok=True)
-            self._dir = Path(tempfile.mkdtemp(prefix="featurestore-transformed-", dir=parent))
+            if self._temp_parent is not None:
+                self._temp_parent.mkdir(parents=True, exist_ok=True)
+            prefix = "featurestore-transformed-"
+            self._dir = Path(tempfile.mkdtemp(prefix=prefix, dir=self._temp_parent))
             weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         return self._dir
-
-    # -- where the function comes from ---------------------------------------------------------
-
-    def resolve(self, record: ViewRecord) -> ViewRecord:
-        """``record`` with its view carrying the transform (loaded from the repo if needed).
-
-        Raises:
-            RegistryConflictError: The repo's view (or its transform) is not the applied one.
-        """
-        if record.transform is None or record.view.transform is not None:
-            return record
-        key = (record.view.name, record.fingerprint)
-        view = self._resolved.get(key)
-        if view is None:
-            loaded = load_repo(self._engine.repo_root).feature_views.get(record.view.name)
-            if (
-                loaded is None
-                or loaded.transform is None
-                or view_fingerprint(loaded, record.key_dtypes) != record.fingerprint
-            ):
-                msg = (
-                    f"Feature view '{record.view.name}' changed since the last apply (its batch "
-                    f"transform {record.transform.function_path} in {self._engine.repo_root} is "
-                    "not the applied one): run 'featurestore apply' (then materialize again)."
-                )
-                raise RegistryConflictError(msg)
-            view = loaded
-            self._resolved[key] = view
-        return replace(record, view=view)
 
     # -- the transform's input ------------------------------------------------------------------
 
     def _input_query(
-        self,
-        view: FeatureView,
-        pattern: str,
-        columns: SourceColumns,
-        files: list[str],
-        key_dtypes: Mapping[str, DType],
+        self, view: FeatureView, source_files: SourceFiles, key_dtypes: Mapping[str, DType]
     ) -> tuple[Query, list[str]]:
         """The source rows as the transform sees them, plus the position columns.
 
@@ -162,6 +132,7 @@ class TransformedSources:
         ``__fs_file_index`` and ``file_row_number`` come last and are not inputs).
         """
         source = view.source
+        columns = source_files.columns
         mapped = {source.field_mapping.get(n, n): n for n in columns.types}
 
         def col(name: str) -> str:
@@ -188,15 +159,18 @@ class TransformedSources:
         select.append(FILE_ROW_COL)
         not_null = [f"{col(source.timestamp_field)} IS NOT NULL"]
         not_null += [f"{col(k)} IS NOT NULL" for k in view.join_keys]
-        query = Query().add("SELECT " + ", ".join(select), files)
-        query.add(f" FROM read_parquet(?, filename='{FILE_COL}', file_row_number=true)", pattern)
+        query = Query().add("SELECT " + ", ".join(select), source_files.files)
+        query.add(
+            f" FROM read_parquet(?, filename='{FILE_COL}', file_row_number=true)",
+            source_files.pattern,
+        )
         query.add(" WHERE " + " AND ".join(not_null))
         return query, names
 
     def _batches(
         self, view: FeatureView, query: Query, batch_rows: int = BATCH_ROWS
     ) -> Iterator[pa.RecordBatch]:
-        cursor = self._engine._cursor()
+        cursor = self._connect()
         try:
             reader = cursor.sql(query.text, params=query.params).to_arrow_reader(batch_rows)
             yield from reader
@@ -212,11 +186,8 @@ class TransformedSources:
     def _prepare(
         self, view: FeatureView, key_dtypes: Mapping[str, DType]
     ) -> tuple[Query, BatchTransform]:
-        engine = self._engine
-        pattern = engine.source_pattern(view)
-        _, columns = engine._source_schema(view, pattern)
-        files = engine._files(view, pattern)
-        query, names = self._input_query(view, pattern, columns, files, key_dtypes)
+        source_files = self._sources.read(view, check=False)
+        query, names = self._input_query(view, source_files, key_dtypes)
         return query, batch_transform(view, names)
 
     # -- plan / apply -----------------------------------------------------------------------------
@@ -253,7 +224,7 @@ class TransformedSources:
         self, view: FeatureView, features: list[str], *, rows: int, seed: int
     ) -> pa.Table:
         """Up to ``rows`` random transformed rows: ``features``, typed as declared."""
-        key_dtypes = self._engine.infer_key_dtypes(view)
+        key_dtypes = self._sources.key_dtypes(view)
         inputs, transform = self.sample(view, key_dtypes, rows=rows, seed=seed)
         dtypes = {f.name: to_arrow(f.dtype) for f in view.schema}
         if inputs.height == 0:
@@ -265,9 +236,7 @@ class TransformedSources:
 
     def check(self, view: FeatureView, *, rows: int = 200, seed: int = 0) -> RowIndependenceReport:
         """The row-independence check of ``view``'s transform on sampled source rows."""
-        inputs, transform = self.sample(
-            view, self._engine.infer_key_dtypes(view), rows=rows, seed=seed
-        )
+        inputs, transform = self.sample(view, self._sources.key_dtypes(view), rows=rows, seed=seed)
         if inputs.height == 0:  # an empty source: nothing to compare
             zero = dict.fromkeys(transform.feature_names, 0)
             return RowIndependenceReport(view.name, 0, zero, {}, kind=transform.kind)
@@ -278,9 +247,7 @@ class TransformedSources:
     def scan(
         self,
         record: ViewRecord,
-        pattern: str,
-        columns: SourceColumns,
-        files: list[str],
+        source_files: SourceFiles,
         features: list[str] | None = None,
     ) -> Query:
         """A source scan of the transformed rows (same columns as ``sql.source_scan``).
@@ -292,22 +259,20 @@ class TransformedSources:
             TransformationError: The function raised or returned wrong rows, columns or types.
         """
         view = record.view
-        stats = tuple((f, *_stat(f)) for f in files)
+        stats = tuple((f, *_stat(f)) for f in source_files.files)
         key = (view.name, record.fingerprint, stats)
         path = self._files.get(key)
         if path is None:
-            path = self._write(record, pattern, columns, files)
+            path = self._write(record, source_files)
             self._files[key] = path
         wanted = list(view.feature_names) if features is None else features
         select = [quote_ident(k) for k in view.join_keys]
         select += [EVENT_TS, CREATED_TS, *_POSITION, *(quote_ident(f) for f in wanted)]
         return Query().add(f"SELECT {', '.join(select)} FROM read_parquet(?)", str(path))
 
-    def _write(
-        self, record: ViewRecord, pattern: str, columns: SourceColumns, files: list[str]
-    ) -> Path:
+    def _write(self, record: ViewRecord, source_files: SourceFiles) -> Path:
         view = record.view
-        query, names = self._input_query(view, pattern, columns, files, record.key_dtypes)
+        query, names = self._input_query(view, source_files, record.key_dtypes)
         transform = batch_transform(view, names)
         fields = [pa.field(k, to_arrow(record.key_dtypes[k])) for k in view.join_keys]
         fields += [pa.field(EVENT_TS, _UTC), pa.field(CREATED_TS, _UTC)]

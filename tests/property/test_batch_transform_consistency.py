@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
-from featurestore.offline.pit_join import JoinStrategy
+from featurestore.offline.join import JoinStrategy
 from featurestore.repo.config import SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle

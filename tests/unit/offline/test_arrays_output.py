@@ -19,7 +19,7 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from featurestore.errors import SourceError
-from featurestore.offline import pit_arrays
+from featurestore.offline.join import arrays as pit_arrays
 from featurestore.offline.training_frame import TrainingFrame
 from tests.conftest import make_repo, utc, write_parquet
 
@@ -125,7 +125,7 @@ def test_arrays_one_thread_equals_concurrent(
     def one_thread(*args: Any, **kwargs: Any) -> pa.Table:
         return join(*args, **{**kwargs, "threads": 1})
 
-    monkeypatch.setattr("featurestore.offline.training_frame.arrays_join", one_thread)
+    monkeypatch.setattr("featurestore.offline.join.planner.arrays_join", one_thread)
     assert _frame(store, "arrays").to_arrow().equals(concurrent)
 
 

@@ -17,9 +17,9 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from featurestore.errors import SourceError
-from featurestore.offline import pit_arrays
-from featurestore.offline.pit_arrays import memory_limit_bytes
-from featurestore.offline.pit_join import EntityStats, ViewRequest, choose_strategy
+from featurestore.offline.join import EntityStats, ViewRequest, choose_strategy
+from featurestore.offline.join import arrays as pit_arrays
+from featurestore.offline.join.arrays import memory_limit_bytes
 from featurestore.offline.sql import Query
 from tests.conftest import make_repo, utc, write_parquet
 
@@ -108,7 +108,7 @@ def test_arrays_equals_range(
         }
     )
     expected = _frame(store, entity, "range", pit)
-    with caplog.at_level("INFO", logger="featurestore.offline.training_frame"):
+    with caplog.at_level("INFO", logger="featurestore.offline.join.planner"):
         assert _frame(store, entity, "arrays", pit) == expected
     fell_back = "arrays strategy does not apply" in caplog.text
     assert fell_back == (len(ids) == 20)

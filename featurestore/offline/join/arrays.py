@@ -1,6 +1,6 @@
 """The ``"arrays"`` join strategy: the G1 point-in-time join on packed integer arrays.
 
-The rule is the one of :mod:`featurestore.offline.pit_join` (read its docstring first); this
+The rule is the one of :mod:`featurestore.offline.join` (read its docstring first); this
 module computes the same result in memory with numpy, reading the sources through the same
 DuckDB scans (so types, ``field_mapping`` and pruning behave identically):
 
@@ -11,14 +11,16 @@ DuckDB scans (so types, ``field_mapping`` and pruning behave identically):
    against the frame's distinct key tuples).
 2. Each row becomes one ``int64``: ``code << B | (event_ts - lo)``, where ``lo`` is the
    oldest time that can matter and ``B`` the bits of the time span; rows that no entity row
-   can see (key not in the frame, too new, too old for the ttl) become -1.
+   can see (key not in the frame, too new, too old for the ttl: :mod:`featurestore.window`)
+   become -1.
 3. ``point_in_time="event"``: the values are sorted (no permutation: the value is the key
    and the time). Each entity row packs ``code << B | (t - lo)``, and a
    ``searchsorted(side="right")`` finds the last value at or before it -- the newest
    (key, event time) if its code equals the entity row's. A second scan joins the winning
    (key, event time) pairs to their rows' features; where several rows share a key and an
    event time (the scan says whether any do), it also reads the rest of the total order
-   (created timestamp with null lowest, file rank, row in file) and keeps the newest.
+   (created timestamp with null lowest, file rank, row in file: :mod:`featurestore.ordering`)
+   and keeps the newest.
 4. ``point_in_time="available"``: rows are put in the order "newer" by an ``argsort`` (ties
    broken as above), then packed by the time they became visible, ``max(event_ts,
    created_ts)`` (null created = event time) and sorted by it; a running maximum of the rank
@@ -26,7 +28,7 @@ DuckDB scans (so types, ``field_mapping`` and pruning behave identically):
    ``searchsorted`` reads it off. The second scan joins the winners by row id.
 5. Either way the ttl is a check on the winner's event timestamp (if the newest candidate is
    too old, all are). The second scan must find every winner with the event time the
-   first saw, else the source changed in between (:class:`SourceChangedError`). Features
+   first saw, else the source changed in between (a :class:`SourceError`). Features
    are put in entity order by a gather (numpy for fixed-width types).
 
 Memory is a few ``int64`` per source row plus the winners' features and the output; the
@@ -37,7 +39,7 @@ Views run concurrently on their own DuckDB sessions (``threads``; DuckDB, numpy 
 release the GIL), and their first scans overlap the entity read.
 
 When codes and times do not fit in 62 bits, :class:`DoesNotFit` is raised before any join
-work and the caller falls back to DuckDB's ASOF JOIN.
+work and the planner falls back to a SQL strategy.
 """
 
 from __future__ import annotations
@@ -46,17 +48,18 @@ import itertools
 import logging
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from featurestore._time import to_utc
 from featurestore.dtypes import to_duckdb
+from featurestore.errors import SourceError
 from featurestore.offline._numpy import int64_array, int64_values, take, valid_mask
-from featurestore.offline.pit_join import ROW_COL
+from featurestore.offline.join.spec import ROW_COL
 from featurestore.offline.sql import (
     CREATED_TS,
     EVENT_TS,
@@ -65,9 +68,18 @@ from featurestore.offline.sql import (
     Query,
     quote_ident,
 )
+from featurestore.ordering import NULL_CREATED_US, newer_lexsort, row_id_sql
+from featurestore.window import (
+    in_window_array,
+    lower_bound,
+    lower_bound_datetime,
+    ttl_micros,
+)
 
 if TYPE_CHECKING:
-    from featurestore.offline.pit_join import ViewRequest
+    from datetime import datetime
+
+    from featurestore.offline.join.spec import JoinSpec, PointInTime, ViewRequest
 
 __all__ = ["DoesNotFit", "arrays_join", "estimate_bytes", "memory_limit_bytes"]
 
@@ -78,13 +90,11 @@ _T = "__fs_t"
 _CODE = "__fs_code"
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
-_ONE_US = timedelta(microseconds=1)
-_NULL_MICROS = np.iinfo(np.int64).min  # NaT: below every time
+_NULL_MICROS = NULL_CREATED_US  # NaT: below every time
 _Columns = list[pa.ChunkedArray]
-_FILE_ROW_BITS = 40
 _ROWID = "__fs_rowid"
+"""A source row's id (:func:`featurestore.ordering.row_id`); orders like (file, row)."""
 _PACKED = "__fs_packed"
-"""A source row's id: its file's rank << 40 | its row in the file; orders like (file, row)."""
 _names = itertools.count()
 
 
@@ -109,7 +119,7 @@ def estimate_bytes(
     entity_columns: int,
     requests: list[ViewRequest],
     *,
-    point_in_time: Literal["event", "available"] = "event",
+    point_in_time: PointInTime = "event",
     threads: int = 2,
 ) -> int:
     """A generous estimate of the arrays strategy's peak memory.
@@ -131,39 +141,30 @@ def estimate_bytes(
     return sources + working + output
 
 
-def arrays_join(
-    cursor: duckdb.DuckDBPyConnection,
-    entity: Query,
-    entity_columns: list[str],
-    requests: list[ViewRequest],
-    *,
-    timestamp_column: str,
-    point_in_time: Literal["event", "available"],
-    feature_order: list[str],
-    time_range: tuple[datetime, datetime] | None = None,
-    threads: int = 2,
-) -> pa.Table:
-    """The training frame as an Arrow table (entity columns, then ``feature_order``).
+def arrays_join(cursor: duckdb.DuckDBPyConnection, spec: JoinSpec, *, threads: int = 2) -> pa.Table:
+    """The training frame as an Arrow table (entity columns, then ``spec.feature_order``).
+
+    Source rows that no entity row can see (outside the entity frame's time range, widened
+    by the ttl) are filtered in the scans, so DuckDB skips row groups.
 
     Args:
         cursor: The DuckDB session the entity query runs on (it may use views registered
             on this session only); sources are read on new sessions of its database.
-        entity: The entity frame query (``__fs_row`` and a UTC timestamp column).
-        entity_columns: The entity frame's own columns, output first, in order.
-        requests: The views and features to join.
-        timestamp_column: The entity frame's timestamp column.
-        point_in_time: ``"event"`` or ``"available"`` (module docstring).
-        feature_order: The output feature columns, in order.
-        time_range: The smallest and largest entity timestamp, if known: source rows that
-            no entity row can see are filtered in the scans (DuckDB skips row groups).
+        spec: The join.
         threads: Views computed at once (each on its own DuckDB session); 1 runs them one
             after the other (less memory).
 
     Raises:
         DoesNotFit: A view's keys and times do not pack into 62 bits.
+        SourceError: A source changed between the two scans of a view.
         duckdb.Error: A scan failed (the caller translates it).
     """
     timezone = _timezone(cursor)
+    requests = spec.requests
+    stats = spec.stats
+    time_range = None
+    if stats.min_ts is not None and stats.max_ts is not None:
+        time_range = (to_utc(stats.min_ts), to_utc(stats.max_ts))
 
     def one_view(index: int, entity_read: Future[tuple[pa.Table, list[_Probes]]]) -> _Columns:
         request = requests[index]
@@ -172,7 +173,7 @@ def arrays_join(
             if timezone is not None:
                 session.execute("SET TimeZone = ?", [timezone])
             scan = _Scan(request, time_range)
-            available = point_in_time == "available"
+            available = spec.point_in_time == "available"
             source = scan.keys(session, order=available)  # overlaps the entity read
             table, probes = entity_read.result()
             plan = _Plan(source, request, probes[index])
@@ -189,9 +190,7 @@ def arrays_join(
         entity_read: Future[tuple[pa.Table, list[_Probes]]] = Future()
         jobs = [pool.submit(one_view, i, entity_read) for i in range(len(requests))]
         try:  # the entity frame may be registered on this session only: read it here
-            entity_read.set_result(
-                _read_entity(cursor, entity, entity_columns, requests, timestamp_column)
-            )
+            entity_read.set_result(_read_entity(cursor, spec))
         except BaseException as exc:
             entity_read.set_exception(exc)
             raise
@@ -200,8 +199,8 @@ def arrays_join(
     columns: dict[str, pa.ChunkedArray] = {}
     for request, gathered in zip(requests, results, strict=True):
         columns.update(zip(request.output_columns, gathered, strict=True))
-    arrays = [*table.columns, *(columns[name] for name in feature_order)]
-    return pa.Table.from_arrays(arrays, names=[*table.column_names, *feature_order])
+    arrays = [*table.columns, *(columns[name] for name in spec.feature_order)]
+    return pa.Table.from_arrays(arrays, names=[*table.column_names, *spec.feature_order])
 
 
 def _timezone(cursor: duckdb.DuckDBPyConnection) -> str | None:
@@ -222,17 +221,14 @@ class _Probes:
 
 
 def _read_entity(
-    cursor: duckdb.DuckDBPyConnection,
-    entity: Query,
-    entity_columns: list[str],
-    requests: list[ViewRequest],
-    timestamp_column: str,
+    cursor: duckdb.DuckDBPyConnection, spec: JoinSpec
 ) -> tuple[pa.Table, list[_Probes]]:
     """The entity frame in input order (one scan) and each view's probes.
 
     Keys are cast to each view's key types in the same scan (one aliased column per
     distinct key and type); a row with a null key or a null timestamp never matches.
     """
+    entity_columns, requests = spec.entity_columns, spec.requests
     select = [quote_ident(c) for c in entity_columns]
     aliases: dict[str, str] = {}
     key_columns: list[list[str]] = []
@@ -245,11 +241,11 @@ def _read_entity(
                 select.append(f"{expr} AS {aliases[expr]}")
             names.append(aliases[expr])
         key_columns.append(names)
-    query = Query().add(f"SELECT {', '.join(select)} FROM (").extend(entity)
+    query = Query().add(f"SELECT {', '.join(select)} FROM (").extend(spec.entity)
     query.add(f") ORDER BY {ROW_COL}")
     read = cursor.sql(query.text, params=query.params).to_arrow_table()
     table = read.select(list(range(len(entity_columns))))
-    t_column = read.column(timestamp_column)
+    t_column = read.column(spec.timestamp_column)
     t_all = int64_values(t_column, null=_NULL_MICROS)
     t_valid = valid_mask(t_column)
     probes = []
@@ -330,8 +326,7 @@ class _Plan:
         self.probes = probes
         keys = list(request.record.view.join_keys)
         self.keys = _Keys(probes.keys, [source.schema.field(k).type for k in keys], keys)
-        ttl = request.record.view.effective_ttl
-        self.ttl_us = None if ttl is None else min(ttl // _ONE_US, 2**62)
+        self.ttl_us = ttl_micros(request.record.view.effective_ttl)
         event = int64_values(source.column(EVENT_TS))
         packed = self.keys.codes(source)  # then packed in place
         drop = packed < 0
@@ -339,8 +334,9 @@ class _Plan:
         self.max_t = int(t.max()) if len(t) else 0
         if len(t):
             drop |= event > self.max_t
-            if self.ttl_us is not None:
-                drop |= event < max(int(t.min()) - self.ttl_us, -(2**63) + 1)
+            oldest = lower_bound(int(t.min()), self.ttl_us)
+            if oldest is not None:
+                drop |= event < oldest
         else:
             drop[:] = True
         self.lo = int(np.min(event, where=~drop, initial=self.max_t))
@@ -374,14 +370,15 @@ class _Plan:
         return probe
 
     def matches(self, values: np.ndarray, at: np.ndarray, probes: np.ndarray) -> np.ndarray:
-        """Where the row value found for each of ``probes`` has its key and is within ttl.
+        """Where the row value found for each of ``probes`` has its key and is in the window.
 
         ``probes`` are positions among the probes, in the order of ``values`` and ``at``.
+        The value was found at or before the probe's time, so the window's upper bound
+        holds; :func:`featurestore.window.in_window_array` checks both anyway.
         """
         found: np.ndarray = (at >= 0) & (values >> self.bits == self.keys.entity[probes])
-        if self.ttl_us is not None:
-            t = self.probes.t[probes]
-            found &= (values & ((1 << self.bits) - 1)) + self.lo >= t - self.ttl_us
+        event = (values & ((1 << self.bits) - 1)) + self.lo
+        found &= in_window_array(event, self.probes.t[probes], self.ttl_us)
         return found
 
 
@@ -428,13 +425,13 @@ class _Scan:
         self.where = Query()
         if time_range is not None:
             self.where.add(f" WHERE {EVENT_TS} <= ?", time_range[1])
-            ttl = request.record.view.effective_ttl
-            if ttl is not None and time_range[0] - datetime.min.replace(tzinfo=UTC) > ttl:
-                self.where.add(f" AND {EVENT_TS} >= ?", time_range[0] - ttl)
+            oldest = lower_bound_datetime(time_range[0], request.record.view.effective_ttl)
+            if oldest is not None:
+                self.where.add(f" AND {EVENT_TS} >= ?", oldest)
 
     def _select(self, columns: list[str]) -> Query:
         """The scan's ``columns`` (:data:`_ROWID` computed) of the rows in range."""
-        rowid = f"((CAST({FILE_INDEX_COL} AS BIGINT) << {_FILE_ROW_BITS}) | {FILE_ROW_COL})"
+        rowid = row_id_sql(FILE_INDEX_COL, FILE_ROW_COL)
         exprs = [f"{rowid} AS {_ROWID}" if c == _ROWID else c for c in columns]
         query = Query().add(f"SELECT {', '.join(exprs)} FROM (").extend(self.request.scan)
         return query.add(")").extend(self.where)
@@ -488,7 +485,7 @@ class _Scan:
         got = int64_values(found.column(_PACKED))
         if ties and len(got) != len(values):  # keep the newest row of each value
             created = int64_values(found.column(CREATED_TS), null=_NULL_MICROS)
-            order = np.lexsort((int64_values(found.column(_ROWID)), created, got))
+            order = newer_lexsort(got, created, int64_values(found.column(_ROWID)))
             last = np.ones(len(order), dtype=bool)
             np.not_equal(got[order][1:], got[order][:-1], out=last[:-1])
             rows = order[last]
@@ -511,7 +508,7 @@ class _Scan:
         got = int64_values(found.column(_ROWID))
         at = _positions(self.request, ids, got, np.arange(len(got), dtype=np.int64))
         if not np.array_equal(int64_values(found.column(EVENT_TS)).take(at), event):
-            raise SourceChangedError(self.request.record.view.name)
+            raise _source_changed(self.request)
         return found, at
 
 
@@ -521,11 +518,11 @@ def _positions(
     """For each of ``wanted`` (sorted, unique): ``rows[i]`` where ``got[i]`` equals it.
 
     Raises:
-        SourceChangedError: A wanted value is missing (the source changed between scans).
+        SourceError: A wanted value is missing (the source changed between scans).
     """
     order = _argsort(got)
     if len(got) != len(wanted) or not np.array_equal(got[order], wanted):
-        raise SourceChangedError(request.record.view.name)
+        raise _source_changed(request)
     result: np.ndarray = rows[order]
     return result
 
@@ -603,7 +600,7 @@ def _break_ties(plan: _Plan, order: np.ndarray, ordered: np.ndarray) -> None:
     rows = order[positions]
     created = plan.order_column(CREATED_TS, rows)
     rowid = plan.order_column(_ROWID, rows)
-    order[positions] = order[positions][np.lexsort((rowid, created, run))]
+    order[positions] = order[positions][newer_lexsort(run, created, rowid)]
 
 
 def _take(
@@ -620,5 +617,9 @@ def _take(
     return [take(rows.column(f), positions, missing) for f in request.features]
 
 
-class SourceChangedError(Exception):
+def _source_changed(request: ViewRequest) -> SourceError:
     """The second scan of a source missed rows of the first (files rewritten in between)."""
+    return SourceError(
+        f"The source of feature view '{request.record.view.name}' changed while the training "
+        "frame was computed. Run it again once the files are written."
+    )
