@@ -188,22 +188,10 @@ class OnDemandTrainingFrame:
         """Run every on-demand view on ``data``'s rows; the requested outputs as Arrow."""
         frame = pl.from_arrow(data.select(self._needed))
         assert isinstance(frame, pl.DataFrame)
-        produced: dict[FeatureRef, pl.Series] = {}
-        for view in self._plan.views:
-            inputs = []
-            for item in self._plan.inputs[view.name]:
-                if item.kind == "request":
-                    series = frame.get_column(item.column)
-                elif item.kind == "feature":
-                    assert item.ref is not None
-                    series = frame.get_column(self._columns_of[item.ref])
-                else:
-                    assert item.ref is not None
-                    series = produced[item.ref]
-                inputs.append(series.alias(item.column))
-            result = run_transformation(view, pl.DataFrame(inputs, height=frame.height))
-            for name in view.feature_names:
-                produced[FeatureRef(view.name, name)] = result.get_column(name)
+        plan = self._plan
+        request = {f.name: frame.get_column(f.name) for f in plan.request_fields}
+        stored = {ref: frame.get_column(self._columns_of[ref]) for ref in plan.stored}
+        produced = plan.run(request, stored, frame.height)
         arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
         for ref, name in self._outputs.items():
             array = produced[ref].to_arrow()

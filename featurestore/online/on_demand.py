@@ -26,7 +26,6 @@ from featurestore.dtypes import Array, DType, Timestamp, to_polars
 from featurestore.errors import EntityFrameError
 from featurestore.online.base import FieldStatus
 from featurestore.online.response import arrow_column
-from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -172,26 +171,12 @@ class OnlineOnDemand:
         events: dict[str, list[int | None]],
     ) -> None:
         """Run the views once on the batch; add their outputs to the three dicts."""
-        stored = {
+        columns = {
             column: _polars_column(column, features[column], self.dtypes[column])
             for column in dict.fromkeys(self.columns_of.values())
         }
-        produced: dict[FeatureRef, pl.Series] = {}
-        for view in self.plan.views:
-            inputs = []
-            for item in self.plan.inputs[view.name]:
-                if item.kind == "request":
-                    series = request[item.column]
-                elif item.kind == "feature":
-                    assert item.ref is not None
-                    series = stored[self.columns_of[item.ref]]
-                else:
-                    assert item.ref is not None
-                    series = produced[item.ref]
-                inputs.append(series.alias(item.column))
-            result = run_transformation(view, pl.DataFrame(inputs, height=n))
-            for name in view.feature_names:
-                produced[FeatureRef(view.name, name)] = result.get_column(name)
+        stored = {ref: columns[self.columns_of[ref]] for ref in self.plan.stored}
+        produced = self.plan.run(request, stored, n)
         # One status and event column per view, shared by its outputs (as a stored view's).
         combined: dict[str, tuple[list[FieldStatus], list[int | None]]] = {}
         for ref, name in self.outputs.items():

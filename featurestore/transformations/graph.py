@@ -1,7 +1,8 @@
 """Which on-demand views a request needs, in which order, and which stored features feed them.
 
-Training frames and online reads both plan their on-demand work here, so both compute the same
-views, in the same (topological) order, from the same inputs.
+Training frames and online reads both plan their on-demand work here and run it with
+:meth:`OnDemandPlan.run`, so both compute the same views, in the same (topological) order,
+from the same inputs, through the one executor.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import polars as pl
+
+from featurestore.definitions import FeatureRef
 from featurestore.errors import DefinitionError
 from featurestore.transformations.decorator import OnDemandInput
+from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from featurestore.definitions import FeatureRef, Field
+    from featurestore.definitions import Field
     from featurestore.transformations.decorator import OnDemandFeatureView
 
 __all__ = ["OnDemandInput", "OnDemandPlan", "plan_on_demand"]
@@ -46,6 +51,40 @@ class OnDemandPlan:
             elif item.kind == "on_demand" and item.ref is not None:
                 out += self.stored_inputs(item.ref.view)
         return tuple(dict.fromkeys(out))
+
+    def run(
+        self,
+        request: Mapping[str, pl.Series],
+        stored: Mapping[FeatureRef, pl.Series],
+        height: int,
+    ) -> dict[FeatureRef, pl.Series]:
+        """Run every view on one batch of ``height`` rows, upstream first.
+
+        Args:
+            request: Each request field of :attr:`request_fields`, by name.
+            stored: Each stored feature of :attr:`stored`, by ref.
+            height: The rows of the batch.
+
+        Returns:
+            Every output of every view, by ref.
+
+        Raises:
+            TransformationError: A function raised or returned wrong rows, columns or types.
+        """
+        produced: dict[FeatureRef, pl.Series] = {}
+        for view in self.views:
+            inputs = []
+            for item in self.inputs[view.name]:
+                if item.kind == "request":
+                    series = request[item.column]
+                else:
+                    assert item.ref is not None
+                    series = stored[item.ref] if item.kind == "feature" else produced[item.ref]
+                inputs.append(series.alias(item.column))
+            result = run_transformation(view, pl.DataFrame(inputs, height=height))
+            for name in view.feature_names:
+                produced[FeatureRef(view.name, name)] = result.get_column(name)
+        return produced
 
 
 def plan_on_demand(
