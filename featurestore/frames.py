@@ -8,6 +8,7 @@ the same dtype offline and online. pandas is an optional extra, imported only wh
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import polars as pl
@@ -18,7 +19,7 @@ from featurestore.errors import MissingDependencyError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Frame", "arrow_to_pandas", "arrow_to_polars"]
+__all__ = ["Frame", "arrow_to_pandas", "arrow_to_polars", "describe", "describe_html"]
 
 
 @runtime_checkable
@@ -79,3 +80,25 @@ def _nullable_types(pd: Any) -> Callable[[pa.DataType], Any]:
         return None
 
     return mapper
+
+
+def describe(kind: str, facts: list[tuple[str, str]]) -> str:
+    """A frame's ``repr``: its kind and what it holds, one fact per line (cheap: no compute).
+
+    Example:
+        >>> print(describe("TrainingFrame", [("rows", "3"), ("columns", "a, b")]))
+        TrainingFrame
+          rows: 3
+          columns: a, b
+    """
+    return "\n".join([kind, *(f"  {name}: {value}" for name, value in facts)])
+
+
+def describe_html(kind: str, facts: list[tuple[str, str]]) -> str:
+    """:func:`describe` as a small HTML table, for notebooks (``_repr_html_``)."""
+    rows = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
+        f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+        for name, value in facts
+    )
+    return f"<table><caption style='text-align:left'><b>{html.escape(kind)}</b></caption>{rows}</table>"

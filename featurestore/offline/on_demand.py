@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, SourceError
+from featurestore.frames import describe, describe_html
 from featurestore.offline.sql import quote_ident
 from featurestore.offline.training_frame import (
     BATCH_ROWS,
@@ -256,8 +257,19 @@ class OnDemandTrainingFrame:
         """Write the frame to a CSV file with a header, streaming batch by batch."""
         return self._write(path, pacsv.CSVWriter)
 
+    def describe(self) -> list[tuple[str, str]]:
+        """What the frame will compute, without computing it: the join, views and columns."""
+        facts = self._base.describe()
+        views = [f"{v.name} ({', '.join(v.feature_names)})" for v in self._plan.views]
+        facts.insert(-2, ("on-demand views", "; ".join(views)))
+        facts[-2] = ("columns", ", ".join(self.columns))
+        return facts
+
     def __repr__(self) -> str:
-        return f"TrainingFrame(columns={self.columns!r})"
+        return describe(type(self).__name__, self.describe())
+
+    def _repr_html_(self) -> str:
+        return describe_html(type(self).__name__, self.describe())
 
 
 # -- skew-proofing at apply ---------------------------------------------------------------------

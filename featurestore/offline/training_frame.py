@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.errors import MissingDependencyError, SourceError
+from featurestore.frames import describe, describe_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -207,8 +208,27 @@ class TrainingFrame:
         """Write the frame to a CSV file with a header, streaming."""
         return self._copy(path, "FORMAT csv, HEADER true")
 
+    def describe(self) -> list[tuple[str, str]]:
+        """What the frame will compute, without computing it: the join, views and columns."""
+        spec = self._plan.spec
+        views = [
+            f"{r.record.view.name} ({', '.join(r.features) or 'no features'})"
+            for r in spec.requests
+        ]
+        return [
+            ("entity rows", f"{spec.stats.rows:,}"),
+            ("point in time", spec.point_in_time),
+            ("join strategy", self._plan.strategy),
+            ("views", "; ".join(views)),
+            ("columns", ", ".join(self.columns)),
+            ("computed", "on each to_* call (lazy)"),
+        ]
+
     def __repr__(self) -> str:
-        return f"TrainingFrame(columns={self.columns!r})"
+        return describe(type(self).__name__, self.describe())
+
+    def _repr_html_(self) -> str:
+        return describe_html(type(self).__name__, self.describe())
 
 
 def _query_error(exc: duckdb.Error) -> SourceError:
