@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from featurestore.cli import render
-from featurestore.cli._app import JsonOption, state_of
+from featurestore.cli._app import JsonOption, keep_examples, state_of
 
 __all__ = ["check_transforms"]
 
 
+@keep_examples
 def check_transforms(
     ctx: typer.Context,
     sample: Annotated[
@@ -27,7 +28,7 @@ def check_transforms(
     is not row-wise: it would give different values in training frames and online.
 
     Example:
-        featurestore --repo feature_repo check-transforms --sample 2000
+        featurestore check-transforms --sample 2000
     """
     reports = state_of(ctx).store().check_transforms(rows=sample, seed=seed)
     rows = [

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from featurestore.cli._app import state_of
+from featurestore.cli._app import keep_examples, state_of
 from featurestore.errors import FeatureStoreError, MissingDependencyError, RegistryConflictError
 
 __all__ = ["APP_FACTORY", "HTTP_PROTOCOL", "serve"]
@@ -25,6 +25,7 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _REPO_ENV = "FEATURESTORE_REPO"
 
 
+@keep_examples
 def serve(
     ctx: typer.Context,
     host: Annotated[
@@ -44,9 +45,8 @@ def serve(
     changes made by a later 'apply' are picked up within serving.registry_refresh_s.
 
     Example:
-        featurestore --repo feature_repo serve --port 6566
-
-        curl -s localhost:6566/get-online-features -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"], "amount": [120.0]}, "feature_service": "fraud_v1"}'
+        featurestore serve --port 6566
+        curl -s --retry 30 --retry-delay 1 --retry-connrefused localhost:6566/get-online-features -d '{"entities": {"user_id": [7], "merchant_id": ["m_00035"], "amount": [120.0]}, "feature_service": "fraud_v1"}'
     """
     state = state_of(ctx)
     repo = state.repo.resolve()
