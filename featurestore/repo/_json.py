@@ -10,6 +10,7 @@ later version may add optional keys without a new format version.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, get_args
@@ -38,6 +39,7 @@ from featurestore.repo.snapshot import (
     RegistrySnapshot,
     TransformRecord,
     ViewRecord,
+    key_type_conflict,
     source_identity,
 )
 
@@ -132,6 +134,7 @@ def encode_snapshot(snapshot: RegistrySnapshot) -> dict[str, Any]:
 _MAX_SERIAL = 2**63 - 1
 _MAX_SECONDS = int(timedelta.max.total_seconds())
 _SHOWN_CHARS = 40
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -149,7 +152,7 @@ def _show(value: object) -> str:
     if value is None:
         return "null"
     kind = next(k for t, k in kinds if isinstance(value, t))
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value)
     if len(text) > _SHOWN_CHARS:
         text = text[: _SHOWN_CHARS - 3] + "..."
     return f"{kind} ({text})"
@@ -165,10 +168,14 @@ class _At:
     def __truediv__(self, key: str | int) -> _At:
         if isinstance(key, int):
             return _At(self.file, f"{self.where}[{key}]")
+        if not _PLAIN_KEY.match(key):  # quoted and escaped: the message stays one line
+            return _At(self.file, f"{self.where}[{json.dumps(key)}]")
         return _At(self.file, f"{self.where}.{key}" if self.where else key)
 
     def fail(self, problem: str) -> NoReturn:
-        raise RegistryFileError(path=str(self.file), where=self.where, problem=problem)
+        # Names from the file may hold line breaks: the message stays one line.
+        one_line = " ".join(problem.split())
+        raise RegistryFileError(path=str(self.file), where=self.where, problem=one_line)
 
     def expected(self, what: str, value: object) -> NoReturn:
         self.fail(f"expected {what}, got {_show(value)}")
@@ -310,7 +317,7 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
     names = obj.texts("entities")
     for i, entity in enumerate(names):
         if entity not in entities:
-            (obj.at / "entities" / i).fail(f"there is no entity '{entity}' in 'entities'")
+            (obj.at / "entities" / i).fail(f"there is no entity {entity!r} in 'entities'")
     ttl = obj.seconds_or_none("ttl_seconds")
     view = obj.at.build(
         FeatureView,
@@ -387,10 +394,18 @@ def _check_refs(snapshot: RegistrySnapshot, root: _At) -> None:
     def check(ref: FeatureRef, at: _At) -> None:
         names = snapshot.feature_names_of(ref.view)
         if names is None:
-            at.fail(f"there is no view '{ref.view}' in 'feature_views' or 'on_demand_views'")
+            at.fail(f"there is no view {ref.view!r} in 'feature_views' or 'on_demand_views'")
         if ref.feature not in names:
-            at.fail(f"view '{ref.view}' has no feature '{ref.feature}'")
+            at.fail(f"view {ref.view!r} has no feature {ref.feature!r}")
 
+    records = snapshot.feature_views
+    keys = {name: record.key_dtypes for name, record in records.items()}
+    conflict = key_type_conflict((r.view for r in records.values()), keys)
+    if conflict is not None:
+        (root / "feature_views" / conflict.view / "key_dtypes" / conflict.key).fail(
+            f"join key {conflict.key!r} is {conflict.dtype} here but {conflict.first_dtype} in "
+            f"feature view {conflict.first!r}"
+        )
     for name, service in snapshot.feature_services.items():
         for i, ref in enumerate(service.refs):
             check(ref, root / "feature_services" / name / "features" / i)
@@ -400,7 +415,7 @@ def _check_refs(snapshot: RegistrySnapshot, root: _At) -> None:
             check(ref, at / "view_inputs" / i)
         for i, upstream in enumerate(record.upstream):
             if upstream not in on_demand:
-                (at / "upstream" / i).fail(f"there is no on-demand view '{upstream}'")
+                (at / "upstream" / i).fail(f"there is no on-demand view {upstream!r}")
 
 
 def decode_snapshot(data: object, *, path: Path) -> RegistrySnapshot:

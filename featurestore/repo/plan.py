@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from featurestore.repo.loader import RepoContents
     from featurestore.repo.snapshot import OnDemandRecord, RegistrySnapshot, ViewRecord
 from featurestore.repo._json import encode_service
+from featurestore.repo.snapshot import key_type_conflict
 
 ChangeAction = Literal["add", "change", "remove", "unchanged"]
 
@@ -194,21 +195,6 @@ def _check_services(contents: RepoContents) -> None:
                 raise FeatureNotFoundError(view=ref.view, name=ref.feature, candidates=names)
 
 
-def _check_key_types(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DType]]) -> None:
-    seen: dict[str, tuple[str, DType]] = {}
-    for view in contents.feature_views.values():
-        for key in view.join_keys:
-            dtype = key_dtypes[view.name][key]
-            if key in seen and seen[key][1] != dtype:
-                other, other_dtype = seen[key]
-                msg = (
-                    f"Join key '{key}' is {other_dtype} in feature view '{other}' but {dtype} in "
-                    f"'{view.name}'. Cast one source so the key has one type everywhere."
-                )
-                raise DefinitionError(msg)
-            seen.setdefault(key, (view.name, dtype))
-
-
 def check_repo(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DType]]) -> None:
     """Check a repo's definitions hang together before they are planned.
 
@@ -218,4 +204,11 @@ def check_repo(contents: RepoContents, key_dtypes: Mapping[str, Mapping[str, DTy
     """
     _check_names(contents)
     _check_services(contents)
-    _check_key_types(contents, key_dtypes)
+    conflict = key_type_conflict(contents.feature_views.values(), key_dtypes)
+    if conflict is not None:
+        msg = (
+            f"Join key '{conflict.key}' is {conflict.first_dtype} in feature view "
+            f"'{conflict.first}' but {conflict.dtype} in '{conflict.view}'. Cast one source so "
+            "the key has one type everywhere."
+        )
+        raise DefinitionError(msg)

@@ -28,7 +28,7 @@ from featurestore.errors import (
 from featurestore.transformations.batch import transform_fingerprint
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
     from featurestore.dtypes import DType
@@ -140,6 +140,34 @@ class RegistrySnapshot:
                 keys = self.entities[entity].join_keys
                 return {k: record.key_dtypes[k] for k in keys}
         return {}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTypeConflict:
+    """A join key typed ``first_dtype`` in view ``first`` but ``dtype`` in view ``view``."""
+
+    key: str
+    first: str
+    first_dtype: DType
+    view: str
+    dtype: DType
+
+
+def key_type_conflict(
+    views: Iterable[FeatureView], key_dtypes: Mapping[str, Mapping[str, DType]]
+) -> KeyTypeConflict | None:
+    """The first join key with different types in two of ``views``, or None.
+
+    A join key has one type in every view that uses it (entity rows are typed per key).
+    """
+    seen: dict[str, tuple[str, DType]] = {}
+    for view in views:
+        for key in view.join_keys:
+            dtype = key_dtypes[view.name][key]
+            if key in seen and seen[key][1] != dtype:
+                return KeyTypeConflict(key, *seen[key], view.name, dtype)
+            seen.setdefault(key, (view.name, dtype))
+    return None
 
 
 def source_identity(source: ParquetSource) -> dict[str, Any]:

@@ -161,3 +161,25 @@ def test_optional_keys_of_older_files_may_be_absent(registry):
     snapshot = registry.load()
     assert snapshot.on_demand_views == {}
     assert snapshot.feature_views["user_stats"].transform is None
+
+
+def test_a_join_key_typed_differently_in_two_views_is_refused(tmp_path):
+    registry = Registry(tmp_path / "registry.json", project="demo")
+    apply(registry, contents(view(), view("user_totals")))
+    doc = document(registry)
+    doc["feature_views"]["user_totals"]["key_dtypes"]["user_id"] = "String"
+    write(registry, doc)
+    refused(
+        registry,
+        where="feature_views.user_totals.key_dtypes.user_id",
+        problem="join key 'user_id' is String here but Int64 in feature view 'user_stats'",
+    )
+
+
+def test_names_with_line_breaks_keep_the_message_on_one_line(registry):
+    doc = document(registry)
+    doc["feature_views"]["user_stats"]["entities"] = ["us\ner\u2028"]
+    doc["feature_views"]["a\nb"] = doc["feature_views"].pop("user_stats")
+    write(registry, doc)
+    err = refused(registry, where='feature_views["a\\nb"].entities[0]', problem="no entity")
+    assert len(str(err).splitlines()) == 1
