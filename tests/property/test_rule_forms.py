@@ -43,6 +43,7 @@ from featurestore.window import (
     ttl_micros,
     window_sql,
 )
+from tests.oracle import newer_key
 
 DUCKDB_MIN_US = -(2**63) + 2
 DUCKDB_MAX_US = 2**63 - 2
@@ -129,6 +130,25 @@ def test_numpy_sort_orders_like_order_key(keys: list[OrderKey]) -> None:
     ids = np.array([row_id(k.file_rank, k.row) for k in keys], dtype=np.int64)
     order = newer_lexsort(event, created, ids)
     assert [keys[i] for i in order] == sorted(keys)
+
+
+@given(order_keys(lo=PY_MIN_US, hi=PY_MAX_US))
+def test_the_oracles_order_is_order_key(keys: list[OrderKey]) -> None:
+    """tests/oracle.py states the order again for the brute-force join; it must be this one."""
+
+    def row(key: OrderKey) -> dict[str, Any]:
+        created = None if key.created_us is None else from_micros(key.created_us)
+        # File paths sort like their ranks when zero-padded.
+        file = f"part-{key.file_rank:08d}.parquet"
+        return {
+            "event_ts": from_micros(key.event_us),
+            "created_ts": created,
+            "file": file,
+            "row": key.row,
+        }
+
+    by_oracle = sorted(keys, key=lambda k: newer_key(row(k)))
+    assert by_oracle == sorted(keys)
 
 
 def _key_table(keys: list[OrderKey]) -> pa.Table:
