@@ -7,17 +7,15 @@ and ``None`` for a null. Conversion to and from datetimes happens at the edges.
 A record is one fixed-width head, decoded with a single ``struct`` call, followed by the
 payloads of variable-width features (String, Bytes, Array)::
 
-    >B  version (1)
-    Q   event order key    = event_us + 2**63
-    Q   created order key  = 0 when null, else created_us + 2**63 + 1
-    8s  view fingerprint   (16 hex digits as 8 bytes)
-    H   number of features
-    Q*  null bitmap, ceil(n / 64) words; bit i of word i // 64 set = feature i is null
-    ... one slot per feature in schema order: the value for fixed-width types
-        (i, q, f, d, ?, q for Timestamp), the payload length (I) for variable-width ones
+    header  version, event and created order keys, fingerprint, number of features
+            (the layout of :mod:`featurestore.online.layout`, the one definition)
+    Q*      null bitmap, ceil(n / 64) words; bit i of word i // 64 set = feature i is null
+    ...     one slot per feature in schema order: the value for fixed-width types
+            (i, q, f, d, ?, q for Timestamp), the payload length (I) for variable-width ones
 
-Bytes 2..17 (the two order keys, big-endian) compare bytewise in the order "newer", so the
-stores can decide a conditional write without decoding a record.
+The order keys (:mod:`featurestore.ordering`) compare bytewise in the order "newer", so the
+stores decide a conditional write (:data:`~featurestore.online.layout.REPLACE_RULE`)
+without decoding a record.
 """
 
 from __future__ import annotations
@@ -32,6 +30,14 @@ import numpy as np
 
 from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
+from featurestore.online.layout import (
+    BITMAP_FIELD,
+    HEAD_FORMAT,
+    HEAD_NUMPY_FIELDS,
+    RECORD_VERSION,
+    created_us_of,
+    event_us_of,
+)
 from featurestore.ordering import created_order_key, event_order_key
 
 if TYPE_CHECKING:
@@ -39,26 +45,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTITY_KEY_VERSION",
-    "FINGERPRINT_SLICE",
-    "HEAD_SIZE",
-    "ORDER_SLICE",
     "RECORD_VERSION",
     "DecodedHead",
     "KeyEncoder",
     "PackedBytes",
     "RecordCodec",
-    "created_order_key",
-    "event_order_key",
     "fingerprint_bytes",
 ]
 
-RECORD_VERSION: Final = 1
 ENTITY_KEY_VERSION: Final = 1
-_HEAD = ">BQQ8sH"
-HEAD_SIZE: Final = struct.calcsize(_HEAD)  # 27
-ORDER_SLICE: Final = slice(1, 17)
-FINGERPRINT_SLICE: Final = slice(17, 25)
-_BIAS: Final = 1 << 63
 
 _FIXED: Final[dict[str, str]] = {
     "Int32": "i",
@@ -299,14 +294,14 @@ class RecordCodec:
             _FIXED[t.name] if isinstance(t, ScalarType) and t.name in _FIXED else "I"
             for t in self.dtypes
         )
-        self._struct = struct.Struct(_HEAD + "Q" * self._nwords + slots)
+        self._struct = struct.Struct(HEAD_FORMAT + "Q" * self._nwords + slots)
         self.head_size = self._struct.size
         self._var = tuple(
             i
             for i, t in enumerate(self.dtypes)
             if not (isinstance(t, ScalarType) and t.name in _FIXED)
         )
-        self._first_slot = 5 + self._nwords
+        self._first_slot = BITMAP_FIELD + self._nwords
 
     # encoding ---------------------------------------------------------------------------
 
@@ -321,8 +316,8 @@ class RecordCodec:
         if len(columns) != self._n:
             msg = f"Expected {self._n} feature columns, got {len(columns)}."
             raise OnlineStoreError(msg)
-        event_keys = [v + _BIAS for v in event_us]
-        created_keys = [0 if v is None else v + _BIAS + 1 for v in created_us]
+        event_keys = [event_order_key(v) for v in event_us]
+        created_keys = [created_order_key(v) for v in created_us]
         bitmaps: list[list[int]] = [[0] * n_rows for _ in range(self._nwords)]
         slot_columns: list[Sequence[object]] = []
         payloads: list[list[bytes]] = []
@@ -393,22 +388,21 @@ class RecordCodec:
         """
         if self._var:
             return None
-        fields = [("version", "u1"), ("event", ">u8"), ("created", ">u8"), ("fp", "S8")]
-        fields += [("count", ">u2")]
+        fields = list(HEAD_NUMPY_FIELDS)
         fields += [(f"w{w}", ">u8") for w in range(self._nwords)]
         fields += [(f"s{j}", _NUMPY[t.name]) for j, t in enumerate(self.dtypes)]
         dtype = np.dtype(fields)
         assert dtype.itemsize == self.head_size
         n = len(event_us)
         out = np.zeros(n, dtype=dtype)
-        bias = np.uint64(_BIAS)
+        # int64 viewed as uint64 plus the key of 0 wraps modulo 2**64: the order keys.
         out["version"] = RECORD_VERSION
-        out["event"] = event_us.astype(np.int64).view(np.uint64) + bias
-        created = created_us.astype(np.int64).view(np.uint64) + bias + np.uint64(1)
+        out["event"] = event_us.astype(np.int64).view(np.uint64) + np.uint64(event_order_key(0))
+        created = created_us.astype(np.int64).view(np.uint64) + np.uint64(created_order_key(0))
         if created_null is not None:
-            created[created_null] = 0
+            created[created_null] = created_order_key(None)
         out["created"] = created
-        out["fp"] = self.fingerprint
+        out["fingerprint"] = self.fingerprint
         out["count"] = self._n
         for j, (column, null) in enumerate(zip(values, nulls, strict=True)):
             out[f"s{j}"] = column
@@ -422,13 +416,8 @@ class RecordCodec:
     @staticmethod
     def head(record: bytes) -> DecodedHead:
         """Decode only the header of any record (any view, this version)."""
-        version, event_key, created_key, fingerprint, _ = struct.unpack_from(_HEAD, record)
-        return DecodedHead(
-            version,
-            event_key - _BIAS,
-            None if created_key == 0 else created_key - _BIAS - 1,
-            fingerprint,
-        )
+        version, event_key, created_key, fingerprint, _ = struct.unpack_from(HEAD_FORMAT, record)
+        return DecodedHead(version, event_us_of(event_key), created_us_of(created_key), fingerprint)
 
     @property
     def first_slot(self) -> int:
@@ -437,7 +426,7 @@ class RecordCodec:
 
     @property
     def bitmap_words(self) -> int:
-        """How many null bitmap words follow the head (fields 5 .. 5 + words - 1)."""
+        """How many null bitmap words follow the header fields (from ``BITMAP_FIELD``)."""
         return self._nwords
 
     def unpack_columns(self, records: Sequence[bytes | None]) -> list[tuple[Any, ...]] | None:
@@ -471,7 +460,7 @@ class RecordCodec:
         values: list[object] = list(fields[self._first_slot :])
         nulls = 0
         for w in range(self._nwords):
-            nulls |= fields[5 + w] << (64 * w)
+            nulls |= fields[BITMAP_FIELD + w] << (64 * w)
         if self._var:
             offset = self.head_size
             for i in self._var:

@@ -2,8 +2,8 @@
 
 A stored record of view V for key K is served at request time T (status ``PRESENT``) iff it
 was written with V's applied fingerprint and it is a point-in-time candidate at T under the
-training join's rule: ``event_ts <= T`` and, when V has a ttl L, ``event_ts >= T - L`` (both
-inclusive). Otherwise the value is null with ``NOT_FOUND`` (nothing stored),
+training join's rule (:func:`featurestore.window.in_window`): ``event_ts <= T`` and, when V
+has a ttl L, ``event_ts >= T - L`` (both inclusive). Otherwise the value is null with ``NOT_FOUND`` (nothing stored),
 ``STALE_DEFINITION`` (other fingerprint) or ``OUTSIDE_MAX_AGE`` (too old, or newer than T).
 Because the stored record is the newest row below the watermark, a PRESENT value is exactly
 the training frame's value for (K, T) (DESIGN G3).
@@ -21,19 +21,31 @@ import numbers
 import struct
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError
 from featurestore.online.base import FieldStatus, ReadRequest
-from featurestore.online.codec import FINGERPRINT_SLICE, RECORD_VERSION, KeyEncoder, RecordCodec
+from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.epoch import lost_reason, lost_views
+from featurestore.online.layout import (
+    BITMAP_FIELD,
+    EVENT_FIELD,
+    FINGERPRINT_FIELD,
+    HEAD_FORMAT,
+    HEAD_SIZE,
+    RECORD_VERSION,
+    VERSION_FIELD,
+    event_us_column,
+    event_us_of,
+)
 from featurestore.online.on_demand import OnlineOnDemand, hidden_name
 from featurestore.online.response import OnlineResponse
 from featurestore.repo.registry import resolve_refs
 from featurestore.transformations.graph import plan_on_demand
+from featurestore.window import in_window, ttl_micros
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -51,14 +63,12 @@ __all__ = ["EPOCH_CHECK_S", "OnlineReader"]
 EPOCH_CHECK_S = 1.0
 """Seconds between two checks of the store epoch by a reader (one small read each)."""
 
-_BIAS = 1 << 63
-_unpack_order = struct.Struct(">Q").unpack_from
+_HEAD = struct.Struct(HEAD_FORMAT)
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _PRESENT = FieldStatus.PRESENT
 _NOT_FOUND = FieldStatus.NOT_FOUND
 _OUTSIDE = FieldStatus.OUTSIDE_MAX_AGE
 _STALE = FieldStatus.STALE_DEFINITION
-_ONE_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +284,6 @@ def _make_plan(
     for view_name, view_refs in by_view.items():
         record: ViewRecord = snapshot.feature_views[view_name]
         positions = {f.name: i for i, f in enumerate(record.view.schema)}
-        ttl = record.view.effective_ttl
         views.append(
             _ViewPlan(
                 name=view_name,
@@ -284,7 +293,7 @@ def _make_plan(
                 codec=RecordCodec(
                     [f.dtype for f in record.view.schema], fingerprint=record.fingerprint
                 ),
-                ttl_us=ttl // _ONE_US if ttl is not None else None,
+                ttl_us=ttl_micros(record.view.effective_ttl),
             )
         )
         for ref in view_refs:
@@ -323,88 +332,108 @@ def _decode_view(
     statuses_out: dict[str, list[FieldStatus]],
     events_out: dict[str, list[int | None]],
 ) -> None:
-    if _decode_fixed(view, records, now, features_out, statuses_out, events_out):
-        return
-    rows: list[Any] = []
-    statuses: list[FieldStatus] = []
-    events: list[int | None] = []
-    fingerprint = view.codec.fingerprint
-    decode = view.codec.decode_selected
+    """Statuses, event times and values of the requested features of one view.
+
+    Views of fixed-width features whose records are all stored are unpacked in one
+    ``struct.iter_unpack`` call (header and values); otherwise only the headers are, and
+    the values of PRESENT records are decoded record by record. Either way the statuses
+    come from :func:`_statuses` on the header columns.
+    """
+    codec = view.codec
+    fields = codec.unpack_columns(records)
+    statuses, events, all_present = _statuses(view, records, fields or _head_columns(records), now)
     indexes = view.indexes
-    oldest = now - view.ttl_us if view.ttl_us is not None else None
-    nulls = [None] * len(indexes)
-    for record in records:
-        if record is None:
-            statuses.append(_NOT_FOUND)
-            events.append(None)
-            rows.append(nulls)
-        elif record[0] != RECORD_VERSION or record[FINGERPRINT_SLICE] != fingerprint:
-            statuses.append(_STALE)
-            events.append(None)
-            rows.append(nulls)
-        else:
-            event = _unpack_order(record, 1)[0] - _BIAS
-            events.append(event)
-            if event > now or (oldest is not None and event < oldest):
-                statuses.append(_OUTSIDE)
-                rows.append(nulls)
-            else:
-                statuses.append(_PRESENT)
-                rows.append(decode(record, indexes))
-    # One transpose instead of an append per value.
-    columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in indexes]
+    if fields is not None:
+        columns = [list(fields[codec.first_slot + i]) for i in indexes]
+        _apply_bitmaps(columns, indexes, fields[BITMAP_FIELD : codec.first_slot])
+        if not all_present:
+            for column in columns:
+                for row, status in enumerate(statuses):
+                    if status is not _PRESENT:
+                        column[row] = None
+    else:
+        decode = codec.decode_selected
+        nulls = [None] * len(indexes)
+        rows = [
+            decode(record, indexes) if status is _PRESENT and record is not None else nulls
+            for record, status in zip(records, statuses, strict=True)
+        ]
+        # One transpose instead of an append per value.
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in indexes]
     for name, column in zip(view.outputs, columns, strict=True):
         features_out[name] = column
         statuses_out[name] = statuses
         events_out[name] = events
 
 
-def _decode_fixed(
+_NO_HEAD = bytes(HEAD_SIZE)  # version 0: never a record's, so never read further
+
+
+def _head_columns(records: list[bytes | None]) -> list[tuple[Any, ...]]:
+    """The header fields of every record, column by column (zeros where none is stored)."""
+    heads = b"".join(
+        _NO_HEAD if r is None else r[:HEAD_SIZE].ljust(HEAD_SIZE, b"\0") for r in records
+    )
+    return list(zip(*_HEAD.iter_unpack(heads), strict=True))
+
+
+def _statuses(
     view: _ViewPlan,
     records: list[bytes | None],
+    heads: Sequence[tuple[Any, ...]],
     now: int,
-    features_out: dict[str, list[Any]],
-    statuses_out: dict[str, list[FieldStatus]],
-    events_out: dict[str, list[int | None]],
-) -> bool:
-    """The common case in bulk: every record stored, current and in its window.
+) -> tuple[list[FieldStatus], list[int | None], bool]:
+    """THE status of each record (module docstring), from the header columns.
 
-    Unpacks all records with one ``struct.iter_unpack`` (views of fixed-width features
-    only) and checks version, fingerprint and event window on whole columns. Returns False,
-    having written nothing, when any record needs the per-record path of ``_decode_view``.
+    Returns the statuses, the event times (None when nothing current is stored) and
+    whether every status is PRESENT.
     """
-    codec = view.codec
-    fields = codec.unpack_columns(records)
-    if fields is None:
-        return False
     n = len(records)
-    versions, event_keys, _, fingerprints = fields[0], fields[1], fields[2], fields[3]
-    if versions.count(RECORD_VERSION) != n or fingerprints.count(codec.fingerprint) != n:
-        return False
-    if max(event_keys) - _BIAS > now:
-        return False
-    if view.ttl_us is not None and min(event_keys) - _BIAS < now - view.ttl_us:
-        return False
-    events: list[int | None] = [key - _BIAS for key in event_keys]
-    statuses = [_PRESENT] * n
-    first = codec.first_slot
-    columns = [list(fields[first + i]) for i in view.indexes]
-    words = codec.bitmap_words
-    for w in range(words):
-        bitmap = fields[5 + w]
-        if bitmap.count(0) == n:
+    if not n:
+        return [], [], True
+    versions, fingerprints = heads[VERSION_FIELD], heads[FINGERPRINT_FIELD]
+    fingerprint, ttl_us = view.codec.fingerprint, view.ttl_us
+    events: list[int | None]
+    if versions.count(RECORD_VERSION) == n and fingerprints.count(fingerprint) == n:
+        # The common case: every record stored and current; one window check of the
+        # extremes holds for all (the window is an interval).
+        times = event_us_column(heads[EVENT_FIELD])
+        events = cast("list[int | None]", times)
+        if in_window(min(times), now, ttl_us) and in_window(max(times), now, ttl_us):
+            return [_PRESENT] * n, events, True
+        statuses = [_PRESENT if in_window(t, now, ttl_us) else _OUTSIDE for t in times]
+        return statuses, events, False
+    statuses = []
+    events = []
+    for record, version, key, stored in zip(
+        records, versions, heads[EVENT_FIELD], fingerprints, strict=True
+    ):
+        if record is None:
+            statuses.append(_NOT_FOUND)
+            events.append(None)
+        elif version != RECORD_VERSION or stored != fingerprint:
+            statuses.append(_STALE)
+            events.append(None)
+        else:
+            event = event_us_of(key)
+            statuses.append(_PRESENT if in_window(event, now, ttl_us) else _OUTSIDE)
+            events.append(event)
+    return statuses, events, False
+
+
+def _apply_bitmaps(
+    columns: list[list[Any]], indexes: tuple[int, ...], bitmaps: Sequence[tuple[int, ...]]
+) -> None:
+    """Set the nulls of the null bitmap words (one column per word) in the value columns."""
+    for w, bitmap in enumerate(bitmaps):
+        if bitmap.count(0) == len(bitmap):
             continue
         for row, bits in enumerate(bitmap):
             if not bits:
                 continue
-            for column, index in zip(columns, view.indexes, strict=True):
+            for column, index in zip(columns, indexes, strict=True):
                 if index // 64 == w and bits >> (index % 64) & 1:
                     column[row] = None
-    for name, column in zip(view.outputs, columns, strict=True):
-        features_out[name] = column
-        statuses_out[name] = statuses
-        events_out[name] = events
-    return True
 
 
 # -- entity rows ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The Redis online store: one hash per (project, entity key), one field per feature view.
 
 Writes go through a Lua script (one EVALSHA per batch) that replaces a field only if the new
-record is not older, so every record is written atomically and conditionally. Reads send one
+record is not older (its test is generated from
+:data:`~featurestore.online.layout.REPLACE_RULE`), so every record is written atomically and
+conditionally. Reads send one
 HMGET per entity in a single round trip: the commands are packed here (RESP) and written at
 once on a read connection of our own, and the replies are parsed by redis-py's (hiredis)
 parser; this skips redis-py's pipeline and pool bookkeeping, which cost more than the round
@@ -27,6 +29,7 @@ from featurestore.errors import (
     OnlineStoreUnavailableError,
 )
 from featurestore.online.epoch import new_epoch
+from featurestore.online.layout import lua_replaces_function
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,30 +42,18 @@ __all__ = ["RedisOnlineStore"]
 logger = logging.getLogger(__name__)
 
 # KEYS[1..n] = entity hashes, KEYS[n+1] = the per-view record counter hash.
-# ARGV[1] = the view (hash field), ARGV[2..n+1] = records.
-# A record is replaced when its version byte or fingerprint (bytes 18-25) differ, or when the
-# new order key (bytes 2-17, big-endian) is >= the stored one, compared byte by byte (Lua's
-# string "<" goes through strcoll and is locale dependent, so it is not used).
-_WRITE_SCRIPT: Final = """
+# ARGV[1] = the view (hash field), ARGV[2..n+1] = records. replaces() is generated from the
+# one conditional-write rule (featurestore.online.layout).
+_WRITE_SCRIPT: Final = (
+    lua_replaces_function()
+    + """
 local field = ARGV[1]
 local n = #KEYS - 1
 local written = 0
 local created = 0
 for i = 1, n do
   local new = ARGV[i + 1]
-  local old = redis.call('HGET', KEYS[i], field)
-  local replace = true
-  if old and string.byte(old, 1) == string.byte(new, 1)
-      and string.sub(old, 18, 25) == string.sub(new, 18, 25) then
-    for j = 2, 17 do
-      local a, b = string.byte(new, j), string.byte(old, j)
-      if a ~= b then
-        replace = a > b
-        break
-      end
-    end
-  end
-  if replace then
+  if replaces(new, redis.call('HGET', KEYS[i], field)) then
     if redis.call('HSET', KEYS[i], field, new) == 1 then
       created = created + 1
     end
@@ -74,6 +65,7 @@ if created > 0 then
 end
 return written
 """
+)
 
 _WRITE_CHUNK: Final = 1000
 
@@ -212,8 +204,9 @@ class RedisOnlineStore:
             key, kind = foreign[0]
             what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind.decode()}: it"
         return OnlineStoreIntegrityError(
-            f"{self._where()}: {what} was not written by featurestore (another program uses "
-            f"the prefix '{self._prefix.decode()}'), so featurestore cannot read or write it. "
+            f"{self._where()} failed: {what} was not written by featurestore (another "
+            f"program uses the prefix '{self._prefix.decode()}'), so featurestore cannot read "
+            "or write it. "
             "Delete that key, or give this store its own online_store.key_prefix in "
             "featurestore.yaml and materialize again."
         )

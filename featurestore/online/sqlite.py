@@ -1,7 +1,8 @@
 """The embedded default online store: one SQLite file, WAL, one WITHOUT ROWID table.
 
 Several processes may read while one writes (WAL). Writes are an upsert whose ``WHERE``
-compares record headers bytewise, so an older record never replaces a newer one. A batch
+(generated from :data:`~featurestore.online.layout.REPLACE_RULE`) compares record headers
+bytewise, so an older record never replaces a newer one. A batch
 of equal-sized keys and records (:class:`~featurestore.online.codec.PackedBytes`, what
 materialization of fixed-width views produces) goes in as one statement over two buffers.
 """
@@ -22,6 +23,7 @@ from featurestore.errors import (
 )
 from featurestore.online.codec import PackedBytes
 from featurestore.online.epoch import new_epoch
+from featurestore.online.layout import sqlite_replace_condition
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,13 +51,10 @@ CREATE TABLE IF NOT EXISTS online_meta (key TEXT PRIMARY KEY, value TEXT NOT NUL
 INSERT OR IGNORE INTO online_meta (key, value) VALUES ('format_version', '{FORMAT_VERSION}');
 """
 
-# Bytes 1 (version), 2-17 (order keys) and 18-25 (fingerprint) of a record; substr() on a
-# BLOB counts bytes and BLOBs compare with memcmp, so ">=" is "not older".
+# The conditional write, generated from the one rule (featurestore.online.layout).
 _ON_CONFLICT = f"""
 ON CONFLICT (view, entity_key) DO UPDATE SET record = excluded.record
-WHERE substr(excluded.record, 1, 1) != substr({_TABLE}.record, 1, 1)
-   OR substr(excluded.record, 18, 8) != substr({_TABLE}.record, 18, 8)
-   OR substr(excluded.record, 2, 16) >= substr({_TABLE}.record, 2, 16)
+WHERE {sqlite_replace_condition("excluded.record", f"{_TABLE}.record")}
 """
 _UPSERT = f"INSERT INTO {_TABLE} (view, entity_key, record) VALUES (?, ?, ?) {_ON_CONFLICT}"
 
