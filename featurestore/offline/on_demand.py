@@ -23,12 +23,11 @@ import pyarrow.csv as pacsv
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, SourceError
-from featurestore.frames import describe, describe_html
+from featurestore.frames import arrow_to_polars, describe, describe_html
 from featurestore.offline.sql import quote_ident
 from featurestore.offline.training_frame import (
     BATCH_ROWS,
     arrow_to_pandas,
-    arrow_to_polars,
     conform,
     parquet_writer,
 )

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurestore.errors import MissingDependencyError, SourceError
-from featurestore.frames import describe, describe_html
+from featurestore.frames import arrow_to_polars, describe, describe_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import polars as pl
 
     from featurestore.offline.join import JoinPlan
 
@@ -37,13 +38,6 @@ def conform(
     if target.equals(schema):
         return data
     return data.cast(target)
-
-
-def arrow_to_polars(table: pa.Table) -> pl.DataFrame:
-    """A training frame's Arrow table as a polars DataFrame (zero-copy where Arrow allows)."""
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
 
 
 def arrow_to_pandas(table: pa.Table) -> Any:
