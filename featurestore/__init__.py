@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
     from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.response import OnlineResponse
+    from featurestore.progress import TextProgress
     from featurestore.store import FeatureStore
     from featurestore.transformations import OnDemandFeatureView, on_demand_feature_view
 
@@ -44,6 +45,7 @@ __all__ = [
     "OnlineResponse",
     "ParquetSource",
     "RequestSource",
+    "TextProgress",
     "TrainingFrame",
     "on_demand_feature_view",
 ]
@@ -56,6 +58,7 @@ _LAZY: dict[str, str] = {
     "OnDemandFeatureView": "featurestore.transformations",
     "OnDemandTrainingFrame": "featurestore.offline.on_demand",
     "OnlineResponse": "featurestore.online.response",
+    "TextProgress": "featurestore.progress",
     "TrainingFrame": "featurestore.offline.training_frame",
     "on_demand_feature_view": "featurestore.transformations",
 }

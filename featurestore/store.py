@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from featurestore._html import html_table
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import (
     DefinitionError,
@@ -16,6 +17,7 @@ from featurestore.errors import (
 from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
 from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
+from featurestore.progress import visible
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.functions import AppliedFunctions
 from featurestore.repo.loader import RepoContents, load_repo
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from featurestore.definitions import Entity, FeatureService
     from featurestore.materialization.materializer import (
         MaterializationReport,
         Materializer,
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from featurestore.online.base import OnlineStore
     from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
+    from featurestore.repo.registry import OnDemandRecord
     from featurestore.transformations import OnDemandFeatureView
     from featurestore.transformations.check import RowIndependenceReport
 
@@ -123,6 +127,39 @@ class FeatureStore:
             self._online = None
             self._reader = None
 
+    def __repr__(self) -> str:
+        applied = ""
+        if self._snapshot is not None:  # no registry read just to show the store
+            s = self._snapshot
+            applied = (
+                f", serial={s.serial}, feature_views={len(s.feature_views)}, "
+                f"on_demand_feature_views={len(s.on_demand_views)}, "
+                f"feature_services={len(s.feature_services)}"
+            )
+        return (
+            f"FeatureStore({str(self.repo_root)!r}, project={self.config.project!r}, "
+            f"online_store={self.config.online_store.type!r}{applied})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The store in a notebook: what ``featurestore list`` shows, as tables."""
+        views = [
+            (r.view.name, ", ".join(e.name for e in r.view.entities), len(r.view.schema),
+             r.view.ttl or "unlimited", r.watermark or "never materialized")
+            for r in self.list_feature_views()
+        ]  # fmt: skip
+        return (
+            html_table(repr(self), ["entity", "join keys"],
+                       [(e.name, ", ".join(e.join_keys)) for e in self.list_entities()])
+            + html_table("Feature views", ["name", "entities", "features", "ttl", "watermark"],
+                         views)
+            + html_table("On-demand feature views", ["name", "features"],
+                         [(o.name, ", ".join(o.feature_names))
+                          for o in self.list_on_demand_feature_views()])
+            + html_table("Feature services", ["name", "features"],
+                         [(s.name, len(s.refs)) for s in self.list_feature_services()])
+        )  # fmt: skip
+
     def __enter__(self) -> FeatureStore:
         return self
 
@@ -188,6 +225,22 @@ class FeatureStore:
         self._snapshot = self.registry.apply(plan)
         logger.info("applied registry serial %d", self._snapshot.serial)
         return plan
+
+    def list_entities(self) -> list[Entity]:
+        """The applied entities, by name (CLI: ``featurestore list entities``)."""
+        return [e for _, e in sorted(self.snapshot.entities.items())]
+
+    def list_feature_views(self) -> list[ViewRecord]:
+        """The applied feature views with key types, fingerprint and watermark, by name."""
+        return [r for _, r in sorted(self.snapshot.feature_views.items())]
+
+    def list_on_demand_feature_views(self) -> list[OnDemandRecord]:
+        """The applied on-demand feature views (inputs, request fields), by name."""
+        return [r for _, r in sorted(self.snapshot.on_demand_views.items())]
+
+    def list_feature_services(self) -> list[FeatureService]:
+        """The applied feature services, by name."""
+        return [s for _, s in sorted(self.snapshot.feature_services.items())]
 
     def get_feature_view(self, name: str) -> ViewRecord:
         """The applied feature view ``name`` with its key types, fingerprint and watermark."""
@@ -286,9 +339,10 @@ class FeatureStore:
             MaterializationError: The window is empty or a view is not online.
             OnlineStoreUnavailableError: The online store cannot be reached.
         """
-        report = self._materializer().materialize(
-            self.refresh(), start, end, views=views, progress=progress
-        )
+        with visible(progress) as callback:
+            report = self._materializer().materialize(
+                self.refresh(), start, end, views=views, progress=callback
+            )
         self.refresh()
         return report
 
@@ -305,9 +359,10 @@ class FeatureStore:
         A view whose values the online store lost (see ``online_problem``) is rebuilt that
         way too, and the report says so (``ViewMaterialization.rebuilt``).
         """
-        report = self._materializer().materialize_incremental(
-            self.refresh(), end, views=views, progress=progress
-        )
+        with visible(progress) as callback:
+            report = self._materializer().materialize_incremental(
+                self.refresh(), end, views=views, progress=callback
+            )
         self.refresh()
         return report
 
@@ -390,8 +445,9 @@ class FeatureStore:
             MaterializationError: A named view is not online.
             OnlineStoreUnavailableError: The online store cannot be reached.
         """
-        report = self._materializer().materialize_incremental(
-            self.refresh(), end, views=views, progress=progress, rebuild=True
-        )
+        with visible(progress) as callback:
+            report = self._materializer().materialize_incremental(
+                self.refresh(), end, views=views, progress=callback, rebuild=True
+            )
         self.refresh()
         return report

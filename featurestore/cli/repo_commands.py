@@ -147,8 +147,8 @@ def list_entities(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Example:
         featurestore list entities
     """
-    snapshot = state_of(ctx).store().snapshot
-    items = [render.entity_to_dict(e, snapshot) for _, e in sorted(snapshot.entities.items())]
+    store = state_of(ctx).store()
+    items = [render.entity_to_dict(e, store.snapshot) for e in store.list_entities()]
     if as_json:
         render.json_out(items)
         return
@@ -174,8 +174,7 @@ def list_feature_views(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Example:
         featurestore list feature-views
     """
-    snapshot = state_of(ctx).store().snapshot
-    records = [r for _, r in sorted(snapshot.feature_views.items())]
+    records = state_of(ctx).store().list_feature_views()
     if as_json:
         render.json_out([render.view_to_dict(r) for r in records])
         return
@@ -202,8 +201,7 @@ def list_on_demand_feature_views(ctx: typer.Context, as_json: JsonOption = False
     Example:
         featurestore list on-demand-feature-views
     """
-    snapshot = state_of(ctx).store().snapshot
-    records = [r for _, r in sorted(snapshot.on_demand_views.items())]
+    records = state_of(ctx).store().list_on_demand_feature_views()
     if as_json:
         render.json_out([render.on_demand_to_dict(r) for r in records])
         return
@@ -229,8 +227,7 @@ def list_feature_services(ctx: typer.Context, as_json: JsonOption = False) -> No
     Example:
         featurestore list feature-services
     """
-    snapshot = state_of(ctx).store().snapshot
-    services = [s for _, s in sorted(snapshot.feature_services.items())]
+    services = state_of(ctx).store().list_feature_services()
     if as_json:
         render.json_out([render.service_to_dict(s) for s in services])
         return
