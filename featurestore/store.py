@@ -275,7 +275,7 @@ class FeatureStore:
         timestamp_column: str = "event_timestamp",
         point_in_time: Literal["event", "available"] = "event",
     ) -> TrainingFrame | OnDemandTrainingFrame:
-        """Point-in-time-correct features for every row of ``entity_df`` (DESIGN G1).
+        """Point-in-time-correct features for every row of ``entity_df`` (G1 in docs/concepts.md).
 
         Args:
             entity_df: pandas/polars DataFrame, Arrow table, Parquet path or DuckDB SQL query,
@@ -329,7 +329,7 @@ class FeatureStore:
         views: list[str] | None = None,
         progress: ProgressCallback | None = None,
     ) -> MaterializationReport:
-        """Write the newest row per entity in ``[start, end)`` to the online store (DESIGN G3).
+        """Write the newest row per entity in ``[start, end)`` to the online store (G3, docs/concepts.md).
 
         Writes are conditional, so windows may repeat, overlap or come in any order. A view's
         watermark moves to ``end`` when the window starts at or before it (or the view was
@@ -374,7 +374,7 @@ class FeatureStore:
         full_feature_names: bool = False,
         request_time: datetime | None = None,
     ) -> OnlineResponse:
-        """The online values of ``features`` for ``entity_rows`` (DESIGN G3, G4).
+        """The online values of ``features`` for ``entity_rows`` (G3, G4 in docs/concepts.md).
 
         Args:
             features: ``"view:feature"`` refs, or a feature service name.
