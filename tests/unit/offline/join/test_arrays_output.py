@@ -19,7 +19,7 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from featurestore.errors import SourceError
-from featurestore.offline.join import arrays as pit_arrays
+from featurestore.offline.join import arrays
 from featurestore.offline.training_frame import TrainingFrame
 from tests.conftest import make_repo, utc, write_parquet
 
@@ -120,7 +120,7 @@ def test_arrays_one_thread_equals_concurrent(
     store: FeatureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     concurrent = _frame(store, "arrays").to_arrow()
-    join = pit_arrays.arrays_join
+    join = arrays.arrays_join
 
     def one_thread(*args: Any, **kwargs: Any) -> pa.Table:
         return join(*args, **{**kwargs, "threads": 1})

@@ -17,8 +17,7 @@ import pytest
 from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from featurestore.errors import SourceError
-from featurestore.offline.join import EntityStats, ViewRequest, choose_strategy
-from featurestore.offline.join import arrays as pit_arrays
+from featurestore.offline.join import EntityStats, ViewRequest, arrays, choose_strategy
 from featurestore.offline.join.arrays import memory_limit_bytes
 from featurestore.offline.sql import Query
 from tests.conftest import make_repo, utc, write_parquet
@@ -129,7 +128,7 @@ def test_source_rewritten_between_the_two_scans_is_refused(
     """The features scan must find every winner of the keys scan; a rewrite is an error."""
     start = utc(2026, 1, 1)
     store = _store(tmp_path, [1, 2, 3], [start, start, start])
-    search = pit_arrays._search
+    search = arrays._search
 
     def rewrite_then_search(*args: Any) -> Any:  # runs between the two scans
         later = [start + timedelta(hours=1)] * 3
@@ -137,7 +136,7 @@ def test_source_rewritten_between_the_two_scans_is_refused(
         (tmp_path / "other/data/stats.parquet").replace(tmp_path / "data/stats.parquet")
         return search(*args)
 
-    monkeypatch.setattr(pit_arrays, "_search", rewrite_then_search)
+    monkeypatch.setattr(arrays, "_search", rewrite_then_search)
     entity = pa.table(
         {
             "user_id": pa.array([1, 2, 3], pa.int64()),
