@@ -23,11 +23,10 @@ import pyarrow.csv as pacsv
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, SourceError
-from featurestore.frames import arrow_to_polars, describe, describe_html
+from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
 from featurestore.offline.sql import quote_ident
 from featurestore.offline.training_frame import (
     BATCH_ROWS,
-    arrow_to_pandas,
     conform,
     parquet_writer,
 )
@@ -216,8 +215,11 @@ class OnDemandTrainingFrame:
         return arrow_to_polars(self.to_arrow())
 
     def to_pandas(self) -> Any:
-        """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
-        return arrow_to_pandas(self.to_arrow())
+        """The whole frame as a pandas DataFrame with nullable dtypes (``frames.arrow_to_pandas``).
+
+        Needs the ``pandas`` extra.
+        """
+        return arrow_to_pandas(self.to_arrow(), what="OnDemandTrainingFrame.to_pandas")
 
     def record_batches(self, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""

@@ -11,8 +11,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurestore.errors import MissingDependencyError, SourceError
-from featurestore.frames import arrow_to_polars, describe, describe_html
+from featurestore.errors import SourceError
+from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,15 +38,6 @@ def conform(
     if target.equals(schema):
         return data
     return data.cast(target)
-
-
-def arrow_to_pandas(table: pa.Table) -> Any:
-    """A training frame's Arrow table as a pandas DataFrame (needs the ``pandas`` extra)."""
-    try:
-        import pandas  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(feature="TrainingFrame.to_pandas", extra="pandas") from exc
-    return table.to_pandas()
 
 
 BATCH_ROWS = 131_072
@@ -135,8 +126,11 @@ class TrainingFrame:
         return arrow_to_polars(self.to_arrow())
 
     def to_pandas(self) -> Any:
-        """The whole frame as a pandas DataFrame (needs the ``pandas`` extra)."""
-        return arrow_to_pandas(self.to_arrow())
+        """The whole frame as a pandas DataFrame with nullable dtypes (``frames.arrow_to_pandas``).
+
+        Needs the ``pandas`` extra.
+        """
+        return arrow_to_pandas(self.to_arrow(), what="TrainingFrame.to_pandas")
 
     def record_batches(self, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
