@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -236,5 +240,135 @@ def test_redis_down_gives_503_promptly_and_not_ready(tmp_path: Path) -> None:
             assert not_ready.status_code == 503
             assert not_ready.json()["checks"]["online_store"] == "unreachable"
             assert client.get("/health").status_code == 200
+    finally:
+        redis.stop()
+
+
+# -- definitions changed from another checkout ------------------------------------------------
+
+ON_DEMAND_PY = (
+    FEATURES_PY
+    + """
+import polars as pl
+
+from featurestore import RequestSource, on_demand_feature_view
+
+
+@on_demand_feature_view(
+    sources=[user_stats, RequestSource("txn", schema=[Field("amount", Float64)])],
+    schema=[Field("amount_ratio", Float64)],
+)
+def txn_ratio(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select((pl.col("amount") / pl.col("avg_amount")).alias("amount_ratio"))
+
+
+scored = FeatureService("scored", features=[txn_ratio])
+"""
+)
+
+
+def test_on_demand_code_applied_from_another_checkout_gives_503_and_not_ready(
+    tmp_path: Path,
+) -> None:
+    repo, _ = build_repo(tmp_path / "repo", features_py=ON_DEMAND_PY)
+    scored = {"entities": {"user_id": [1], "amount": [24.0]}, "feature_service": "scored"}
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        before = client.post("/get-online-features", json=scored)
+        assert before.status_code == 200
+        assert before.json()["results"][-1]["values"] == [2.0]
+        # Another checkout changes the function and applies it to the same registry.
+        other = tmp_path / "other"
+        shutil.copytree(repo, other)
+        (other / "features.py").write_text(
+            ON_DEMAND_PY.replace('/ pl.col("avg_amount")', '/ pl.col("avg_amount") / 2')
+        )
+        config = (other / "featurestore.yaml").read_text()
+        registry = repo / "data" / "registry.json"
+        (other / "featurestore.yaml").write_text(
+            config.replace("registry: data/registry.json", f"registry: {registry}")
+        )
+        with FeatureStore(other) as store:
+            store.apply()
+        assert _poll(lambda: client.post("/get-online-features", json=scored).status_code != 200)
+        refused = client.post("/get-online-features", json=scored)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "1"
+        assert "another checkout" in refused.json()["detail"]
+        assert str(tmp_path) not in refused.text  # no server paths in the body
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["definitions"].startswith("stale")
+        assert client.post("/get-online-features", json=BODY).status_code == 200  # others serve
+
+
+# -- OpenAPI documentation pages --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("serving", "open_"),
+    [
+        ("{}", True),
+        ("{api_keys: [k]}", False),
+        ("{api_keys: [k], docs: true}", True),
+        ("{docs: false}", False),
+    ],
+)
+def test_docs_pages_follow_the_docs_setting(tmp_path: Path, serving: str, open_: bool) -> None:
+    repo, _ = build_repo(tmp_path / "repo", serving=serving)
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (client.get(path).status_code == 200) is open_, path
+        if open_:
+            paths = client.get("/openapi.json").json()["paths"]
+            for online in ("/get-online-features", "/v1/get-online-features"):
+                post = paths[online]["post"]
+                assert set(post["responses"]) >= {"200", "401", "413", "422", "503"}
+                assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+
+
+# -- a stalled store never blocks the event loop ----------------------------------------------
+
+
+def test_health_answers_at_once_while_a_small_lookup_waits_on_a_stalled_redis(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    try:
+        online = f"{{type: redis, url: 'redis://127.0.0.1:{redis.port}/0', timeout_s: 3}}"
+        repo, _ = build_repo(tmp_path / "repo", online=online)
+        with (
+            running_server(create_app(repo_path=repo)) as url,
+            httpx.Client(base_url=url, timeout=10) as client,
+        ):
+            assert client.post("/get-online-features", json=BODY).status_code == 200
+            assert redis.proc is not None
+            os.kill(redis.proc.pid, signal.SIGSTOP)  # Redis stalls: accepts, never answers
+            try:
+                statuses: list[int] = []
+                lookups = [
+                    threading.Thread(
+                        target=lambda: statuses.append(
+                            httpx.post(
+                                f"{url}/get-online-features", json=BODY, timeout=10
+                            ).status_code
+                        )
+                    )
+                    for _ in range(2)
+                ]
+                for lookup in lookups:
+                    lookup.start()
+                time.sleep(0.5)  # the lookups are waiting on Redis now
+                start = time.monotonic()
+                health = client.get("/health")
+                waited = time.monotonic() - start
+                assert health.status_code == 200
+                assert waited < 1.0, f"/health waited {waited:.2f} s behind the stalled lookups"
+            finally:
+                os.kill(redis.proc.pid, signal.SIGCONT)
+            for lookup in lookups:
+                lookup.join(timeout=15)
+            assert len(statuses) == 2
+            assert set(statuses) <= {200, 503}  # answered, never a 500
+            assert client.post("/get-online-features", json=BODY).status_code == 200
     finally:
         redis.stop()
