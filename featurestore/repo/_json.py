@@ -41,6 +41,7 @@ from featurestore.repo.snapshot import (
     ViewRecord,
     key_type_conflict,
     source_identity,
+    view_fingerprint,
 )
 
 FORMAT_VERSION = 1
@@ -339,10 +340,18 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
     if transform is not None:
         tf = _Object(transform, transform_at)
         record = TransformRecord(tf.text("function_path"), tf.text("fingerprint"))
+    key_dtypes = {k: (keys_at / k).build(dtype_from_name, t) for k, t in keys.items()}
+    fingerprint = obj.text("fingerprint")
+    if fingerprint != view_fingerprint(view, key_dtypes, applied=record):
+        # Online records are decoded with the schema this fingerprint stands for.
+        (obj.at / "fingerprint").fail(
+            "it does not match the view's schema, join key types, source and transform as "
+            "written in the file: the file was edited after apply"
+        )
     return ViewRecord(
         view=view,
-        key_dtypes={k: (keys_at / k).build(dtype_from_name, t) for k, t in keys.items()},
-        fingerprint=obj.text("fingerprint"),
+        key_dtypes=key_dtypes,
+        fingerprint=fingerprint,
         watermark=obj.timestamp_or_none("watermark"),
         transform=record,
         epoch=obj.text_or_none("epoch") if "epoch" in obj.data else None,

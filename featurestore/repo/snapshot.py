@@ -180,14 +180,16 @@ def source_identity(source: ParquetSource) -> dict[str, Any]:
     }
 
 
-def view_fingerprint(view: FeatureView, key_dtypes: Mapping[str, DType]) -> str:
+def view_fingerprint(
+    view: FeatureView, key_dtypes: Mapping[str, DType], *, applied: TransformRecord | None = None
+) -> str:
     """Hash of everything that determines a view's stored values.
 
     Covers the schema, the join keys and their types, the source's identity and the batch
     transform's source code (with the same-module helpers it calls). The ttl, description,
     owner, tags and online flag are not covered: they change how values are served or shown,
-    not what is stored. ``view`` must carry its transform (a repo definition, not a view read
-    back from the registry file, which has none).
+    not what is stored. A repo definition carries its transform; a view read back from the
+    registry file has none, and ``applied`` (its transform record) stands in for it.
     """
     payload: dict[str, Any] = {
         "schema": [[f.name, str(f.dtype)] for f in view.schema],
@@ -195,6 +197,8 @@ def view_fingerprint(view: FeatureView, key_dtypes: Mapping[str, DType]) -> str:
         "source": source_identity(view.source),
     }
     transform = transform_fingerprint(view)
+    if transform is None and applied is not None:
+        transform = applied.fingerprint
     if transform is not None:  # absent key: views without a transform keep their fingerprint
         payload["transform"] = transform
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -15,6 +15,8 @@ import pytest
 from featurestore import FeatureService
 from featurestore.errors import ConfigError, RegistryFileError
 from featurestore.repo.registry import Registry
+from featurestore.repo.snapshot import view_fingerprint
+from featurestore.types import String
 from tests.unit.repo.test_registry import _ratio_view, apply, contents, view
 
 RESTORE = "Restore the file from a backup or version control, or delete it and run"
@@ -168,6 +170,11 @@ def test_a_join_key_typed_differently_in_two_views_is_refused(tmp_path):
     apply(registry, contents(view(), view("user_totals")))
     doc = document(registry)
     doc["feature_views"]["user_totals"]["key_dtypes"]["user_id"] = "String"
+    # A consistent fingerprint, as a hand-made file could carry: the key types are checked too.
+    totals = registry.load().feature_views["user_totals"].view
+    doc["feature_views"]["user_totals"]["fingerprint"] = view_fingerprint(
+        totals, {"user_id": String}
+    )
     write(registry, doc)
     refused(
         registry,
@@ -183,3 +190,31 @@ def test_names_with_line_breaks_keep_the_message_on_one_line(registry):
     write(registry, doc)
     err = refused(registry, where='feature_views["a\\nb"].entities[0]', problem="no entity")
     assert len(str(err).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda v: v["schema"][0].update(dtype="Float64"),
+        lambda v: v["schema"].reverse(),
+        lambda v: v["schema"].pop(),
+        lambda v: v["key_dtypes"].update(user_id="String"),
+        lambda v: v["source"].update(path="data/other.parquet"),
+        lambda v: v.update(transform={"function_path": "features.py:f", "fingerprint": "abc"}),
+    ],
+)
+def test_an_edit_of_what_the_fingerprint_covers_is_refused(registry, edit):
+    """Stored online values are decoded with the schema the fingerprint stands for."""
+    doc = document(registry)
+    edit(doc["feature_views"]["user_stats"])
+    write(registry, doc)
+    refused(registry, where="feature_views.user_stats.fingerprint", problem="the file was edited")
+
+
+def test_an_edit_of_what_the_fingerprint_does_not_cover_is_read(registry):
+    doc = document(registry)
+    view_doc = doc["feature_views"]["user_stats"]
+    view_doc.update(ttl_seconds=5.0, online=False, description="d", owner="o", tags={"a": "b"})
+    write(registry, doc)
+    record = registry.load().feature_views["user_stats"]
+    assert (record.view.ttl.total_seconds(), record.view.online) == (5.0, False)
