@@ -5,6 +5,10 @@ integers, floats keep a decimal point, non-finite floats and nulls become ``null
 become RFC 3339 UTC with ``Z``. Per-value Python work happens only where JSON has no native
 form (Timestamp and Bytes feature values) and for event timestamps, which are formatted once
 per (view, entity) and shared by all of that view's columns.
+
+Every timestamp on the wire (event timestamps, Timestamp values, catalog times) is written by
+one formatter, ``_format_micros`` (numpy, a column at a time); short columns and single values
+go through a small cache in front of it, because numpy's per-call cost exceeds the work there.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import base64
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
-from featurestore._time import from_micros, to_micros
+from featurestore._time import to_micros
 from featurestore.online.base import FieldStatus
 
 if TYPE_CHECKING:
@@ -52,9 +57,7 @@ def rfc3339(value: datetime | int | str | None) -> str:
         return EPOCH_TEXT
     if isinstance(value, str):
         return value
-    moment = from_micros(value) if isinstance(value, int) else value
-    text: str = orjson.dumps(moment, option=_OPTIONS)[1:-1].decode()
-    return text
+    return _stamp_text(value if isinstance(value, int) else to_micros(value))
 
 
 def _b64(value: Any) -> Any:
@@ -72,7 +75,8 @@ def _wire_values(values: Sequence[Any], dtype: DType | None) -> Sequence[Any]:
     if name in _PLAIN or (name.startswith("Array(") and name[6:-1] in _PLAIN):
         return values
     if name == "Timestamp":
-        return [v if v is None else rfc3339(v) for v in values]
+        texts = _rfc3339_column(values)
+        return [None if v is None else t for v, t in zip(values, texts, strict=True)]
     if name == "Bytes":
         return [_b64(v) for v in values]
     if name == "Array(Timestamp)":
@@ -163,28 +167,40 @@ _STAMP_TEXTS: dict[int, str] = {}
 """Epoch microseconds -> RFC 3339 text, for small columns (bounded; event times repeat)."""
 
 
+def _format_micros(micros: npt.NDArray[np.int64]) -> list[str]:
+    """RFC 3339 UTC text with ``Z`` of epoch microseconds: the one timestamp formatter.
+
+    Whole seconds are written without a fraction, others with six digits.
+    """
+    moments = micros.astype("datetime64[us]")
+    fractional = micros % 1_000_000 != 0
+    if fractional.all():  # one numpy call when the column needs one unit only
+        texts: list[str] = np.datetime_as_string(moments, unit="us", timezone="UTC").tolist()
+        return texts
+    whole = np.datetime_as_string(moments, unit="s", timezone="UTC")
+    if not fractional.any():
+        texts = whole.tolist()
+        return texts
+    fine = np.datetime_as_string(moments, unit="us", timezone="UTC")
+    texts = np.where(fractional, fine, whole).tolist()
+    return texts
+
+
 def _stamp_text(micros: int) -> str:
     text = _STAMP_TEXTS.get(micros)
     if text is None:
         if len(_STAMP_TEXTS) >= 4096:
             _STAMP_TEXTS.clear()
-        text = _STAMP_TEXTS[micros] = rfc3339(micros)
+        text = _STAMP_TEXTS[micros] = _format_micros(np.array([micros], dtype=np.int64))[0]
     return text
 
 
 def _rfc3339_column(stamps: Sequence[int | None]) -> list[str]:
-    """RFC 3339 text of a column of epoch microseconds, vectorized (None -> the epoch)."""
+    """RFC 3339 text of a column of epoch microseconds (None -> the epoch)."""
     if len(stamps) <= _SMALL:
         return [EPOCH_TEXT if t is None else _stamp_text(t) for t in stamps]
     micros = np.fromiter((0 if t is None else t for t in stamps), dtype=np.int64, count=len(stamps))
-    moments = micros.astype("datetime64[us]")
-    whole = np.datetime_as_string(moments, unit="s", timezone="UTC")
-    if not (micros % 1_000_000).any():
-        texts: list[str] = whole.tolist()
-        return texts
-    fine = np.datetime_as_string(moments, unit="us", timezone="UTC")
-    texts = np.where(micros % 1_000_000 == 0, whole, fine).tolist()
-    return texts
+    return _format_micros(micros)
 
 
 def _observe_ages(

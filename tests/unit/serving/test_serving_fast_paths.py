@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from featurestore.serving.encoding import _rfc3339_column
+from featurestore.serving.encoding import _rfc3339_column, _wire_values, rfc3339
 from featurestore.serving.errors import ServingError
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.schemas import GetOnlineFeaturesRequest, parse_request
+from featurestore.types import Timestamp
 
 scalars = st.one_of(
     st.none(),
@@ -97,3 +99,24 @@ def test_observe_many_counts_like_observe_array(ages: list[float]) -> None:
     other.value_age.observe_array(np.asarray(ages, dtype=np.float64), "v")
     assert one.value_age.render()[2:-2] == other.value_age.render()[2:-2]  # buckets
     assert one.value_age.count("v") == other.value_age.count("v") == len(ages)
+
+
+def _oracle(micros: int | None) -> str:
+    """RFC 3339 UTC text by hand from Python's datetime (None -> the epoch)."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros or 0)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}{fraction}Z"
+    )
+
+
+@given(st.lists(micros, min_size=1, max_size=40))
+def test_every_timestamp_path_writes_what_the_oracle_writes(stamps: list[int | None]) -> None:
+    # Short and long columns, single values and Timestamp feature values: one formatter.
+    expected = [_oracle(t) for t in stamps]
+    assert _rfc3339_column(stamps) == expected
+    assert [rfc3339(t) for t in stamps] == expected
+    assert _wire_values(stamps, Timestamp) == [
+        None if t is None else text for t, text in zip(stamps, expected, strict=True)
+    ]
