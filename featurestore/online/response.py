@@ -2,27 +2,32 @@
 
 Values are kept column-major in the codec's Python form (timestamps as int microseconds) and
 converted once per column on output, so a server can serialize a response without touching
-each value twice.
+each value twice. An OnlineResponse is a :class:`~featurestore.frames.Frame`: it converts to
+polars and pandas exactly as a training frame does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import html
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 
 from featurestore._time import from_micros
 from featurestore.dtypes import Array, DType, Timestamp, to_arrow
-from featurestore.errors import MissingDependencyError
+from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
+from featurestore.online.base import FieldStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import polars as pl
 
-    from featurestore.online.base import FieldStatus
-
 __all__ = ["OnlineResponse", "arrow_column"]
+
+PREVIEW_ROWS: Final = 10
+"""Rows shown by ``repr`` and ``_repr_html_``."""
 
 
 def _timestamps(values: list[Any]) -> list[Any]:
@@ -124,18 +129,63 @@ class OnlineResponse:
 
     def to_polars(self) -> pl.DataFrame:
         """A polars DataFrame with the declared types."""
-        import polars as pl
-
-        frame = pl.from_arrow(self.to_arrow())
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return arrow_to_polars(self.to_arrow())
 
     def to_pandas(self) -> Any:
-        """A pandas DataFrame, converted from Arrow exactly as the training frame is."""
-        try:
-            import pandas  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(
-                feature="OnlineResponse.to_pandas", extra="pandas"
-            ) from exc
-        return self.to_arrow().to_pandas()
+        """A pandas DataFrame with nullable dtypes, converted exactly as a training frame is.
+
+        An Int64 feature with nulls is pandas ``Int64`` (not float64), as in training.
+
+        Raises:
+            MissingDependencyError: pandas is not installed.
+        """
+        return arrow_to_pandas(self.to_arrow(), what="OnlineResponse.to_pandas")
+
+    # -- notebooks ----------------------------------------------------------------------------
+
+    def _facts(self) -> list[tuple[str, str]]:
+        facts = [
+            ("rows", str(len(self))),
+            ("join keys", ", ".join(self.join_keys)),
+            ("features", ", ".join(self.features)),
+        ]
+        for name, statuses in self.statuses.items():
+            counts = Counter(s.value for s in statuses)
+            facts.append((f"{name} status", ", ".join(f"{n} {s}" for s, n in counts.items())))
+        if len(self) > PREVIEW_ROWS:
+            facts.append(("shown", f"the first {PREVIEW_ROWS} rows"))
+        return facts
+
+    def _preview(self) -> tuple[list[str], list[list[str]]]:
+        """Column names and the first rows as text; a value not PRESENT shows its status."""
+        shown = min(len(self), PREVIEW_ROWS)
+        columns: list[list[str]] = []
+        for name, values in self.join_keys.items():
+            columns.append([str(v) for v in _python(values[:shown], self.dtypes[name])])
+        for name, values in self.features.items():
+            python = _python(values[:shown], self.dtypes[name])
+            statuses = self.statuses[name]
+            columns.append(
+                [
+                    repr(v) if statuses[i] is FieldStatus.PRESENT else statuses[i].value
+                    for i, v in enumerate(python)
+                ]
+            )
+        return [*self.join_keys, *self.features], [list(row) for row in zip(*columns, strict=True)]
+
+    def __repr__(self) -> str:
+        names, rows = self._preview()
+        widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+        lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+        table = "\n".join("  " + line.rstrip() for line in lines)
+        return f"{describe(type(self).__name__, self._facts())}\n{table}"
+
+    def _repr_html_(self) -> str:
+        names, rows = self._preview()
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rows
+        )
+        facts = describe_html(type(self).__name__, self._facts())
+        return f"{facts}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
