@@ -98,3 +98,12 @@ def test_lazy_names_are_the_defining_modules_objects():
     assert featurestore.TrainingFrame is TrainingFrame
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = featurestore.Nope  # type: ignore[attr-defined]
+
+
+def test_result_types_are_exported_and_share_the_frame_protocol():
+    results = {"TrainingFrame", "OnDemandTrainingFrame", "OnlineResponse"}
+    assert results | {"Frame"} <= set(featurestore.__all__)
+    for name in sorted(results):
+        cls = getattr(featurestore, name)
+        for method in ("to_arrow", "to_polars", "to_pandas"):
+            assert callable(getattr(cls, method, None)), f"{name}.{method}"
