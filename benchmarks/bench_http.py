@@ -1,4 +1,4 @@
-"""HTTP serving benchmark: p50/p99 and requests/s of POST /get-online-features from Redis.
+"""HTTP serving benchmark: p50/p99, requests/s and server CPU per request of POST /get-online-features.
 
 Workloads: 1 entity x 10 features (one view) and 100 entities x 50 features (5 views x 10),
 each at concurrency 1 and 16, driven by ``wrk`` (a separate process; random entity ids per
@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -43,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._redis import redis_url as private_redis_url  # noqa: E402
 
+SERVER_PIDS: dict[str, int] = {}
+"""Base URL -> server process id, for its CPU time per request."""
 VIEWS = 5
 FEATURES_PER_VIEW = 10
 
@@ -177,14 +180,20 @@ def run_wrk(
     ]
     # Warm up (connections, caches, JIT-free but allocator-warm), then measure.
     subprocess.run([*args[:3], "-d2s", *args[4:]], capture_output=True, check=True)
+    process = psutil.Process(SERVER_PIDS[url])
+    before = process.cpu_times()
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    after = process.cpu_times()
     line = next(li for li in out.splitlines() if li.startswith("RESULT "))
     data = json.loads(line.removeprefix("RESULT "))
+    cpu_s = (after.user - before.user) + (after.system - before.system)
     return {
         "p50_ms": data["p50_us"] / 1000,
         "p99_ms": data["p99_us"] / 1000,
         "rps": data["requests"] / (data["duration_us"] / 1e6),
         "errors": data["errors"],
+        # Server CPU (all threads) per request: steadier than req/s on a loaded machine.
+        "cpu_us": cpu_s / max(data["requests"], 1) * 1e6,
     }
 
 
@@ -245,6 +254,7 @@ def bare_app_factory():
 def server(cmd: list[str], port: int, env: dict[str, str], log: Path):
     with log.open("w") as handle:
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        SERVER_PIDS[f"http://127.0.0.1:{port}"] = proc.pid
         try:
             wait_for(
                 lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code < 500
@@ -338,7 +348,7 @@ def main() -> None:
                     print(
                         f"{name:7} c={concurrency:<3} {label:13} p50 {figures['p50_ms']:7.2f} ms  "
                         f"p99 {figures['p99_ms']:7.2f} ms  {figures['rps']:8.0f} req/s  "
-                        f"errors {figures['errors']}",
+                        f"cpu {figures['cpu_us']:6.0f} us/req  errors {figures['errors']}",
                         flush=True,
                     )
         from featurestore.store import FeatureStore
@@ -359,7 +369,8 @@ def main() -> None:
             )
             print(
                 f"  {name:7} c={concurrency:<3} throughput {ours_row['rps'] / bare_row['rps']:.0%}, "
-                f"p99 {ours_row['p99_ms'] / bare_row['p99_ms']:.2f}x"
+                f"p99 {ours_row['p99_ms'] / bare_row['p99_ms']:.2f}x, "
+                f"cpu/request {ours_row['cpu_us'] / bare_row['cpu_us']:.2f}x"
             )
     target_p99 = by["100x50", 1, "featurestore"]["p99_ms"]
     ratio = by["1x10", 16, "featurestore"]["rps"] / by["1x10", 16, "bare ASGI"]["rps"]

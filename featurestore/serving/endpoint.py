@@ -80,6 +80,11 @@ INLINE_WAIT_S: Final = 0.005
 
 _JSON: Final = (b"content-type", b"application/json")
 _CLOSE: Final = (b"connection", b"close")
+_ALLOW: Final = (b"allow", b"POST")
+_POST_ONLY: Final = (
+    "Method Not Allowed: send lookups as POST with a JSON body like "
+    '{"entities": {"user_id": [7]}, "features": ["user_stats:txn_count_7d"]}.'
+)
 _UNAUTHORIZED: Final = (
     "Missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' "
     "with one of the keys in serving.api_keys."
@@ -241,6 +246,8 @@ class OnlineFeaturesEndpoint:
         settings = state.settings
         body_read = False
         try:
+            if scope["method"] != "POST":
+                raise ServingError(_POST_ONLY, status_code=405)
             require_key(state, scope["headers"])  # before reading (and buffering) any body
             try:
                 async with asyncio.timeout(settings.body_timeout_s):
@@ -261,6 +268,8 @@ class OnlineFeaturesEndpoint:
             status, extra, payload = error_reply(exc, request_id_of(scope))
             headers = [_JSON, (b"content-length", b"%d" % len(payload))]
             headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+            if status == 405:
+                headers.append(_ALLOW)
             if not body_read:
                 headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -72,9 +72,12 @@ def _json_response(body: bytes, status_code: int = 200) -> Response:
 
 
 def online_routes(state: ServerState) -> list[Route]:
-    """The plain Starlette routes of ``POST /get-online-features`` (one endpoint, two paths)."""
+    """The plain Starlette routes of ``POST /get-online-features`` (one endpoint, two paths).
+
+    Every method matches: the endpoint itself answers 405 to anything but POST.
+    """
     endpoint = OnlineFeaturesEndpoint(state)
-    return [Route(path, endpoint, methods=["POST"]) for path in ONLINE_PATHS]
+    return [Route(path, endpoint, methods=None) for path in ONLINE_PATHS]
 
 
 def document_online_routes(schema: dict[str, Any]) -> None:
