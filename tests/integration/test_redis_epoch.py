@@ -18,19 +18,11 @@ from featurestore.serving.app import create_app
 from featurestore.types import Int64
 from tests.conftest import make_repo, utc, write_parquet
 from tests.integration.test_http_support import running_server
+from tests.integration.test_redis_failures import FEATURES_PY
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
-FEATURES_PY = """
-from featurestore import Entity, FeatureView, Field, ParquetSource
-from featurestore.types import Int64
-
-user = Entity("user", join_keys=["user_id"])
-stats = FeatureView(name="stats", entities=[user],
-                    source=ParquetSource("data/s.parquet", timestamp_field="ts"),
-                    schema=[Field("cnt", Int64)])
-"""
 AT = utc(2026, 2, 1)
 
 
