@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
-from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError
+from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError, term
 from featurestore.online.base import FieldStatus, ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.epoch import lost_reason, lost_views
@@ -439,6 +439,10 @@ def _apply_bitmaps(
 # -- entity rows ------------------------------------------------------------------------------
 
 
+_ENTITIES = term("entity_rows", cli="--entity", http='"entities"')
+"""What the entity rows are called where the user wrote them."""
+
+
 def _key_columns(
     entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
     key_dtypes: Mapping[str, DType],
@@ -459,7 +463,8 @@ def _key_columns(
                 index = next(i for i, row in enumerate(entity_rows) if key not in row)
                 msg = (
                     f"Entity row {index} has no join key '{key}'; every row needs "
-                    f"{', '.join(repr(k) for k in key_dtypes)}."
+                    f"{', '.join(repr(k) for k in key_dtypes)}"
+                    f"{term('', cli=' (pass them with --entity name=value)')}."
                 )
                 raise EntityFrameError(msg) from None
             except TypeError:
@@ -470,7 +475,7 @@ def _key_columns(
         for key in key_dtypes:
             if key not in entity_rows:
                 msg = (
-                    f"entity_rows has no join key column '{key}'; pass columns "
+                    f"{_ENTITIES} has no join key column '{key}'; pass columns "
                     f"{', '.join(repr(k) for k in key_dtypes)}."
                 )
                 raise EntityFrameError(msg)
@@ -480,7 +485,7 @@ def _key_columns(
             if name not in columns:
                 lengths.add(len(values))
         if len(lengths) > 1:
-            msg = f"entity_rows columns have different lengths {sorted(lengths)}; make them equal."
+            msg = f"{_ENTITIES} columns have different lengths {sorted(lengths)}; make them equal."
             raise EntityFrameError(msg)
         n = lengths.pop() if lengths else 0
     for key, dtype in key_dtypes.items():

@@ -23,7 +23,7 @@ import polars as pl
 from featurestore._time import parse_timestamp, to_utc
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, Timestamp, to_polars
-from featurestore.errors import EntityFrameError
+from featurestore.errors import EntityFrameError, term
 from featurestore.online.base import FieldStatus
 from featurestore.online.response import arrow_column
 
@@ -37,6 +37,12 @@ __all__ = ["HIDDEN_PREFIX", "OnlineOnDemand"]
 
 HIDDEN_PREFIX = "__fs_input__"
 _PRESENT = FieldStatus.PRESENT
+_ADD_FIELD = term(
+    "Add it to every entity row",
+    cli="Pass it with --request name=value",
+    http='Add it as a column of "entities"',
+)
+_ENTITY_COLUMNS = term("entity_rows", http='"entities"')
 
 
 def hidden_name(ref: FeatureRef) -> str:
@@ -145,13 +151,15 @@ class OnlineOnDemand:
                     index = next(i for i, r in enumerate(entity_rows) if field.name not in r)
                     msg = (
                         f"Entity row {index} has no request field '{field.name}', which "
-                        f"on-demand feature view(s) {views} read. Add it to every entity row."
+                        f"on-demand feature view(s) {views} read. "
+                        f"{_ADD_FIELD}."
                     )
                     raise EntityFrameError(msg) from None
             else:
                 if field.name not in entity_rows:
                     msg = (
-                        f"entity_rows has no request field column '{field.name}', which "
+                        f"{_ENTITY_COLUMNS} has no "
+                        f"request field column '{field.name}', which "
                         f"on-demand feature view(s) {views} read. Add the column."
                     )
                     raise EntityFrameError(msg)

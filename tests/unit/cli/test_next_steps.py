@@ -94,3 +94,19 @@ def test_error_wording_per_surface_falls_back_to_python():
     assert err.message("cli") == "Add --entity and x."
     assert err.message("http") == "Add entities and x."
     assert "\x1e" not in repr(str(err))
+
+
+def test_get_online_without_a_request_field_names_the_flag(applied):
+    result = applied("get-online", "-f", "fraud_v1", "-e", "user_id=7,merchant_id=m_00035")
+    assert result.exit_code == 1
+    assert "request field 'amount'" in result.stderr
+    assert "--request name=value" in result.stderr
+    assert "entity row" not in result.stderr.replace("Entity row", "")
+
+
+def test_get_online_without_a_join_key_names_the_flag(applied):
+    args = ["get-online", "-f", "user_stats:txn_count_7d", "-e", "merchant_id=m_00035"]
+    result = applied(*args)
+    assert result.exit_code == 1
+    assert "no join key 'user_id'" in result.stderr
+    assert "--entity name=value" in result.stderr
