@@ -80,8 +80,7 @@ class ServerState:
     )
     """(snapshot id, selection, full names) -> output name -> view, for the value-age metric."""
     inline_reads: bool = True
-    """Whether the loop waits synchronously for small lookups (False after one overran the
-    wait, until an awaited one completes): see ``serving/endpoint.py``."""
+    """Whether small lookups run on the event loop (False after a failure, until one succeeds)."""
     conflict_serial: int | None = None
     """The registry serial under which a lookup found definitions that are not the server's
     code (``RegistryConflictError``); ``/ready`` answers 503 while it is the current one."""

@@ -9,13 +9,14 @@ The API key is checked from the headers before any body byte is read, and the bo
 within ``serving.body_timeout_s`` (408 beyond); a request refused before its body was read is
 answered with ``Connection: close``, so the server never drains or buffers what it refused.
 
-Every lookup runs in the server's thread pool, so a stalled store never blocks the event loop
-(and ``/health``) for longer than ``INLINE_WAIT_S``. For a small lookup (at most
-``INLINE_MAX_ROWS`` entity rows) the loop first waits for the result synchronously, up to
-``INLINE_WAIT_S``: a Redis round trip or a SQLite read usually ends well within it, and that
-wait costs a third of an asynchronous hop (about 12 vs 37 us). A lookup that overruns it is
-awaited instead (bounded by the server's read timeout), and the next small lookups are awaited
-too until one completes, so a stalled store costs the loop ``INLINE_WAIT_S`` once.
+Small lookups (at most ``INLINE_MAX_ROWS`` entity rows) run on the event loop: a Redis round
+trip or a SQLite read costs less than handing the lookup to a worker thread, whose GIL
+hand-offs under load add 90-150 us of CPU per request (measured with bench_http.py; a
+synchronous wait for the worker's result costs as much). The store's own ``timeout_s`` bounds
+how long the loop can wait; after an inline lookup fails, small lookups are awaited in the
+thread pool (bounded by the server's read timeout) until one succeeds, so a stalled or
+unreachable store blocks the loop (and ``/health``) once, for at most ``timeout_s``, not
+request after request.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from featurestore.serving.schemas import GetOnlineFeaturesRequest, parse_request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-    from concurrent.futures import Future
 
     from featurestore.online.response import OnlineResponse
     from featurestore.serving.app import ServerState
@@ -74,9 +74,7 @@ ONLINE_PATHS: Final = ("/get-online-features", "/v1/get-online-features")
 """The paths of the endpoint (POST only)."""
 
 INLINE_MAX_ROWS: Final = 8
-"""The event loop waits synchronously for lookups of at most this many entity rows."""
-INLINE_WAIT_S: Final = 0.005
-"""How long the event loop waits synchronously for a small lookup (see the module docs)."""
+"""Lookups of at most this many entity rows run on the event loop (see the module docs)."""
 
 _JSON: Final = (b"content-type", b"application/json")
 _CLOSE: Final = (b"connection", b"close")
@@ -129,29 +127,25 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _bounded(state: ServerState, future: Future[T]) -> T:
+async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
+    """Run a blocking store call in the server's thread pool, bounded by its read timeout."""
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(state.read_timeout_s):
-            return await asyncio.wrap_future(future)
+            return await loop.run_in_executor(state.executor, call)
     except TimeoutError:
         msg = f"The online store did not answer within {state.read_timeout_s:.1f} s."
         raise OnlineStoreUnavailableError(msg) from None
 
 
-async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
-    """Run a blocking store call in the server's thread pool, bounded by its read timeout."""
-    return await _bounded(state, state.executor.submit(call))
-
-
 async def _lookup(state: ServerState, call: Callable[[], OnlineResponse], rows: int) -> Any:
-    future = state.executor.submit(call)
     if rows <= INLINE_MAX_ROWS and state.inline_reads:
         try:
-            return future.result(timeout=INLINE_WAIT_S)
-        except TimeoutError:
-            if not future.done():  # not a TimeoutError raised by the lookup itself
-                state.inline_reads = False  # await small lookups until one is fast again
-    response = await _bounded(state, future)
+            return call()
+        except OnlineStoreUnavailableError:
+            state.inline_reads = False  # awaited in the pool until the store answers again
+            raise
+    response = await run_blocking(state, call)
     state.inline_reads = True
     return response
 
