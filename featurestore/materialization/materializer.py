@@ -29,6 +29,7 @@ from featurestore.errors import FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
+from featurestore.window import lower_bound_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -230,7 +231,9 @@ class Materializer:
             rebuilt = record is not selected
             view_end = max(end, selected.watermark) if rebuild and selected.watermark else end
             earliest = None
-            if record.watermark is None and record.view.effective_ttl is None:
+            if record.watermark is None and (
+                lower_bound_datetime(view_end, record.view.effective_ttl) is None
+            ):
                 time_range = self.offline.source_time_range(record)
                 earliest = time_range[0] if time_range else None
             start = incremental_start(record, view_end, earliest)

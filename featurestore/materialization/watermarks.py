@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from featurestore._time import to_utc
 from featurestore.online.epoch import is_lost, lost_reason
+from featurestore.window import lower_bound_datetime
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -51,14 +52,15 @@ def incremental_start(
     """Where an incremental run up to ``end`` starts, or None when there is nothing to do.
 
     From the watermark when there is one; on a first run from ``end - ttl``, or from the
-    earliest source row when the ttl is unlimited (``earliest`` None = the source is empty,
-    the window is empty).
+    earliest source row when the ttl excludes nothing (unlimited, or reaching past the first
+    representable time; ``earliest`` None = the source is empty, the window is empty).
     """
     end = to_utc(end)
+    oldest = lower_bound_datetime(end, record.view.effective_ttl)
     if record.watermark is not None:
         start = record.watermark
-    elif record.view.effective_ttl is not None:
-        start = end - record.view.effective_ttl
+    elif oldest is not None:
+        start = oldest
     elif earliest is not None:
         start = min(to_utc(earliest), end)
     else:

@@ -314,6 +314,15 @@ def _decode_source(obj: _Object) -> ParquetSource:
     )
 
 
+def _ttl_of(seconds: float) -> timedelta:
+    """A ttl back from its stored seconds.
+
+    ``total_seconds()`` of the longest ttls rounds up past ``timedelta.max``: those come back
+    as ``timedelta.max``, a window that excludes nothing.
+    """
+    return timedelta.max if seconds >= _MAX_SECONDS else timedelta(seconds=seconds)
+
+
 def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRecord:
     names = obj.texts("entities")
     for i, entity in enumerate(names):
@@ -326,7 +335,7 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
         entities=[entities[e] for e in names],
         source=_decode_source(obj.child("source")),
         schema=_decode_fields(obj, "schema"),
-        ttl=timedelta(seconds=ttl) if ttl is not None else None,
+        ttl=_ttl_of(ttl) if ttl is not None else None,
         online=obj.boolean("online"),
         description=obj.text("description"),
         owner=obj.text("owner"),

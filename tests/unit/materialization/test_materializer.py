@@ -119,3 +119,21 @@ def test_changed_view_is_stale_until_rematerialized(store: FeatureStore) -> None
     got = read(store, "stats", [1, 2, 3])
     assert got.statuses["cnt"] == ["PRESENT"] * 3
     assert got.to_dict()["cnt"] == [11, 20, 30]
+
+
+def test_incremental_first_run_with_a_ttl_longer_than_history_starts_at_earliest_row(
+    tmp_path,
+) -> None:
+    """A ttl reaching before the first representable time (timedelta.max) excludes nothing."""
+    from tests.conftest import make_repo
+    from tests.unit.materialization.conftest import FEATURES_PY
+
+    huge = FEATURES_PY.replace("ttl=timedelta(days=1)", "ttl=timedelta.max")
+    root = make_repo(tmp_path / "repo", huge)
+    write_parquet(root / "data/stats.parquet", ROWS)
+    with FeatureStore(root) as fs:
+        fs.apply()
+        (run,) = fs.materialize_incremental(utc(2026, 1, 3), views=["recent"]).views
+        assert run.start == utc(2026, 1, 1)
+        got = read(fs, "recent", [1, 2], at=utc(2026, 1, 3))
+        assert got.to_dict()["cnt"] == [10, 20]
