@@ -225,6 +225,7 @@ def report_to_dict(report: MaterializationReport) -> dict[str, Any]:
                 "seconds": round(v.seconds, 6),
                 "rows_per_second": round(v.rows_per_second, 1),
                 "watermark": to_jsonable(v.watermark),
+                "rebuilt": v.rebuilt,
             }
             for v in report.views
         ],

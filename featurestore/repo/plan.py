@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from featurestore._html import html_table
 from featurestore.errors import (
     DefinitionError,
     FeatureNotFoundError,
@@ -53,6 +55,24 @@ class Plan:
     def has_changes(self) -> bool:
         """Whether applying would change the registry."""
         return any(c.action != "unchanged" for c in self.changes)
+
+    def __repr__(self) -> str:
+        counts = Counter(c.action for c in self.changes if c.action != "unchanged")
+        summary = ", ".join(f"{action}={counts[action]}" for action in ("add", "change", "remove"))
+        stale = [c.name for c in self.changes if c.needs_materialization]
+        return f"Plan(base_serial={self.base_serial}, {summary}, needs_materialization={stale})"
+
+    def _repr_html_(self) -> str:
+        """The plan in a notebook: one row per definition that applying would change."""
+        rows = [
+            (c.action, c.kind, c.name, "; ".join(c.details),
+             "yes" if c.needs_materialization else "")
+            for c in self.changes
+            if c.action != "unchanged"
+        ]  # fmt: skip
+        caption = repr(self) if rows else f"{self!r}: nothing to apply"
+        headers = ["action", "kind", "name", "details", "needs materialization"]
+        return html_table(caption, headers, rows)
 
 
 # -- diffing ----------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ def test_rebuild_option_rebuilds_the_named_view_only(applied: Cli) -> None:
     (run,) = json.loads(result.stdout)["views"]
     assert run["view"] == views[0]
     assert run["rows"] > 0
+    assert run["rebuilt"] is True
     assert f"Rebuilt '{views[0]}'" in result.stderr
     assert all(f"Rebuilt '{v}'" not in result.stderr for v in views[1:])
-    plain = applied.ok("materialize-incremental")
+    plain = applied.ok("materialize-incremental", "--json")
     assert "Rebuilt" not in plain.stderr
+    assert not any(run["rebuilt"] for run in json.loads(plain.stdout)["views"])

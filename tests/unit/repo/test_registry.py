@@ -266,3 +266,20 @@ def test_a_feature_view_and_an_on_demand_view_cannot_share_a_name(registry):
     repo = contents(view(), clash)
     with pytest.raises(DefinitionError, match="both named 'user_stats'"):
         registry.plan(repo, keys(repo))
+
+
+def test_a_plan_shows_itself_briefly_and_as_a_table(registry):
+    _, snapshot = apply(registry, contents(view()))
+    changed = view(schema=[Field("n", Int64), Field("avg", Float64), Field("max", Float64)])
+    plan = registry.plan(contents(changed, FeatureService("svc", features=["user_stats:n"])),
+                         keys(contents(changed)))  # fmt: skip
+    assert repr(plan) == (
+        "Plan(base_serial=1, add=1, change=1, remove=0, needs_materialization=['user_stats'])"
+    )
+    assert "target" not in repr(plan)  # not the whole snapshot
+    page = plan._repr_html_()
+    assert page.count("<tr>") == 3  # the header and the two changes, not the unchanged entity
+    assert "+ feature max (Float64)" in page
+    assert (
+        "nothing to apply" in registry.plan(contents(view()), keys(contents(view())))._repr_html_()
+    )
