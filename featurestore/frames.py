@@ -3,7 +3,8 @@
 Training frames (``TrainingFrame``, ``OnDemandTrainingFrame``) and online responses
 (``OnlineResponse``) all are :class:`Frame`; their conversions to polars and pandas go
 through :func:`arrow_to_polars` and :func:`arrow_to_pandas` here, so the same feature has
-the same dtype offline and online. pandas is an optional extra, imported only when asked for.
+the same dtype offline and online. polars and pandas (an optional extra) are imported only
+when a conversion to them is asked for.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import polars as pl
 import pyarrow as pa
 
 from featurestore.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import polars as pl
 
 __all__ = ["Frame", "arrow_to_pandas", "arrow_to_polars", "describe", "describe_html"]
 
@@ -41,6 +43,8 @@ class Frame(Protocol):
 
 def arrow_to_polars(table: pa.Table) -> pl.DataFrame:
     """An Arrow table as a polars DataFrame (zero-copy where Arrow allows)."""
+    import polars as pl
+
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame

@@ -1,4 +1,4 @@
-"""THE total order "newer" of DESIGN section 3, and every form derived from it.
+"""THE total order "newer" (docs/concepts.md, "Guarantees"), and every form derived from it.
 
 A source row is newer than another when its key
 
@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "FILE_ROW_BITS",
@@ -135,6 +136,8 @@ def newer_lexsort(by: np.ndarray, created: np.ndarray, row_ids: np.ndarray) -> n
         created: Created timestamps, :data:`NULL_CREATED_US` for null.
         row_ids: :func:`row_id` of each row.
     """
+    import numpy as np  # here: the SQL and scalar forms need no numpy
+
     order: np.ndarray = np.lexsort((row_ids, created, by))
     return order
 

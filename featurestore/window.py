@@ -1,4 +1,4 @@
-"""THE candidate window of DESIGN G1/G3, and every form derived from it.
+"""THE candidate window of G1/G3 (docs/concepts.md, "Guarantees"), and every form derived from it.
 
 A row at event time ``e`` is a candidate at time ``t`` if and only if::
 
@@ -22,9 +22,10 @@ which every stored time is at or above, so clamping never changes the answer:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "INT64_MIN",
@@ -88,6 +89,8 @@ def lower_bound_array(t_us: np.ndarray, ttl_us: int) -> np.ndarray:
     Exact for ``0 <= ttl_us < 2**63`` (:func:`ttl_micros` gives at most :data:`MAX_TTL_US`):
     times below ``INT64_MIN + ttl`` would overflow, and their bound is ``INT64_MIN``.
     """
+    import numpy as np  # here: the SQL and scalar forms need no numpy
+
     bound: np.ndarray = np.maximum(t_us, INT64_MIN + ttl_us) - ttl_us
     return bound
 

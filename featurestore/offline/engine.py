@@ -31,7 +31,6 @@ from featurestore.offline.latest_rows import latest_rows_query
 from featurestore.offline.sources import Sources
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, source_scan
 from featurestore.offline.training_frame import TrainingFrame, conform
-from featurestore.offline.transformed_source import TransformedSources
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from featurestore.definitions import FeatureView
     from featurestore.dtypes import DType
     from featurestore.offline.join import JoinStrategy, PointInTime
+    from featurestore.offline.transformed_source import TransformedSources
     from featurestore.repo.config import DuckDBOfflineStoreConfig
     from featurestore.repo.functions import AppliedFunctions
     from featurestore.repo.registry import ViewRecord
@@ -82,8 +82,8 @@ class OfflineEngine:
             raise SourceError(msg) from exc
         self.sources = Sources(self.cursor, self.repo_root)
         """The views' Parquet sources: patterns, schemas, files, row counts."""
-        self.transformed = TransformedSources(self.sources, self.cursor, temp_parent=temp)
-        """Sources of views with a batch transform, run through the executor (cached)."""
+        self._temp = temp
+        self._transformed: TransformedSources | None = None
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new session on the engine's database, in UTC (sessions own their time zone)."""
@@ -95,10 +95,26 @@ class OfflineEngine:
             logger.debug("DuckDB has no ICU extension; timestamps are UTC by construction")
         return cursor
 
+    @property
+    def transformed(self) -> TransformedSources:
+        """Sources of views with a batch transform, run through the executor (cached).
+
+        Created on first use: the executor needs polars, which a repo without batch
+        transforms never loads.
+        """
+        if self._transformed is None:
+            from featurestore.offline.transformed_source import TransformedSources
+
+            self._transformed = TransformedSources(
+                self.sources, self.cursor, temp_parent=self._temp
+            )
+        return self._transformed
+
     def close(self) -> None:
         """Close the DuckDB database (open training frames can no longer run)."""
         self._con.close()
-        self.transformed.close()
+        if self._transformed is not None:
+            self._transformed.close()
 
     def infer_key_dtypes(self, view: FeatureView) -> dict[str, DType]:
         """Validate a view's source (schema only, no data scan) and infer its join key types.

@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
-import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from featurestore._time import to_utc_array
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow
-from featurestore.errors import EntityFrameError
+from featurestore.errors import EntityFrameError, term
 from featurestore.offline.join.spec import ROW_COL, EntityStats
 from featurestore.offline.sql import (
     Query,
@@ -41,6 +38,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     import pandas as pd
+    import polars as pl
 
     EntityInput: TypeAlias = (
         "pd.DataFrame | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatch | str | Path"
@@ -51,7 +49,8 @@ else:
 
 A ``str`` that starts like a query (``SELECT``, ``WITH``, ``FROM``...) is a DuckDB SQL query run
 on the engine's connection; any other ``str`` (or a ``Path``) is a Parquet file, directory or
-glob. pandas is optional (imported only when a pandas frame is passed).
+glob. pandas is optional and polars is imported only when such a frame is passed, so a
+Parquet or SQL entity frame needs DuckDB and Arrow only.
 """
 
 _SQL_STARTS = ("select", "with", "from", "values", "table", "(", "pivot", "unpivot")
@@ -106,11 +105,14 @@ def _to_arrow_table(entity_df: object) -> pa.Table:
         return entity_df
     if isinstance(entity_df, pa.RecordBatch):
         return pa.Table.from_batches([entity_df])
-    if isinstance(entity_df, pl.LazyFrame):
-        entity_df = entity_df.collect()
-    if isinstance(entity_df, pl.DataFrame):
-        return entity_df.to_arrow()
     module = type(entity_df).__module__
+    if module.startswith("polars"):
+        import polars as pl
+
+        if isinstance(entity_df, pl.LazyFrame):
+            entity_df = entity_df.collect()
+        if isinstance(entity_df, pl.DataFrame):
+            return entity_df.to_arrow()
     if module.startswith("pandas"):
         import pandas as pd
 
@@ -131,7 +133,8 @@ def _check_columns(columns: list[str], timestamp_column: str) -> None:
     if timestamp_column not in columns:
         msg = (
             f"The entity frame has no timestamp column '{timestamp_column}' (columns: "
-            f"{', '.join(columns)}). Add it, or pass timestamp_column=<your column>."
+            f"{', '.join(columns)}). Add it, or pass "
+            f"{term('timestamp_column=<your column>', cli='--timestamp-column <your column>')}."
         )
         raise EntityFrameError(msg)
 
@@ -145,6 +148,9 @@ def _arrow_entity(
         dup = next(c for c in columns if columns.count(c) > 1)
         msg = f"The entity frame has two columns named '{dup}'; rename one."
         raise EntityFrameError(msg)
+    import numpy as np  # here: only in-memory entity frames use numpy and Arrow compute
+    import pyarrow.compute as pc
+
     index = columns.index(timestamp_column)
     ts = to_utc_array(table.column(index), column=timestamp_column)
     table = table.set_column(index, timestamp_column, ts)
@@ -231,7 +237,7 @@ def _parquet_query(
             pattern,
         )
     names = [str(name) for name, _ in files]
-    starts = np.concatenate([[0], np.cumsum([int(n) for _, n in files])[:-1]]).tolist()
+    starts = [0, *itertools.accumulate(int(n) for _, n in files)][:-1]
     return Query().add(
         f"SELECT __fs_p.* EXCLUDE (__fs_file, file_row_number) {replace}, "
         f"CAST(__fs_f.start + __fs_p.file_row_number AS BIGINT) AS {ROW_COL} "

@@ -4,7 +4,11 @@ The stored features an on-demand view reads are joined like any feature (hidden 
 requested); request fields come from the entity frame's columns. The views then run through
 :func:`~featurestore.transformations.run.run_transformation` on record batches streamed from
 DuckDB: the row-independence check done at apply makes any batching give the same values as
-one online request per entity (DESIGN G2).
+one online request per entity (G2 in docs/concepts.md, "Guarantees").
+
+polars, the transformations and Arrow's CSV writer are imported where they are used: the store
+imports this module for every training frame, and frames without on-demand views need none of
+them.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from featurestore.definitions import FeatureRef
 from featurestore.dtypes import Array, DType, to_arrow, to_polars
@@ -30,18 +32,18 @@ from featurestore.offline.training_frame import (
     conform,
     parquet_writer,
 )
-from featurestore.transformations.check import RowIndependenceReport, check_row_independence
-from featurestore.transformations.graph import plan_on_demand
-from featurestore.transformations.run import run_transformation
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from typing import Protocol
 
+    import polars as pl
+
     from featurestore.definitions import FeatureView
     from featurestore.offline.engine import EntityInput, OfflineEngine
     from featurestore.offline.training_frame import TrainingFrame
     from featurestore.repo.registry import ViewRecord
+    from featurestore.transformations.check import RowIndependenceReport
     from featurestore.transformations.decorator import OnDemandFeatureView
     from featurestore.transformations.graph import OnDemandPlan
 
@@ -92,6 +94,8 @@ def on_demand_training_frame(
         EntityFrameError: A request field or join key is missing from the entity frame, or an
             output column clashes with an entity column (checked before any work).
     """
+    from featurestore.transformations.graph import plan_on_demand
+
     plan = plan_on_demand(refs, on_demand_views)
     columns_of: dict[FeatureRef, str] = {
         r: output_names[r] for r in refs if r.view not in on_demand_views
@@ -185,6 +189,8 @@ class OnDemandTrainingFrame:
         self, data: pa.Table | pa.RecordBatch
     ) -> dict[str, pa.Array | pa.ChunkedArray]:
         """Run every on-demand view on ``data``'s rows; the requested outputs as Arrow."""
+        import polars as pl
+
         frame = pl.from_arrow(data.select(self._needed))
         assert isinstance(frame, pl.DataFrame)
         plan = self._plan
@@ -256,6 +262,8 @@ class OnDemandTrainingFrame:
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the frame to a CSV file with a header, streaming batch by batch."""
+        import pyarrow.csv as pacsv
+
         return self._write(path, pacsv.CSVWriter)
 
     def describe(self) -> list[tuple[str, str]]:
@@ -343,6 +351,11 @@ def sample_inputs(
     views are paired by position, padded with nulls); request fields get seeded random values
     of their types, nulls included; upstream on-demand views run on the same sample first.
     """
+    import polars as pl
+
+    from featurestore.transformations.graph import plan_on_demand
+    from featurestore.transformations.run import run_transformation
+
     plan = plan_on_demand(
         [FeatureRef(view.name, f) for f in view.feature_names],
         {**on_demand_views, view.name: view},
@@ -412,6 +425,8 @@ def check_on_demand_views(
         TransformationError: A function raised or returned wrong types on the sample.
         SourceError: A source could not be sampled.
     """
+    from featurestore.transformations.check import check_row_independence
+
     reports = {
         name: check_row_independence(
             view,

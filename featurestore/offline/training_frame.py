@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from featurestore.errors import SourceError
 from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import polars as pl
+    import pyarrow.parquet as pq
 
     from featurestore.offline.join import JoinPlan
 
@@ -53,6 +53,8 @@ def parquet_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
     the writer most of its time: writing a 1M x 24 frame took 0.5-0.7 s this way against
     1.5-2.2 s through DuckDB ``COPY`` (benchmarks/README.md).
     """
+    import pyarrow.parquet as pq  # here: only computed frames are written by pyarrow
+
     dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
     return pq.ParquetWriter(path, schema, use_dictionary=dictionary)
 

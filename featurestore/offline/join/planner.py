@@ -8,7 +8,8 @@ to :data:`RANGE_MAX_ENTITY_FRACTION` of them; else ``asof`` (``range`` for
 ``benchmarks/README.md`` for the measurements behind the numbers.
 
 ``arrays`` falls back to SQL (``asof``, or ``range`` for ``"available"``) when a view's keys
-and times do not pack into 62 bits.
+and times do not pack into 62 bits. Its module (numpy and polars) is imported only for frames
+large enough to consider it, so a small frame's process loads neither.
 """
 
 from __future__ import annotations
@@ -17,12 +18,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from featurestore.offline.join.arrays import (
-    DoesNotFit,
-    arrays_join,
-    estimate_bytes,
-    memory_limit_bytes,
-)
 from featurestore.offline.join.asof import asof_join
 from featurestore.offline.join.query import training_query
 from featurestore.offline.join.range import range_join
@@ -138,6 +133,8 @@ class JoinPlan:
         """
         if self.strategy != "arrays":
             return None
+        from featurestore.offline.join.arrays import DoesNotFit, arrays_join
+
         try:
             return arrays_join(cursor, self.spec)
         except DoesNotFit as exc:
@@ -150,7 +147,9 @@ def plan_join(
 ) -> JoinPlan:
     """Pick the strategy of ``spec`` (``strategy`` forces one) and plan it."""
     fits = False
-    if strategy == "auto":
+    if strategy == "auto" and needs_source_rows(spec.stats.rows):
+        from featurestore.offline.join.arrays import estimate_bytes, memory_limit_bytes
+
         limit = memory_limit_bytes(cursor)
         need = estimate_bytes(
             spec.stats.rows,

@@ -125,7 +125,7 @@ def test_arrays_one_thread_equals_concurrent(
     def one_thread(*args: Any, **kwargs: Any) -> pa.Table:
         return join(*args, **{**kwargs, "threads": 1})
 
-    monkeypatch.setattr("featurestore.offline.join.planner.arrays_join", one_thread)
+    monkeypatch.setattr(arrays, "arrays_join", one_thread)
     assert _frame(store, "arrays").to_arrow().equals(concurrent)
 
 
