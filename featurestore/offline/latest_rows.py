@@ -1,8 +1,8 @@
-"""The newest row per key tuple in a window: what materialization writes online (DESIGN G3).
+"""The newest row per key tuple in a window: what materialization writes online (G3).
 
 Rows are ranked with the same order "newer" as the training join
 (:func:`featurestore.offline.sql.newer_order_key`), so ties resolve the same way offline and
-online.
+online (G3, "online equals offline", in docs/concepts.md's "Guarantees").
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``FeatureView(..., transform=fn)`` declares features computed from the source's raw columns.
 The function runs through the one executor (:func:`~featurestore.transformations.run.
 run_transformation`) on the source rows, before the training join and before materialization,
-so training frames and online values see the same derived columns (DESIGN G2).
+so training frames and online values see the same derived columns (G2 in docs/concepts.md,
+"Guarantees").
 """
 
 from __future__ import annotations

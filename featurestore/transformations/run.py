@@ -1,11 +1,11 @@
 """The one executor: runs a transformation on a training frame, an online batch or a source.
 
 Training frames, materialization and serving all call :func:`run_transformation`; there is no
-second implementation (DESIGN G2). Both kinds of transformation go through it: an on-demand
-view's function (on the joined training frame and on an online request's batch of entities) and
-a feature view's batch transform (on the source rows, before the training join and before
-materialization). Inputs are cast to their declared types first and outputs are checked against
-the declared schema, so every path sees and returns the same types.
+second implementation (G2 in docs/concepts.md, "Guarantees"). Both kinds of transformation go
+through it: an on-demand view's function (on the joined training frame and on an online
+request's batch of entities) and a feature view's batch transform (on the source rows, before
+the training join and before materialization). Inputs are cast to their declared types first and
+outputs are checked against the declared schema, so every path sees and returns the same types.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The point-in-time join that produces training frames (DESIGN G1), written once.
+"""The point-in-time join that produces training frames (G1 in docs/concepts.md), written once.
 
 The rule
 --------
@@ -13,11 +13,11 @@ V's source rows ``r`` with
   timestamp is null has an unknown creation time and is treated as available (consistent with
   null being the *lowest* created timestamp in the order below).
 
-The *newest* candidate supplies **all** of the requested features of V; no candidate (or a
-null key / null ``t`` in the entity row) gives nulls. "Newest" is the one total order of DESIGN
-section 3, :class:`featurestore.ordering.OrderKey`: ``(event_timestamp, created_timestamp with
-null lowest, file path, row number within the file)``, largest wins. Source rows with a null
-event timestamp or a null join key are never candidates.
+The *newest* candidate supplies **all** of the requested features of V; no candidate (or a null
+key / null ``t`` in the entity row) gives nulls. "Newest" is the one total order "newer" of
+docs/concepts.md ("Guarantees"), :class:`featurestore.ordering.OrderKey`: ``(event_timestamp,
+created_timestamp with null lowest, file path, row number within the file)``, largest wins.
+Source rows with a null event timestamp or a null join key are never candidates.
 
 Every entity row is returned exactly once, in input order (duplicates included), with all of
 its columns, followed by the feature columns in request order.
