@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from featurestore._html import html_table
+from featurestore._time import to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import (
     DefinitionError,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from featurestore.consistency.log_writer import FeatureLogger, LogStats
+    from featurestore.consistency.report import SkewReport
     from featurestore.definitions import Entity, FeatureService
     from featurestore.materialization.materializer import (
         MaterializationReport,
@@ -71,6 +74,7 @@ class FeatureStore:
         self._snapshot: RegistrySnapshot | None = None
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
+        self._feature_logger: FeatureLogger | None = None
         self.functions = AppliedFunctions(self.repo_root)
         """The repo's functions (batch transforms, on-demand views), loaded once and checked."""
 
@@ -117,8 +121,26 @@ class FeatureStore:
         self._snapshot = self.registry.load(missing_ok=missing_ok)
         return self._snapshot
 
+    @property
+    def feature_logger(self) -> FeatureLogger:
+        """The feature log writer (``feature_logging`` in featurestore.yaml), started on first use."""
+        if self._feature_logger is None:
+            from featurestore.consistency.log_writer import FeatureLogger
+
+            self._feature_logger = FeatureLogger(
+                self._path(self.config.feature_logging.path), self.config.feature_logging
+            )
+        return self._feature_logger
+
+    def feature_log_stats(self) -> LogStats | None:
+        """Rows logged, written and dropped by this process, or None when nothing logged yet."""
+        return self._feature_logger.stats() if self._feature_logger is not None else None
+
     def close(self) -> None:
-        """Release the offline engine (and the online store, when open)."""
+        """Write the feature log queue, release the offline engine and the online store."""
+        if self._feature_logger is not None:
+            self._feature_logger.close()
+            self._feature_logger = None
         if self._offline is not None:
             self._offline.close()
             self._offline = None
@@ -393,11 +415,70 @@ class FeatureStore:
             self._reader = OnlineReader(
                 snapshot, self.online, on_demand=partial(self.functions.on_demand_views, snapshot)
             )
-        return self._reader.get_online_features(
-            features,
-            entity_rows,
-            full_feature_names=full_feature_names,
-            request_time=request_time,
+        service = snapshot.feature_services.get(features) if isinstance(features, str) else None
+        if service is None or service.logging is None:
+            return self._reader.get_online_features(
+                features,
+                entity_rows,
+                full_feature_names=full_feature_names,
+                request_time=request_time,
+            )
+        log = self.feature_logger.plan(snapshot, service.name)
+        if log is None or not self.feature_logger.sampled(log):
+            return self._reader.get_online_features(
+                features,
+                entity_rows,
+                full_feature_names=full_feature_names,
+                request_time=request_time,
+            )
+        now = to_utc(request_time) if request_time is not None else utc_now()
+        response = self._reader.get_online_features(
+            features, entity_rows, full_feature_names=full_feature_names, request_time=now
+        )
+        self.feature_logger.submit(
+            log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
+        )
+        return response
+
+    def skew_report(
+        self,
+        service: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        samples: int = 20,
+    ) -> SkewReport:
+        """Replay the feature log of ``service`` through the training path (G5, docs/skew.md).
+
+        Every logged row is joined as an entity row at its request time, with the same join
+        and on-demand executor as training frames, and each served value is compared with the
+        training value; each difference gets one cause (``stale_definition``,
+        ``not_materialized`` or ``mismatch``). The log is read in chunks.
+
+        Args:
+            service: A feature service with ``logging=`` set.
+            since: Only requests at or after this time (naive means UTC).
+            until: Only requests before this time.
+            samples: How many differing cells to keep as examples.
+
+        Raises:
+            FeatureServiceNotFoundError: ``service`` is not applied.
+            SkewError: The service has no log in the window (the message says why).
+        """
+        from featurestore.consistency.replay import skew_report
+
+        if self._feature_logger is not None:
+            self._feature_logger.flush()
+        snapshot = self.refresh()
+        return skew_report(
+            self.offline,
+            snapshot,
+            service,
+            root=self._path(self.config.feature_logging.path),
+            on_demand_views=partial(self.functions.on_demand_views, snapshot),
+            since=to_utc(since) if since is not None else None,
+            until=to_utc(until) if until is not None else None,
+            samples=samples,
         )
 
     def online_status(self) -> list[ViewStatus]:

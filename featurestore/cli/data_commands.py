@@ -379,3 +379,49 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         render.status(statuses)
     for problem in dict.fromkeys(s.problem for s in statuses if s.problem):
         typer.echo(f"Warning: {problem}", err=True)
+
+
+@keep_examples
+def skew_report(
+    ctx: typer.Context,
+    service: Annotated[
+        str, typer.Option("--service", help="A feature service with logging=LoggingConfig(...).")
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="Only requests at or after this time (ISO 8601, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only requests before this time (ISO 8601, UTC).")
+    ] = None,
+    max_mismatch_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Exit 1 above this share of mismatch cells.")
+    ] = 0.0,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the report as one self-contained HTML page.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the service's feature log through the training path and compare cell by cell.
+
+    Exits 1 when the share of cells classified 'mismatch' is above --max-mismatch-rate, so it
+    can gate a deployment (docs/skew.md).
+
+    Example:
+        featurestore skew-report --service fraud_v1 --since 2026-11-01 --html skew.html
+    """
+    store = state_of(ctx).store()
+    report = store.skew_report(
+        service,
+        since=parse_time(since) if since is not None else None,
+        until=parse_time(until) if until is not None else None,
+    )
+    if html is not None:
+        from featurestore.consistency.html import render_html
+
+        html.write_text(render_html(report, max_mismatch_rate=max_mismatch_rate))
+    if as_json:
+        render.json_out({**report.to_dict(), "passed": report.passes(max_mismatch_rate)})
+    else:
+        typer.echo(report.to_text(max_mismatch_rate))
+    if not report.passes(max_mismatch_rate):
+        raise typer.Exit(1)

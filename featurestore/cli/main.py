@@ -32,6 +32,7 @@ app.command("get-online")(data_commands.get_online)
 app.command()(data_commands.status)
 app.command("serve")(serve)
 app.command("check-transforms")(check_transforms)
+app.command("skew-report")(data_commands.skew_report)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from featurestore.definitions import (
     ParquetSource,
 )
 from featurestore.definitions._names import check_name
+from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.dtypes import dtype_from_name
 from featurestore.errors import DefinitionError, EntityFrameError, RegistryFileError
 from featurestore.transformations.decorator import TransformMode
@@ -91,6 +92,9 @@ def encode_service(service: FeatureService) -> dict[str, Any]:
         "description": service.description,
         "owner": service.owner,
         "tags": service.tags,
+        "logging": (
+            {"sample_rate": service.logging.sample_rate} if service.logging is not None else None
+        ),
     }
 
 
@@ -375,7 +379,18 @@ def _decode_service(name: str, obj: _Object) -> FeatureService:
         description=obj.text("description"),
         owner=obj.text("owner"),
         tags=obj.text_map("tags"),
+        logging=_decode_logging(obj),
     )
+
+
+def _decode_logging(obj: _Object) -> LoggingConfig | None:
+    if obj.data.get("logging") is None:  # absent in registries written before logging
+        return None
+    logging = obj.child("logging")
+    rate, at = logging.get("sample_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        at.expected("a number from 0 to 1", rate)
+    return logging.at.build(LoggingConfig, sample_rate=float(rate))
 
 
 def _decode_on_demand(name: str, obj: _Object) -> OnDemandRecord:

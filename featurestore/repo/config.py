@@ -130,6 +130,19 @@ class ServingConfig(_Section):
         return any(key.get_secret_value() for key in self.api_keys)
 
 
+class FeatureLoggingConfig(_Section):
+    """``feature_logging:``: where services with ``logging=`` write what they serve (G5)."""
+
+    path: str = "data/feature_logs"
+    """The log folder (Parquet, by service and date), relative to the repo."""
+    queue_size: int = Field(default=10_000, ge=1)
+    """Requests waiting to be written; a request arriving at a full queue is dropped (counted)."""
+    batch_rows: int = Field(default=50_000, ge=1)
+    """Rows per Parquet file at most; a file is written sooner after ``flush_interval_s``."""
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    """Seconds a logged row waits at most before it is written."""
+
+
 class RepoConfig(_Section):
     """The contents of ``featurestore.yaml``.
 
@@ -144,6 +157,7 @@ class RepoConfig(_Section):
     offline_store: DuckDBOfflineStoreConfig = DuckDBOfflineStoreConfig()
     online_store: OnlineStoreConfig = SqliteOnlineStoreConfig()
     serving: ServingConfig = ServingConfig()
+    feature_logging: FeatureLoggingConfig = FeatureLoggingConfig()
 
 
 def _expand(value: Any, *, where: str, used: set[str]) -> Any:

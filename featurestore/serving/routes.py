@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.routing import Route
 
+from featurestore.consistency.log_writer import render_metrics
 from featurestore.errors import OnlineStoreUnavailableError
 from featurestore.online.base import ReadRequest
 from featurestore.serving.encoding import catalog_of
@@ -168,7 +169,8 @@ async def metrics(request: Request) -> Response:
     """Request latency, requests by status, online-store latency, entities and value ages."""
     state = _state(request)
     require_key(state, request.scope["headers"])
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    text = state.metrics.render() + render_metrics(state.store.feature_log_stats())
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get(

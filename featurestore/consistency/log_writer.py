@@ -1,0 +1,276 @@
+"""The feature log writer: served requests -> Parquet, off the request path (DESIGN G5).
+
+The request path only decides whether to log (the sample rate, before anything is built) and
+puts a reference to the served columns on a bounded queue; a full queue drops the request
+from the log (counted), never fails it. One background thread turns queued requests into
+Arrow rows (:meth:`ServiceLog.table`) and writes them in batches of at most ``batch_rows``
+rows, at least every ``flush_interval_s``, to::
+
+    <path>/service=<service>/date=<YYYY-MM-DD>/part-<host>-<pid>-<token>-<seq>.parquet
+
+Each file is written under a hidden temporary name and renamed when complete, so a reader
+never sees half a file, and the name is unique per process and writer, so serving workers
+write side by side. :meth:`FeatureLogger.close` (called by ``FeatureStore.close``, by the
+server's shutdown on SIGTERM/SIGINT, and at interpreter exit) writes everything accepted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from featurestore.consistency.log_schema import service_log
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from featurestore.consistency.log_schema import ServiceLog
+    from featurestore.online.response import OnlineResponse
+    from featurestore.repo.config import FeatureLoggingConfig
+    from featurestore.repo.registry import RegistrySnapshot
+
+__all__ = ["FeatureLogger", "LogStats", "partition_dir", "render_metrics"]
+
+logger = logging.getLogger(__name__)
+
+
+def partition_dir(root: Path, service: str, day: str) -> Path:
+    """The folder of one service's logs of one UTC day (``YYYY-MM-DD``)."""
+    return root / f"service={service}" / f"date={day}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogStats:
+    """Counts of one writer since it started (per process)."""
+
+    accepted_rows: int
+    written_rows: int
+    dropped_rows: int
+    """Rows not logged: the queue was full, or they could not be converted."""
+    queue_depth: int
+    """Requests waiting to be written."""
+
+
+def render_metrics(stats: LogStats | None) -> str:
+    """The writer's counts in the Prometheus text format (zeros when nothing logs)."""
+    stats = stats or LogStats(0, 0, 0, 0)
+    rows = "featurestore_feature_log_rows_total"
+    depth = "featurestore_feature_log_queue_depth"
+    return (
+        f"# HELP {rows} Feature log rows by outcome: accepted (queued), written to Parquet, "
+        "dropped (queue full or not convertible).\n"
+        f"# TYPE {rows} counter\n"
+        f'{rows}{{outcome="accepted"}} {stats.accepted_rows}\n'
+        f'{rows}{{outcome="written"}} {stats.written_rows}\n'
+        f'{rows}{{outcome="dropped"}} {stats.dropped_rows}\n'
+        f"# HELP {depth} Logged requests waiting to be written.\n"
+        f"# TYPE {depth} gauge\n"
+        f"{depth} {stats.queue_depth}\n"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    log: ServiceLog
+    request_id: str
+    request_time_us: int
+    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]]
+    response: OnlineResponse
+
+
+class _Flush:
+    """A queue marker: write everything before it, then set ``done``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class FeatureLogger:
+    """Logs what logging services serve; one per :class:`~featurestore.FeatureStore`.
+
+    Args:
+        root: The log folder (``feature_logging.path``, resolved).
+        config: Queue size, batch size and flush interval.
+    """
+
+    def __init__(self, root: Path, config: FeatureLoggingConfig) -> None:
+        self.root = root
+        self._config = config
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=config.queue_size)
+        self._plans: dict[tuple[int, str], ServiceLog | None] = {}
+        self._random = random.Random()
+        self._lock = threading.Lock()
+        self._accepted = 0
+        self._written = 0
+        self._dropped = 0
+        self._token = uuid.uuid4().hex[:8]
+        self._host = socket.gethostname().replace(os.sep, "_")[:32] or "host"
+        self._sequence = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="featurestore-log", daemon=True)
+        self._thread.start()
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- the request path ---------------------------------------------------------------------
+
+    def plan(self, snapshot: RegistrySnapshot, service: str) -> ServiceLog | None:
+        """The service's log plan for ``snapshot`` (cached), None when it does not log."""
+        key = (id(snapshot), service)
+        if key not in self._plans:
+            if len(self._plans) > 64:  # old snapshots: a server re-reads the registry
+                self._plans.clear()
+            self._plans[key] = service_log(snapshot, service)
+        return self._plans[key]
+
+    def sampled(self, log: ServiceLog) -> bool:
+        """Whether to log this request (decided before any row is built)."""
+        return log.sample_rate >= 1.0 or self._random.random() < log.sample_rate
+
+    def submit(
+        self,
+        log: ServiceLog,
+        *,
+        request_time_us: int,
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        response: OnlineResponse,
+    ) -> None:
+        """Queue one served request; drops it (counted) when the queue is full. Never raises."""
+        rows = len(response)
+        if self._closed:
+            self._count(dropped=rows)
+            return
+        entry = _Entry(log, uuid.uuid4().hex, request_time_us, entity_rows, response)
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self._count(dropped=rows)
+        else:
+            self._count(accepted=rows)
+
+    def _count(self, *, accepted: int = 0, written: int = 0, dropped: int = 0) -> None:
+        with self._lock:
+            self._accepted += accepted
+            self._written += written
+            self._dropped += dropped
+
+    def stats(self) -> LogStats:
+        """Rows accepted, written and dropped so far, and the queue depth."""
+        with self._lock:
+            return LogStats(self._accepted, self._written, self._dropped, self._queue.qsize())
+
+    # -- flushing -----------------------------------------------------------------------------
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Write every request queued so far; False when it took longer than ``timeout_s``."""
+        if self._closed or not self._thread.is_alive():
+            return True
+        marker = _Flush()
+        self._queue.put(marker, timeout=timeout_s)
+        return marker.done.wait(timeout_s)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write everything accepted, then stop the writer thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread.is_alive():
+            self._queue.put(_STOP, timeout=timeout_s)
+            self._thread.join(timeout_s)
+        stats = self.stats()
+        logger.info(
+            "feature log closed: %d rows written, %d dropped",
+            stats.written_rows,
+            stats.dropped_rows,
+        )
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: dict[tuple[str, str, pa.Schema], list[pa.Table]] = {}
+        rows = 0
+        oldest = time.monotonic()
+        interval = self._config.flush_interval_s
+        while True:
+            timeout = max(0.0, oldest + interval - time.monotonic()) if pending else None
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if isinstance(item, _Entry):
+                table = self._table(item)
+                if table is not None:
+                    if not pending:
+                        oldest = time.monotonic()
+                    day = datetime.fromtimestamp(item.request_time_us / 1e6, UTC).date()
+                    group = (item.log.service, day.isoformat(), table.schema)
+                    pending.setdefault(group, []).append(table)
+                    rows += table.num_rows
+            due = item is None or rows >= self._config.batch_rows
+            if due or isinstance(item, _Flush) or item is _STOP:
+                self._write(pending)
+                pending, rows = {}, 0
+            if isinstance(item, _Flush):
+                item.done.set()
+            if item is _STOP:
+                return
+
+    def _table(self, entry: _Entry) -> pa.Table | None:
+        try:
+            return entry.log.table(
+                request_id=entry.request_id,
+                request_time_us=entry.request_time_us,
+                entity_rows=entry.entity_rows,
+                response=entry.response,
+            )
+        except (pa.ArrowException, TypeError, ValueError, KeyError, AttributeError):
+            logger.warning(
+                "a request of service %s could not be logged (a request field has values "
+                "not of its type)",
+                entry.log.service,
+                exc_info=True,
+            )
+            self._count(dropped=len(entry.response))
+            return None
+
+    def _write(self, pending: dict[tuple[str, str, pa.Schema], list[pa.Table]]) -> None:
+        import pyarrow.parquet as pq  # here: only a logging process writes Parquet
+
+        for (service, day, _), tables in pending.items():
+            table = pa.concat_tables(tables)
+            folder = partition_dir(self.root, service, day)
+            self._sequence += 1
+            name = f"part-{self._host}-{os.getpid()}-{self._token}-{self._sequence:06d}.parquet"
+            temporary = folder / f".{name}.tmp"
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(table, temporary)
+                temporary.replace(folder / name)
+            except OSError:
+                logger.exception("feature log: cannot write %d rows to %s", table.num_rows, folder)
+                self._count(dropped=table.num_rows)
+                continue
+            self._count(written=table.num_rows)
+            logger.debug("feature log: wrote %d rows to %s", table.num_rows, folder / name)
+
+
+def _close_at_exit(ref: weakref.ref[FeatureLogger]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer.close(timeout_s=10.0)

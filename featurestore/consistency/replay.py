@@ -1,0 +1,395 @@
+"""The skew report's replay: the feature log through the training path, cell by cell (G5).
+
+The logged rows of a service are read in chunks of :data:`CHUNK_ROWS`. Each chunk becomes an
+entity frame (join keys, request fields, the request time as the timestamp) and goes through
+the training path itself (:meth:`OfflineEngine.training_frame`, and for on-demand views
+:func:`~featurestore.offline.on_demand.on_demand_training_frame`, the one on-demand
+executor), then each served value is compared with its training value.
+
+A differing cell that is not ``stale_definition`` is ``not_materialized`` when the training
+row of a view it comes from is at or past that view's logged watermark ``W``. The replay
+finds out through the same join: the view's features for the row at ``min(T, W - 1 us)``
+differ from those at ``T`` exactly when the newest candidate at ``T`` is at or past ``W``
+(a candidate below ``W`` at ``T`` is still the newest one, inside the ttl, at ``W - 1 us``).
+Only differing rows are joined this second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurestore.consistency.log_schema import (
+    EVENT,
+    FINGERPRINT,
+    KEY,
+    REQUEST,
+    REQUEST_ID,
+    REQUEST_TIME,
+    STATUS,
+    VALUE,
+    WATERMARK,
+    stored_views_of,
+)
+from featurestore.consistency.report import Cause, FeatureSkew, SkewReport, SkewSample
+from featurestore.definitions import FeatureRef
+from featurestore.errors import FeatureServiceNotFoundError, SkewError
+from featurestore.offline.on_demand import on_demand_training_frame
+from featurestore.online.base import FieldStatus
+from featurestore.transformations.graph import plan_on_demand
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+    from pathlib import Path
+
+    from featurestore.offline.engine import OfflineEngine
+    from featurestore.repo.registry import RegistrySnapshot
+    from featurestore.transformations import OnDemandFeatureView
+
+__all__ = ["CHUNK_ROWS", "skew_report"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_ROWS = 262_144
+"""Logged rows replayed per training frame: the memory a replay needs is about one chunk."""
+
+_TIME = "fs_request_time"
+
+
+def skew_report(
+    offline: OfflineEngine,
+    snapshot: RegistrySnapshot,
+    service: str,
+    *,
+    root: Path,
+    on_demand_views: Callable[[list[FeatureRef]], dict[str, OnDemandFeatureView]],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    samples: int = 20,
+) -> SkewReport:
+    """Replay ``service``'s log in ``[since, until)`` (see the module docstring).
+
+    Raises:
+        FeatureServiceNotFoundError: The service is not applied.
+        SkewError: No log of the service is found.
+    """
+    definition = snapshot.feature_services.get(service)
+    if definition is None:
+        raise FeatureServiceNotFoundError(name=service, candidates=snapshot.feature_services)
+    folder = root / f"service={service}"
+    if not folder.is_dir():
+        why = (
+            "it has no logging=LoggingConfig(...)"
+            if definition.logging is None
+            else "no request was logged yet"
+        )
+        msg = (
+            f"Feature service '{service}' has no feature log in {folder} ({why}). Set "
+            f"logging=LoggingConfig(sample_rate=...) on it, run 'featurestore apply', serve "
+            "traffic, then run the report."
+        )
+        raise SkewError(msg)
+    report = SkewReport(service=service, since=since, until=until)
+    replay = _Replay(offline, snapshot, definition.refs, on_demand_views, report)
+    replay.report_samples = samples
+    for chunk in _chunks(_files(root, service, since, until), since, until, report):
+        replay.run(chunk)
+    report.samples.sort(key=lambda s: (s.request_time, s.request_id, s.feature))
+    del report.samples[samples:]
+    return report
+
+
+def _files(root: Path, service: str, since: datetime | None, until: datetime | None) -> list[Path]:
+    found = []
+    for folder in sorted((root / f"service={service}").glob("date=*")):
+        day = folder.name.removeprefix("date=")
+        if since is not None and day < since.date().isoformat():
+            continue
+        if until is not None and day > until.date().isoformat():
+            continue
+        found.extend(sorted(folder.glob("part-*.parquet")))
+    return found
+
+
+def _chunks(
+    files: list[Path], since: datetime | None, until: datetime | None, report: SkewReport
+) -> Iterator[pa.Table]:
+    """Logged rows in the window, files of one schema together, at most CHUNK_ROWS a chunk."""
+    import pyarrow.parquet as pq
+
+    pending: list[pa.Table] = []
+    rows = 0
+    for path in files:
+        table = pq.read_table(path)
+        report.files += 1
+        if since is not None or until is not None:
+            times = table.column(REQUEST_TIME)
+            keep = pa.scalar(True)
+            if since is not None:
+                keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(since)))
+            if until is not None:
+                keep = pc.and_(keep, pc.less(times, pa.scalar(until)))
+            table = table.filter(keep)
+        if pending and (not table.schema.equals(pending[0].schema) or rows >= CHUNK_ROWS):
+            yield pa.concat_tables(pending)
+            pending, rows = [], 0
+        if table.num_rows:
+            pending.append(table)
+            rows += table.num_rows
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+class _Replay:
+    """Replays chunks of one service's log into one report."""
+
+    def __init__(
+        self,
+        offline: OfflineEngine,
+        snapshot: RegistrySnapshot,
+        refs: tuple[FeatureRef, ...],
+        on_demand_views: Callable[[list[FeatureRef]], dict[str, OnDemandFeatureView]],
+        report: SkewReport,
+    ) -> None:
+        self.offline = offline
+        self.snapshot = snapshot
+        self.refs = refs
+        self.report = report
+        self.depends = {r: stored_views_of(snapshot, r) for r in refs}
+        odfv_refs = [r for r in refs if r.view in snapshot.on_demand_views]
+        self.on_demand = on_demand_views(odfv_refs) if odfv_refs else {}
+        self.inputs: dict[str, list[str]] = {}
+        """Per stored view, the features whose values decide whether it was behind."""
+        for ref in refs:
+            report.features[str(ref)] = FeatureSkew(str(ref))
+            if ref.view in snapshot.feature_views:
+                self.inputs.setdefault(ref.view, []).append(ref.feature)
+        if self.on_demand:
+            for ref in plan_on_demand(odfv_refs, self.on_demand).stored:
+                features = self.inputs.setdefault(ref.view, [])
+                if ref.feature not in features:
+                    features.append(ref.feature)
+
+    def _training(self, entity: pa.Table, refs: list[FeatureRef]) -> pl.DataFrame:
+        """The training values of ``refs`` for ``entity``, columns named ``view__feature``."""
+        names = {r: f"{r.view}__{r.feature}" for r in refs}
+        if any(r.view in self.on_demand for r in refs):
+            table = on_demand_training_frame(
+                self.offline,
+                entity,
+                refs,
+                names,
+                feature_views=self.snapshot.feature_views,
+                on_demand_views=self.on_demand,
+                timestamp_column=_TIME,
+                point_in_time="event",
+            ).to_arrow()
+        else:
+            by_view: dict[str, list[str]] = {}
+            for ref in refs:
+                by_view.setdefault(ref.view, []).append(ref.feature)
+            table = self.offline.training_frame(
+                entity,
+                [(self.snapshot.feature_views[v], fs) for v, fs in by_view.items()],
+                output_names=names,
+                timestamp_column=_TIME,
+                point_in_time="event",
+            ).to_arrow()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def run(self, log: pa.Table) -> None:
+        report = self.report
+        report.rows += log.num_rows
+        refs = [r for r in self.refs if VALUE + str(r) in log.column_names]
+        for name in log.column_names:
+            feature = name.removeprefix(VALUE)
+            if (
+                name.startswith(VALUE)
+                and feature not in report.features
+                and feature not in report.skipped_features
+            ):
+                report.skipped_features.append(feature)
+        entity = pa.table(
+            {
+                **{
+                    name.removeprefix(prefix): log.column(name)
+                    for name in log.column_names
+                    for prefix in (KEY, REQUEST)
+                    if name.startswith(prefix)
+                },
+                _TIME: log.column(REQUEST_TIME),
+            }
+        )
+        offline = self._training(entity, refs)
+        online = pl.from_arrow(log)
+        assert isinstance(online, pl.DataFrame)
+        differ = {ref: _differ(online, offline, ref) for ref in refs}
+        rows = pl.Series([False] * log.num_rows)
+        for mask in differ.values():
+            rows = rows | mask
+        behind = self._behind(entity, online, rows) if rows.any() else {}
+        current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
+        for ref in refs:
+            self._compare(ref, online, offline, differ[ref], behind, current)
+
+    def _behind(
+        self, entity: pa.Table, online: pl.DataFrame, rows: pl.Series
+    ) -> dict[str, pl.Series]:
+        """Per view, whether the training row at T is at or past the logged watermark.
+
+        Only ``rows`` (the rows with a differing cell) are joined again; others are False.
+        """
+        index = rows.arg_true()
+        subset = entity.take(pa.array(index.to_numpy()))
+        times = online.get_column(REQUEST_TIME).gather(index)
+        out: dict[str, pl.Series] = {}
+        for view, features in self.inputs.items():
+            watermark = online.get_column(WATERMARK + view).gather(index)
+            refs = [FeatureRef(view, f) for f in features]
+            at_t = self._training(subset, refs)
+            before = times.zip_with(
+                times < watermark, (watermark - timedelta(microseconds=1)).cast(times.dtype)
+            )
+            shifted = subset.set_column(
+                subset.schema.get_field_index(_TIME), _TIME, before.to_arrow()
+            )
+            at_w = self._training(shifted, refs)
+            late = pl.Series([False] * len(index))
+            for ref in refs:
+                name = f"{ref.view}__{ref.feature}"
+                late = late | _distinct(at_t.get_column(name), at_w.get_column(name))
+            # No watermark: nothing was materialized, every training row is past it.
+            late = late | (watermark.is_null() & _any_value(at_t, refs))
+            full = pl.Series([False] * len(rows)).scatter(index, late)
+            out[view] = full
+        return out
+
+    def _compare(
+        self,
+        ref: FeatureRef,
+        online: pl.DataFrame,
+        offline: pl.DataFrame,
+        differ: pl.Series,
+        behind: dict[str, pl.Series],
+        current: dict[str, str],
+    ) -> None:
+        stats = self.report.features[str(ref)]
+        served = online.get_column(VALUE + str(ref))
+        trained = offline.get_column(f"{ref.view}__{ref.feature}")
+        on_null, off_null = served.is_null(), trained.is_null()
+        value_diff = differ & ~on_null & ~off_null
+        stats.cells += len(served)
+        stats.both_null += int((on_null & off_null).sum())
+        stats.null_online_only += int((on_null & ~off_null).sum())
+        stats.null_offline_only += int((~on_null & off_null).sum())
+        stats.value_mismatches += int(value_diff.sum())
+        stats.equal += int((~differ & ~on_null).sum())
+        if not differ.any():
+            return
+        if served.dtype.is_numeric() and value_diff.any():
+            a = served.filter(value_diff).cast(pl.Float64)
+            b = trained.filter(value_diff).cast(pl.Float64)
+            abs_err = (a - b).abs()
+            stats.add_error(_max(abs_err), _max(abs_err / b.abs().clip(lower_bound=1e-300)))
+        stale = online.get_column(STATUS + str(ref)) == FieldStatus.STALE_DEFINITION.value
+        late = pl.Series([False] * len(served))
+        lag_s = pl.Series([None] * len(served), dtype=pl.Float64)
+        never = pl.Series([False] * len(served))
+        for view in self.depends[ref]:
+            stale = stale | (online.get_column(FINGERPRINT + view) != current.get(view, ""))
+            view_late = behind.get(view, late)
+            watermark = online.get_column(WATERMARK + view)
+            late = late | view_late
+            never = never | (view_late & watermark.is_null())
+            view_lag = (online.get_column(REQUEST_TIME) - watermark).dt.total_microseconds() / 1e6
+            lag_s = _lag(lag_s, view_lag, view_late & watermark.is_not_null())
+        stale = stale.fill_null(value=False)
+        is_stale = differ & stale
+        is_late = differ & ~stale & late
+        is_mismatch = differ & ~stale & ~late
+        stats.causes["stale_definition"] += int(is_stale.sum())
+        stats.causes["not_materialized"] += int(is_late.sum())
+        stats.causes["mismatch"] += int(is_mismatch.sum())
+        self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_list())
+        self.report.lag.never_materialized += int((is_late & never).sum())
+        self._samples(ref, online, trained, differ, is_stale, is_late)
+
+    def _samples(
+        self,
+        ref: FeatureRef,
+        online: pl.DataFrame,
+        trained: pl.Series,
+        differ: pl.Series,
+        is_stale: pl.Series,
+        is_late: pl.Series,
+    ) -> None:
+        keys = [c for c in online.columns if c.startswith(KEY)]
+        for i in differ.arg_true().head(self.report_samples).to_list():
+            cause: Cause = (
+                "stale_definition" if is_stale[i] else "not_materialized" if is_late[i] else
+                "mismatch"
+            )  # fmt: skip
+            self.report.samples.append(
+                SkewSample(
+                    request_id=online[REQUEST_ID][i],
+                    request_time=online[REQUEST_TIME][i],
+                    keys={k.removeprefix(KEY): online[k][i] for k in keys},
+                    feature=str(ref),
+                    cause=cause,
+                    online_value=_python(online[VALUE + str(ref)][i]),
+                    offline_value=_python(trained[i]),
+                    online_status=online[STATUS + str(ref)][i],
+                    online_event_timestamp=online[EVENT + str(ref)][i],
+                )
+            )
+
+    report_samples = 20
+
+
+def _differ(online: pl.DataFrame, offline: pl.DataFrame, ref: FeatureRef) -> pl.Series:
+    """Whether each served value is not the training value (null vs value included)."""
+    return _distinct(
+        online.get_column(VALUE + str(ref)), offline.get_column(f"{ref.view}__{ref.feature}")
+    )
+
+
+def _distinct(a: pl.Series, b: pl.Series) -> pl.Series:
+    """Cell-wise "not the same value": nulls equal nulls, NaN equals NaN (the same float)."""
+    a_null, b_null = a.is_null(), b.is_null()
+    same = (a == b).fill_null(value=False)
+    if a.dtype.is_float() and b.dtype.is_float():
+        same = same | (a.is_nan() & b.is_nan()).fill_null(value=False)
+    return (a_null ^ b_null) | (~a_null & ~b_null & ~same)
+
+
+def _any_value(frame: pl.DataFrame, refs: list[FeatureRef]) -> pl.Series:
+    found = pl.Series([False] * frame.height)
+    for ref in refs:
+        found = found | frame.get_column(f"{ref.view}__{ref.feature}").is_not_null()
+    return found
+
+
+def _lag(current: pl.Series, view_lag: pl.Series, where: pl.Series) -> pl.Series:
+    frame = pl.DataFrame({"a": current, "b": view_lag, "w": where.fill_null(value=False)})
+    return frame.select(
+        pl.when(pl.col("w")).then(pl.max_horizontal("a", "b")).otherwise(pl.col("a"))
+    ).to_series()
+
+
+def _max(series: pl.Series) -> float | None:
+    value = series.max()
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, pl.Series):
+        return value.to_list()
+    return value
