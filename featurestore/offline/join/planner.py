@@ -8,8 +8,8 @@ to :data:`RANGE_MAX_ENTITY_FRACTION` of them; else ``asof`` (``range`` for
 ``benchmarks/README.md`` for the measurements behind the numbers.
 
 ``arrays`` falls back to SQL (``asof``, or ``range`` for ``"available"``) when a view's keys
-and times do not pack into 62 bits. Its module (numpy and polars) is imported only for frames
-large enough to consider it, so a small frame's process loads neither.
+and times do not pack into 62 bits. Its module (numpy, polars) is imported only for frames
+large enough to consider it, so a small frame's process never loads polars.
 """
 
 from __future__ import annotations
