@@ -7,6 +7,7 @@ Run ``python generate_data.py`` once to create the Parquet files under data/, th
 
 from datetime import timedelta
 
+import great_expectations.expectations as gxe
 import polars as pl
 
 from featurestore import (
@@ -38,6 +39,17 @@ user_stats = FeatureView(
         Field("distinct_merchants_30d", Int64, "Merchants paid in the last 30 days."),
     ],
     ttl=timedelta(days=2),
+    # Checked with Great Expectations before a window reaches the online store: a window that
+    # breaks one writes nothing (docs/validation.md).
+    expectations=[
+        gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
+        gxe.ExpectColumnValuesToBeBetween(column="txn_count_7d", min_value=0, max_value=10_000),
+        gxe.ExpectColumnValuesToBeBetween(column="avg_amount_7d", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="distinct_merchants_30d", min_value=0, max_value=1_000
+        ),
+        gxe.ExpectColumnMeanToBeBetween(column="avg_amount_7d", min_value=1, max_value=5_000),
+    ],
     description="Daily spending profile of a card holder.",
     owner="risk-ml@example.com",
 )

@@ -22,7 +22,7 @@ FeatureStoreError
 │       └── OnlineStoreIntegrityError  data lost or replaced, or a foreign key; not retryable
 ├── MaterializationError
 ├── TransformationError      a transformation failed, returned the wrong shape or types
-├── DataValidationError      a severity=fail expectation failed; carries the report
+├── ValidationError          a window broke its view's expectations (G6); carries the result
 ├── SkewError                offline/online mismatch beyond tolerance; carries the report
 └── MissingDependencyError   optional extra not installed (also an ImportError)
 
@@ -37,11 +37,10 @@ import re
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 __all__ = [
     "ConfigError",
-    "DataValidationError",
     "DefinitionError",
     "EntityFrameError",
     "EntityNotFoundError",
@@ -63,6 +62,7 @@ __all__ = [
     "SourceError",
     "Surface",
     "TransformationError",
+    "ValidationError",
     "closest",
     "term",
 ]
@@ -252,12 +252,27 @@ class TransformationError(FeatureStoreError):
     """A transformation raised, returned the wrong columns, or returned the wrong types."""
 
 
-class DataValidationError(FeatureStoreError):
-    """A data expectation with severity 'fail' failed; ``report`` says which."""
+class ValidationError(FeatureStoreError):
+    """A window of a view broke its Great Expectations suite (DESIGN G6), so nothing was written.
 
-    def __init__(self, message: str, *, report: object = None) -> None:
-        self.report = report
-        super().__init__(message)
+    ``result`` is the run (``featurestore.validation.result.ValidationResult``) with GE's own
+    validation result. (STYLE.md's placeholder name ``DataValidationError`` is this class.)
+    """
+
+    def __init__(
+        self, *, view: str, window: str, failures: Sequence[str], result: object = None
+    ) -> None:
+        self.view = view
+        self.window = window
+        self.failures = tuple(failures)
+        self.result = result
+        lines = "".join(f"\n  - {f}" for f in self.failures)
+        super().__init__(
+            f"Feature view '{view}' failed its expectations in window {window}; nothing was "
+            f"written and its watermark is unchanged:{lines}\nFix the source rows or the "
+            f"expectations, then materialize again ('featurestore validation-result {view}' "
+            "shows Great Expectations' full result)."
+        )
 
 
 class SkewError(FeatureStoreError):

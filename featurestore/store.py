@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from featurestore.repo.registry import OnDemandRecord
     from featurestore.transformations import OnDemandFeatureView
     from featurestore.transformations.check import RowIndependenceReport
+    from featurestore.validation.result import ValidationLog, ValidationResult
 
 __all__ = ["FeatureStore"]
 
@@ -209,7 +210,7 @@ class FeatureStore:
             SourceError: A source is missing or lacks a declared column.
             TransformationError: An on-demand view failed on the sample rows.
         """
-        contents = load_repo(self.repo_root)
+        contents = self._load_repo()
         key_dtypes = {
             name: self.offline.infer_key_dtypes(view)
             for name, view in contents.feature_views.items()
@@ -219,6 +220,31 @@ class FeatureStore:
             if not report.ok:
                 raise DefinitionError(report.explain())
         return plan
+
+    def _load_repo(self) -> RepoContents:
+        """The repo's definitions; a view with expectations needs Great Expectations (G6).
+
+        Raises:
+            MissingDependencyError: A repo file imports great_expectations, or a view has
+                expectations, and Great Expectations is not installed (one line, the extra).
+        """
+        from featurestore.errors import MissingDependencyError, RepoLoadError
+        from featurestore.validation.gx import EXTRA, import_gx
+
+        try:
+            contents = load_repo(self.repo_root)
+        except RepoLoadError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ModuleNotFoundError) and (cause.name or "").startswith(
+                "great_expectations"
+            ):
+                feature = f"Repo file '{exc.path}' imports great_expectations, so it"
+                raise MissingDependencyError(feature=feature, extra=EXTRA) from exc
+            raise
+        for view in contents.feature_views.values():
+            if view.suite_json is not None:
+                import_gx(f"Feature view '{view.name}' has expectations, so it")
+        return contents
 
     def check_transforms(
         self, *, rows: int = 200, seed: int = 0, contents_only: RepoContents | None = None
@@ -341,7 +367,53 @@ class FeatureStore:
     def _materializer(self) -> Materializer:
         from featurestore.materialization.materializer import Materializer
 
-        return Materializer(self.registry, self.offline, self.online)
+        return Materializer(
+            self.registry, self.offline, self.online, validation_log=self.validation_log
+        )
+
+    # -- validated data (G6, docs/validation.md) ------------------------------------------------
+
+    @property
+    def validation_log(self) -> ValidationLog:
+        """The runs of views' expectations, per view and window.
+
+        Kept in ``validation/`` beside the registry file.
+        """
+        from featurestore.validation.result import ValidationLog
+
+        return ValidationLog(self.registry.path.parent / "validation")
+
+    def validate(
+        self, view: str, start: datetime | None = None, end: datetime | None = None
+    ) -> ValidationResult:
+        """Run ``view``'s expectations over the rows materializing ``[start, end)`` would write.
+
+        Nothing is written online and no watermark moves; the run is kept
+        (``validation_result``).
+
+        Args:
+            view: An applied feature view with expectations.
+            start: Default: the view's earliest source row.
+            end: Default: now.
+
+        Raises:
+            FeatureViewNotFoundError: ``view`` is not applied.
+            DefinitionError: ``view`` has no expectations.
+            MissingDependencyError: Great Expectations is not installed.
+        """
+        from featurestore.materialization.materializer import validate_window
+
+        record = self.get_feature_view(view)
+        return validate_window(self.offline, record, start, end, log=self.validation_log)
+
+    def validation_result(self, view: str) -> ValidationResult | None:
+        """The latest run of ``view``'s expectations (materialization or ``validate``), or None.
+
+        Raises:
+            FeatureViewNotFoundError: ``view`` is not applied.
+        """
+        self.get_feature_view(view)
+        return self.validation_log.latest(view)
 
     def materialize(
         self,

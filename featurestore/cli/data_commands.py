@@ -1,4 +1,4 @@
-"""Commands that move data: training-frame, materialize, get-online, status."""
+"""Commands that move data: training-frame, materialize, get-online, status, validate."""
 
 # No ``from __future__ import annotations`` here: Typer reads the parameter annotations at
 # runtime to build the command line.
@@ -20,7 +20,7 @@ from featurestore.cli._app import (
     split_values,
     state_of,
 )
-from featurestore.errors import MaterializationError
+from featurestore.errors import FeatureStoreError, MaterializationError
 
 if TYPE_CHECKING:
     from featurestore.materialization.materializer import MaterializationReport
@@ -365,6 +365,73 @@ def _never_materialized(store: "FeatureStore", features: str | list[str]) -> lis
     )
 
 
+# -- validated data (G6, docs/validation.md) ---------------------------------------------------
+
+
+@keep_examples
+def validate(
+    ctx: typer.Context,
+    view: Annotated[str, typer.Argument(metavar="VIEW", help="A feature view with expectations.")],
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="Window start, ISO 8601 (naive = UTC); default the first row."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Window end, ISO 8601 (naive = UTC), exclusive; default now."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run VIEW's expectations over the rows materializing [START, END) would write.
+
+    Nothing is written online. Exits 1 when an expectation fails; the run is kept
+    ('featurestore validation-result VIEW').
+
+    Example:
+        featurestore validate user_stats --start 2026-11-01 --end 2026-11-27
+    """
+    store = state_of(ctx).store()
+    result = store.validate(
+        view,
+        parse_time(start) if start is not None else None,
+        parse_time(end) if end is not None else None,
+    )
+    if as_json:
+        render.json_out(render.validation_to_dict(result, full=False))
+    else:
+        render.validation_result(result)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@keep_examples
+def validation_result(
+    ctx: typer.Context,
+    view: Annotated[str, typer.Argument(metavar="VIEW", help="A feature view.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print the latest run of VIEW's expectations (by materialization or validate).
+
+    --json prints it whole, Great Expectations' own validation result included.
+
+    Example:
+        featurestore validation-result user_stats
+    """
+    result = state_of(ctx).store().validation_result(view)
+    if result is None:
+        msg = (
+            f"Feature view '{view}' has no validation result yet: its expectations run when "
+            f"it is materialized, or with 'featurestore validate {view}'."
+        )
+        raise FeatureStoreError(msg)
+    if as_json:
+        render.json_out(render.validation_to_dict(result, full=True))
+    else:
+        render.validation_result(result)
+
+
 @keep_examples
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show each feature view's watermark and the number of records in the online store.
@@ -372,11 +439,23 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Example:
         featurestore status
     """
-    statuses = state_of(ctx).store().online_status()
+    store = state_of(ctx).store()
+    statuses = store.online_status()
+    checked = {s.name: store.validation_result(s.name) for s in statuses}
     if as_json:
-        render.json_out([{**render.status_to_dict(s), "problem": s.problem} for s in statuses])
+        render.json_out(
+            [
+                {
+                    **render.status_to_dict(s),
+                    "problem": s.problem,
+                    "validation": render.validation_to_dict(checked[s.name], full=False),
+                }
+                for s in statuses
+            ]
+        )
     else:
         render.status(statuses)
+        render.validation_summaries([r for r in checked.values() if r is not None])
     for problem in dict.fromkeys(s.problem for s in statuses if s.problem):
         typer.echo(f"Warning: {problem}", err=True)
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         RegistrySnapshot,
         ViewRecord,
     )
+    from featurestore.validation.result import ValidationResult
 
 __all__ = [
     "MaterializeProgress",
@@ -418,6 +419,43 @@ def status(statuses: Sequence[ViewStatus]) -> None:
             for s in statuses
         ],
     )
+
+
+def validation_to_dict(result: ValidationResult | None, *, full: bool) -> dict[str, Any] | None:
+    """JSON form of a validation run (``full``: with Great Expectations' own result)."""
+    if result is None:
+        return None
+    data = result.to_json()
+    if not full:
+        del data["gx_result"]
+    return data
+
+
+def validation_summaries(results: Sequence[ValidationResult]) -> None:
+    """Print the latest validation run of each view that has one (``status``)."""
+    if results:
+        table(
+            "Validation (latest run)",
+            ["view", "window", "result", "rows", "checked"],
+            [
+                (
+                    r.view,
+                    r.window,
+                    "passed" if r.success else f"FAILED {len(r.failures)}/{r.evaluated}",
+                    f"{r.rows:,}",
+                    _when(r.checked_at),
+                )
+                for r in results
+            ],
+        )
+
+
+def validation_result(result: ValidationResult) -> None:
+    """Print a validation run: its summary, then each failed expectation."""
+    out = stdout()
+    out.print(result.summary(), markup=False, highlight=False)
+    for failure in result.failures:
+        out.print(f"  - {failure.describe()}", markup=False, highlight=False)
 
 
 def online_to_dict(response: OnlineResponse) -> dict[str, Any]:

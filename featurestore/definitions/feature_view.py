@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from featurestore.definitions._names import check_name, check_unique
 from featurestore.definitions.entity import Entity
@@ -16,6 +18,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     import polars as pl
+
+OnFailure = Literal["block", "warn"]
+"""What materialization does with a window that fails its view's expectations (DESIGN G6)."""
+
+_COLUMN_ARGS = ("column", "column_A", "column_B")
+_COLUMN_LIST_ARGS = ("column_list", "column_set")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,15 @@ class FeatureView:
             other source column, and returns the declared features (other columns are
             ignored), one row per input row in input order. It must be row-wise (checked at
             apply). Its source code is part of the view's fingerprint.
+        expectations: Great Expectations checks of the rows materialization writes (DESIGN
+            G6): an ``ExpectationSuite``, or a list of expectations from
+            ``great_expectations.expectations``, written as GE users write them. Stored in the
+            registry as GE's JSON (never a pickle), shown by ``plan``, not part of the
+            fingerprint (they decide whether rows are written, not what a row holds). Their
+            columns are the view's join keys, features and timestamp columns. See
+            docs/validation.md.
+        on_failure: ``"block"`` (default): a window that fails writes nothing and keeps the
+            watermark. ``"warn"``: it is written, and the failure is logged and recorded.
         description, owner, tags: Metadata shown by the catalog.
 
     Example:
@@ -72,6 +89,12 @@ class FeatureView:
         default=None, kw_only=True, compare=False
     )
     """Compared through its source fingerprint by the registry, not by identity."""
+    expectations: object = field(default=None, kw_only=True, compare=False, repr=False)
+    """As written: GE objects, or (read back from the registry) GE's JSON of a suite."""
+    on_failure: OnFailure = field(default="block", kw_only=True)
+    suite_json: str | None = field(default=None, init=False, repr=False)
+    """The expectations as GE's JSON of a suite (canonical text: sorted keys, no ids or GE
+    version), or None without expectations. Equal suites have equal text."""
 
     def __post_init__(self) -> None:
         check_name(self.name, kind="Feature view")
@@ -121,9 +144,20 @@ class FeatureView:
                 "taking and returning a polars DataFrame, or None."
             )
             raise DefinitionError(msg)
+        if self.on_failure not in get_args(OnFailure):
+            msg = (
+                f"Feature view '{self.name}' has on_failure={self.on_failure!r}; use 'block' "
+                "(a failing window writes nothing) or 'warn' (it is written and recorded)."
+            )
+            raise DefinitionError(msg)
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "schema", schema)
         object.__setattr__(self, "tags", dict(self.tags))
+        if self.expectations is not None:
+            suite = _suite_of(self.name, self.expectations)
+            columns = {*keys, *(f.name for f in schema), *(c for c in reserved if c)}
+            _check_columns(self.name, suite, columns)
+            object.__setattr__(self, "suite_json", json.dumps(suite, sort_keys=True))
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -154,3 +188,76 @@ class FeatureView:
                 )
                 raise DefinitionError(msg)
         return FeatureViewProjection(self.name, tuple(names))
+
+
+def _suite_of(view: str, expectations: object) -> dict[str, Any]:
+    """GE's JSON of a suite, from a suite, a list of expectations, or that JSON itself.
+
+    Duck-typed (``to_json_dict`` / ``configuration``), so definitions never import GE: a
+    registry read back by a server without the ``validation`` extra still loads.
+    """
+    owner = f"Feature view '{view}'"
+    if isinstance(expectations, Mapping):
+        suite = dict(expectations)
+    elif hasattr(expectations, "to_json_dict") and hasattr(expectations, "expectations"):
+        suite = expectations.to_json_dict()
+    elif isinstance(expectations, list | tuple) and all(
+        hasattr(e, "configuration") for e in expectations
+    ):
+        suite = {
+            "name": view,
+            "expectations": [e.configuration.to_json_dict() for e in expectations],
+        }
+    else:
+        msg = (
+            f"{owner} has expectations={expectations!r}; pass a great_expectations "
+            "ExpectationSuite or a list of expectations from great_expectations.expectations."
+        )
+        raise DefinitionError(msg)
+    items = suite.get("expectations")
+    if not isinstance(items, list) or not items:
+        msg = f"{owner} has an expectation suite without expectations; add some or drop it."
+        raise DefinitionError(msg)
+    canonical = []
+    for item in items:
+        if not (
+            isinstance(item, Mapping)
+            and isinstance(item.get("type"), str)
+            and isinstance(item.get("kwargs"), Mapping)
+        ):
+            msg = f"{owner} has an expectation that is not GE's JSON of an expectation: {item!r}."
+            raise DefinitionError(msg)
+        entry = {k: v for k, v in item.items() if k not in ("id", "rendered_content")}
+        entry["kwargs"] = {k: v for k, v in item["kwargs"].items() if k != "batch_id"}
+        canonical.append(entry)
+    meta = suite.get("meta") or {}
+    result = {
+        "name": suite.get("name") or view,
+        "expectations": canonical,
+        "meta": {k: v for k, v in dict(meta).items() if k != "great_expectations_version"},
+        "notes": suite.get("notes"),
+    }
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        msg = f"{owner} has expectations that are not JSON ({exc}); use plain values."
+        raise DefinitionError(msg) from exc
+    return result
+
+
+def _check_columns(view: str, suite: Mapping[str, Any], columns: set[str]) -> None:
+    """Every column an expectation names is a join key, feature or timestamp of the view."""
+    for item in suite["expectations"]:
+        kwargs = item["kwargs"]
+        named = [kwargs[a] for a in _COLUMN_ARGS if isinstance(kwargs.get(a), str)]
+        for arg in _COLUMN_LIST_ARGS:
+            if isinstance(kwargs.get(arg), list):
+                named += [c for c in kwargs[arg] if isinstance(c, str)]
+        for column in named:
+            if column not in columns:
+                msg = (
+                    f"Feature view '{view}' has expectation {item['type']} on column "
+                    f"'{column}', which the view does not have; its columns are "
+                    f"{', '.join(sorted(columns))}."
+                )
+                raise DefinitionError(msg)

@@ -11,6 +11,15 @@ empty store) and records it with each watermark. A view whose watermark was reco
 another epoch is **lost** (the store was emptied or replaced, see
 :mod:`featurestore.online.epoch`): its records are deleted and it is materialized as if for
 the first time, and the report says so (``ViewMaterialization.rebuilt``).
+
+A view with expectations (DESIGN G6) is gated: the window's rows, exactly as they would be
+written (after the batch transform, null join keys included), are collected and validated
+with Great Expectations before the first online write. A failing window of an
+``on_failure="block"`` view writes nothing, keeps its watermark and raises
+:class:`~featurestore.errors.ValidationError`; views after it (by name) are not run. With
+``"warn"`` it is written and the failure logged. Either way the run is kept in the
+:class:`~featurestore.validation.result.ValidationLog`. Collecting a gated window holds its
+rows in memory (measured in benchmarks/README.md, "Validation").
 """
 
 from __future__ import annotations
@@ -25,20 +34,22 @@ import pyarrow.compute as pc
 
 from featurestore._time import to_utc, utc_now
 from featurestore.dtypes import Array, DType, ScalarType, Timestamp, to_arrow
-from featurestore.errors import FeatureViewNotFoundError, MaterializationError
+from featurestore.errors import DefinitionError, FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
+from featurestore.validation.run import validate_table
 from featurestore.window import lower_bound_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
     from datetime import datetime
 
     import numpy as np
 
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import Registry, RegistrySnapshot, ViewRecord
+    from featurestore.validation.result import ValidationLog, ValidationResult
 
 __all__ = [
     "EVENT_TS_COLUMN",
@@ -47,6 +58,7 @@ __all__ = [
     "ProgressCallback",
     "RowSource",
     "ViewMaterialization",
+    "validate_window",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,6 +155,7 @@ class Materializer:
         offline: The row source (the offline engine).
         online: The online store.
         batch_size: Rows per batch read from DuckDB and written to the store.
+        validation_log: Where the runs of views' expectations are kept (None: not kept).
     """
 
     def __init__(
@@ -152,11 +165,13 @@ class Materializer:
         online: OnlineStore,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        validation_log: ValidationLog | None = None,
     ) -> None:
         self.registry = registry
         self.offline = offline
         self.online = online
         self.batch_size = batch_size
+        self.validation_log = validation_log
 
     def materialize(
         self,
@@ -175,6 +190,9 @@ class Materializer:
         Raises:
             MaterializationError: ``start`` is not before ``end``, or a window failed.
             FeatureViewNotFoundError: A named view is not applied.
+            ValidationError: A view's window broke its expectations (``on_failure="block"``).
+            MissingDependencyError: A view has expectations and Great Expectations is not
+                installed.
         """
         start, end = to_utc(start), to_utc(end)
         if start >= end:
@@ -303,7 +321,10 @@ class Materializer:
         batches = self.offline.latest_rows(
             record, start, end, batch_size=self.batch_size, ordered=True
         )
-        for chunk in _rebatched(batches, self.batch_size):
+        chunks: Iterable[pa.Table] = _rebatched(batches, self.batch_size)
+        if record.view.suite_json is not None:
+            chunks = self._validated(record, list(chunks), start, end)
+        for chunk in chunks:
             keys, records = writer.encode(chunk)
             written += self.online.write_records(name, keys, records)
             rows += chunk.num_rows
@@ -326,6 +347,95 @@ class Materializer:
             seconds,
         )
         return ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
+
+    def _validated(
+        self, record: ViewRecord, chunks: list[pa.Table], start: datetime, end: datetime
+    ) -> list[pa.Table]:
+        """``chunks`` once the window they make up passed the view's suite (see module doc).
+
+        Raises:
+            ValidationError: The window failed and the view blocks on failure.
+        """
+        if not chunks:
+            return chunks  # nothing would be written: nothing to check
+        view = record.view
+        table = _as_written(record, pa.concat_tables(chunks))
+        result = validate_table(view, table, start=start, end=end, kind="materialization")
+        if self.validation_log is not None:
+            self.validation_log.save(result)
+        if not result.success:
+            if view.on_failure == "block":
+                raise result.error()
+            logger.warning(
+                "%s (on_failure=warn: written anyway):\n%s",
+                result.summary(),
+                "\n".join(f"  - {f.describe()}" for f in result.failures),
+            )
+        return chunks
+
+
+def _as_written(record: ViewRecord, table: pa.Table) -> pa.Table:
+    """A window's newest rows with the columns expectations name.
+
+    Join keys, features and the source's timestamp columns (by their names in the source).
+    """
+    view = record.view
+    names = {EVENT_TS_COLUMN: view.source.timestamp_field}
+    if view.source.created_timestamp_field:
+        names[CREATED_TS_COLUMN] = view.source.created_timestamp_field
+    columns = [*view.join_keys, *view.feature_names, *names]
+    return table.select(columns).rename_columns([names.get(c, c) for c in columns])
+
+
+def validate_window(
+    offline: RowSource,
+    record: ViewRecord,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    log: ValidationLog | None,
+) -> ValidationResult:
+    """Run ``record``'s expectations over the rows materializing ``[start, end)`` would write.
+
+    Nothing is written online and no watermark moves; the run is kept in ``log``. ``start``
+    defaults to the earliest source row, ``end`` to now.
+
+    Raises:
+        DefinitionError: The view has no expectations.
+        MissingDependencyError: Great Expectations is not installed.
+    """
+    view = record.view
+    if view.suite_json is None:
+        msg = (
+            f"Feature view '{view.name}' has no expectations; add expectations=[...] to its "
+            "definition and run 'featurestore apply'."
+        )
+        raise DefinitionError(msg)
+    end = to_utc(end) if end is not None else utc_now()
+    if start is None:
+        time_range = offline.source_time_range(record)
+        start = time_range[0] if time_range else end
+    start = min(to_utc(start), end)
+    batches = list(offline.latest_rows(record, start, end))
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:
+        table = pa.Table.from_batches([], schema=_window_schema(record))
+    result = validate_table(view, _as_written(record, table), start=start, end=end, kind="validate")
+    if log is not None:
+        log.save(result)
+    return result
+
+
+def _window_schema(record: ViewRecord) -> pa.Schema:
+    """The schema of :meth:`RowSource.latest_rows` batches, for an empty window."""
+    fields = [pa.field(k, to_arrow(record.key_dtypes[k])) for k in record.view.join_keys]
+    fields += [pa.field(f.name, to_arrow(f.dtype)) for f in record.view.schema]
+    fields += [
+        pa.field(EVENT_TS_COLUMN, pa.timestamp("us", tz="UTC")),
+        pa.field(CREATED_TS_COLUMN, pa.timestamp("us", tz="UTC")),
+    ]
+    return pa.schema(fields)
 
 
 def _rebatched(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.Table]:

@@ -83,6 +83,9 @@ def _encode_view(record: ViewRecord) -> dict[str, Any]:
             if record.transform is not None
             else None
         ),
+        # GE's JSON of the suite (DESIGN G6), never a pickle; not in the fingerprint.
+        "expectations": json.loads(view.suite_json) if view.suite_json is not None else None,
+        "on_failure": view.on_failure,
     }
 
 
@@ -333,6 +336,14 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
         if entity not in entities:
             (obj.at / "entities" / i).fail(f"there is no entity {entity!r} in 'entities'")
     ttl = obj.seconds_or_none("ttl_seconds")
+    expectations, expectations_at = obj.get("expectations", None)
+    if expectations is not None and not isinstance(expectations, dict):
+        expectations_at.expected(
+            "GE's JSON of an expectation suite (an object) or null", expectations
+        )
+    on_failure, on_failure_at = obj.get("on_failure", "block")
+    if on_failure not in ("block", "warn"):
+        on_failure_at.expected("'block' or 'warn'", on_failure)
     view = obj.at.build(
         FeatureView,
         name=name,
@@ -344,6 +355,8 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
         description=obj.text("description"),
         owner=obj.text("owner"),
         tags=obj.text_map("tags"),
+        expectations=expectations,
+        on_failure=on_failure,
     )
     keys, keys_at = obj.text_map("key_dtypes"), obj.at / "key_dtypes"
     if tuple(keys) != view.join_keys:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -108,12 +109,32 @@ def _view_details(old: ViewRecord, new: ViewRecord) -> tuple[str, ...]:
     if old.view.effective_ttl != new.view.effective_ttl:
         old_ttl, new_ttl = old.view.effective_ttl, new.view.effective_ttl
         details.append(f"~ ttl: {_describe_ttl(old_ttl)} -> {_describe_ttl(new_ttl)}")
+    details += _expectation_details(old.view.suite_json, new.view.suite_json)
+    if old.view.on_failure != new.view.on_failure:
+        details.append(f"~ on_failure: {old.view.on_failure} -> {new.view.on_failure}")
     for attr in ("online", "description", "owner", "tags"):
         if getattr(old.view, attr) != getattr(new.view, attr):
             details.append(f"~ {attr}")
     if not details and old.view != new.view:
         details.append("~ definition")
     return tuple(details)
+
+
+def _expectation_details(old: str | None, new: str | None) -> list[str]:
+    """``+``/``-`` per expectation (GE's type and kwargs) between two suites' JSON (G6)."""
+    if old == new:
+        return []
+
+    def lines(suite: str | None) -> list[str]:
+        items = json.loads(suite)["expectations"] if suite is not None else []
+        return [
+            f"{e['type']}({', '.join(f'{k}={v}' for k, v in e['kwargs'].items())})" for e in items
+        ]
+
+    before, after = lines(old), lines(new)
+    details = [f"+ expectation {e}" for e in after if e not in before]
+    details += [f"- expectation {e}" for e in before if e not in after]
+    return details or ["~ expectations (meta or notes)"]
 
 
 def _keys(record: ViewRecord) -> str:
