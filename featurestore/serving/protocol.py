@@ -110,6 +110,8 @@ def _default_limits() -> ConnectionLimits:
 
 
 _REASONS: Final = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_FULL_WARNING_EVERY_S: Final = 10.0
+_last_full_warning = float("-inf")
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -156,12 +158,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if c is not self and isinstance(c, LimitedHttpToolsProtocol) and c._idle()
         ]
         victim = min(idle, key=lambda c: c._idle_since) if idle else self
-        logger.warning(
-            "%d connections open (serving.max_connections %d): closing the %s",
-            len(self.connections),
-            self.limits.max_connections,
-            "longest-idle one" if victim is not self else "new one (all are busy)",
-        )
+        global _last_full_warning
+        now = self.loop.time()
+        if now - _last_full_warning >= _FULL_WARNING_EVERY_S:  # a flood must not flood the log
+            _last_full_warning = now
+            logger.warning(
+                "%d connections open (serving.max_connections %d): closing the %s",
+                len(self.connections),
+                self.limits.max_connections,
+                "longest-idle one" if victim is not self else "new one (all are busy)",
+            )
         victim.transport.close()
 
     def on_message_begin(self) -> None:
@@ -216,4 +222,4 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
-        logger.info("closed a connection from %s: %d %s", self.client, status, message)
+        logger.debug("closed a connection from %s: %d %s", self.client, status, message)
