@@ -13,8 +13,8 @@ another epoch is **lost** (the store was emptied or replaced, see
 the first time, and the report says so (``ViewMaterialization.rebuilt``).
 
 A view with expectations (DESIGN G6) is gated: the window's rows, exactly as they would be
-written (after the batch transform, null join keys included), are collected and validated
-with Great Expectations before the first online write. A failing window of an
+written (after the batch transform), are collected and validated with Great Expectations before
+the first online write. A failing window of an
 ``on_failure="block"`` view writes nothing, keeps its watermark and raises
 :class:`~featurestore.errors.ValidationError`; views after it (by name) are not run. With
 ``"warn"`` it is written and the failure logged. Either way the run is kept in the
