@@ -81,15 +81,19 @@ def _request_series(field: Field, values: list[Any], views: str) -> pl.Series:
         except TypeError as exc:
             msg = f"Request field '{field.name}' must be {field.dtype}: {exc}."
             raise EntityFrameError(msg) from exc
+    kinds = sorted({type(v).__name__ for v in values if v is not None})
+    msg = (
+        f"Request field '{field.name}' of on-demand feature view(s) {views} is declared "
+        f"{field.dtype}, but the request sent {', '.join(kinds)} values. Send values of the "
+        "declared type."
+    )
+    # Python's bool is an int, and polars takes it as a number even when strict: a JSON
+    # ``true`` is not an amount.
+    if target.is_numeric() and "bool" in kinds:
+        raise EntityFrameError(msg)
     try:
         return pl.Series(field.name, values, dtype=target, strict=True)
     except (TypeError, OverflowError, pl.exceptions.PolarsError) as exc:
-        kinds = sorted({type(v).__name__ for v in values if v is not None})
-        msg = (
-            f"Request field '{field.name}' of on-demand feature view(s) {views} is declared "
-            f"{field.dtype}, but the request sent {', '.join(kinds)} values. Send values of the "
-            "declared type."
-        )
         raise EntityFrameError(msg) from exc
 
 

@@ -303,6 +303,21 @@ def test_on_demand_code_applied_from_another_checkout_gives_503_and_not_ready(
         assert client.post("/get-online-features", json=BODY).status_code == 200  # others serve
 
 
+@pytest.mark.parametrize("amount", [True, False])
+def test_a_json_boolean_is_not_a_number_for_a_float64_request_field(
+    tmp_path: Path, amount: bool
+) -> None:
+    repo, _ = build_repo(tmp_path / "repo", features_py=ON_DEMAND_PY)
+    scored = {"entities": {"user_id": [1], "amount": [amount]}, "feature_service": "scored"}
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        refused = client.post("/get-online-features", json=scored)
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert "'amount'" in detail
+        assert "declared Float64" in detail
+        assert "bool" in detail
+
+
 # -- OpenAPI documentation pages --------------------------------------------------------------
 
 
