@@ -7,12 +7,14 @@ window, large or small, takes this path.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from featurestore._time import utc_now
+from featurestore.frames import arrow_to_pandas
 from featurestore.validation.gx import context, suite_from_json
 from featurestore.validation.result import (
     SAMPLE_VALUES,
@@ -55,7 +57,8 @@ def validate_table(
         raise ValueError(msg)
     suite = suite_from_json(view.suite_json)
     began = time.perf_counter()
-    frame = table.to_pandas()
+    # Nullable dtypes: an integer column with nulls stays exact (not float64) for GE.
+    frame = arrow_to_pandas(table, what=f"validating feature view '{view.name}'")
     with _lock:
         ctx = context()
         try:
@@ -78,7 +81,8 @@ def validate_table(
             )
         finally:
             asset.delete_batch_definition(definition.name)
-    result: dict[str, Any] = outcome.to_json_dict()
+    # GE's JSON may still hold numpy scalars (observed values): made plain JSON values here.
+    result: dict[str, Any] = json.loads(json.dumps(outcome.to_json_dict(), default=_plain))
     failures = tuple(_failure(r) for r in result["results"] if not r["success"])
     logger.info(
         "validated %d rows of %s in %.2f s: %d of %d expectations failed",
@@ -117,3 +121,12 @@ def _failure(item: dict[str, Any]) -> ExpectationFailure:
         observed=info.get("observed_value"),
         error=exception.get("exception_message") if exception.get("raised_exception") else None,
     )
+
+
+def _plain(value: object) -> object:
+    """A JSON value for what ``json`` cannot encode: numpy scalars, timestamps, the rest as text."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
