@@ -19,6 +19,7 @@ from featurestore import (
     RequestSource,
     on_demand_feature_view,
 )
+from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.types import Float64, Int64, String
 
 user = Entity("user", join_keys=["user_id"], description="A card holder.")
@@ -113,4 +114,6 @@ fraud_v1 = FeatureService(
     ],
     description="Features of the card-fraud model, version 1.",
     owner="risk-ml@example.com",
+    # Log what is served, for `featurestore skew-report --service fraud_v1` (docs/skew.md).
+    logging=LoggingConfig(sample_rate=1.0),
 )

@@ -486,6 +486,7 @@ def skew_report(
     can gate a deployment (docs/skew.md).
 
     Example:
+        featurestore get-online --features fraud_v1 --entity user_id=7,merchant_id=m_00035 --request amount=120.0
         featurestore skew-report --service fraud_v1 --since 2026-11-01 --html skew.html
     """
     store = state_of(ctx).store()
