@@ -45,6 +45,7 @@ __all__ = [
     "STATUS",
     "VALUE",
     "WATERMARK",
+    "LoggedRequest",
     "ServiceLog",
     "service_log",
     "stored_views_of",
@@ -114,54 +115,100 @@ class ServiceLog:
     views: dict[str, tuple[str, datetime | None]]
     """Each stored view read: its fingerprint and watermark in the serving registry."""
 
-    def table(
-        self,
-        *,
-        request_id: str,
-        request_time_us: int,
-        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
-        response: OnlineResponse,
-    ) -> pa.Table:
-        """The log rows of one served request (run by the log writer, off the request path).
+    def table(self, requests: Sequence[LoggedRequest]) -> pa.Table:
+        """The log rows of served requests of this plan, in one table."""
+        batch = LogBatch(self)
+        for request in requests:
+            batch.add(request)
+        return batch.table()
 
-        The response's feature columns come in the service's ref order; each becomes an Arrow
-        column in one conversion.
-        """
+
+class LogBatch:
+    """Log rows of one plan gathered column by column as requests arrive (the writer's work).
+
+    Adding a request extends one Python list per column (a little work per request, so the
+    writer thread never holds the interpreter long); :meth:`table` converts each column to
+    Arrow once.
+    """
+
+    def __init__(self, log: ServiceLog) -> None:
+        self.log = log
+        self.requests: list[LoggedRequest] = []
+        self.rows = 0
+        self._ids: list[str] = []
+        self._times: list[int] = []
+        self._keys: dict[str, list[Any]] = {}
+        self._fields: dict[str, list[Any]] = {f: [] for f in log.request_fields}
+        self._values: dict[str, list[Any]] = {}
+        self._statuses: dict[str, list[str]] = {}
+        self._events: dict[str, list[int | None]] = {}
+        self._dtypes: dict[str, DType] = {}
+
+    def add(self, request: LoggedRequest) -> None:
+        """Gather the rows of one served request."""
+        response = request.response
+        if not self.requests:
+            self._dtypes = response.dtypes
+            self._keys = {k: [] for k in response.join_keys}
+            self._values = {f: [] for f in response.features}
+            self._statuses = {f: [] for f in response.features}
+            self._events = {f: [] for f in response.features}
+        self.requests.append(request)
         n = len(response)
+        self.rows += n
+        self._ids.extend([request.request_id] * n)
+        self._times.extend([request.request_time_us] * n)
+        for name, column in self._keys.items():
+            column.extend(response.join_keys[name])
+        for name, column in self._fields.items():
+            column.extend(_request_values(request.entity_rows, name))
+        for name, values in self._values.items():
+            values.extend(response.features[name])
+            self._statuses[name].extend([s.value for s in response.statuses[name]])
+            self._events[name].extend(response.event_micros[name])
+
+    def table(self) -> pa.Table:
+        """The gathered rows as one Arrow table (see the module docstring for the columns).
+
+        Raises:
+            pyarrow.ArrowException: A value is not of its column's type (a request field).
+        """
+        log, dtypes, n = self.log, self._dtypes, len(self._ids)
         columns: dict[str, pa.Array] = {
-            REQUEST_ID: pa.repeat(request_id, n).cast(pa.string()),
-            REQUEST_TIME: pa.repeat(pa.scalar(request_time_us, pa.int64()), n).cast(_TIMESTAMP),
-            SERVICE: pa.repeat(self.service, n).cast(pa.string()),
+            REQUEST_ID: pa.array(self._ids, pa.string()),
+            REQUEST_TIME: pa.array(self._times, pa.int64()).cast(_TIMESTAMP),
+            SERVICE: pa.repeat(log.service, n).cast(pa.string()),
         }
-        for name, values in response.join_keys.items():
-            columns[KEY + name] = arrow_column(values, response.dtypes[name])
-        for name, dtype in self.request_fields.items():
-            columns[REQUEST + name] = _request_column(entity_rows, name, dtype)
-        for ref, name in zip(self.refs, response.features, strict=True):
-            columns[VALUE + str(ref)] = arrow_column(response.features[name], response.dtypes[name])
-            columns[STATUS + str(ref)] = pa.array(
-                [s.value for s in response.statuses[name]], pa.string()
-            )
-            columns[EVENT + str(ref)] = pa.array(response.event_micros[name], pa.int64()).cast(
-                _TIMESTAMP
-            )
-        for view, (fingerprint, watermark) in self.views.items():
+        for name, column in self._keys.items():
+            columns[KEY + name] = arrow_column(column, dtypes[name])
+        for name, column in self._fields.items():
+            columns[REQUEST + name] = pa.array(column, to_arrow(log.request_fields[name]))
+        for ref, name in zip(log.refs, self._values, strict=True):
+            columns[VALUE + str(ref)] = arrow_column(self._values[name], dtypes[name])
+            columns[STATUS + str(ref)] = pa.array(self._statuses[name], pa.string())
+            columns[EVENT + str(ref)] = pa.array(self._events[name], pa.int64()).cast(_TIMESTAMP)
+        for view, (fingerprint, watermark) in log.views.items():
             columns[FINGERPRINT + view] = pa.repeat(fingerprint, n).cast(pa.string())
             columns[WATERMARK + view] = pa.repeat(pa.scalar(watermark, _TIMESTAMP), n)
         return pa.table(columns)
 
 
-def _request_column(
-    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
-    name: str,
-    dtype: DType,
-) -> pa.Array:
-    values: Sequence[Any]
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One served request waiting to be logged: references to what was served, no copy."""
+
+    request_id: str
+    request_time_us: int
+    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]]
+    response: OnlineResponse
+
+
+def _request_values(
+    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]], name: str
+) -> Sequence[Any]:
     if isinstance(entity_rows, list):
-        values = [row.get(name) for row in entity_rows]
-    else:
-        values = entity_rows[name]
-    return pa.array(values, to_arrow(dtype))
+        return [row.get(name) for row in entity_rows]
+    return entity_rows[name]
 
 
 def service_log(snapshot: RegistrySnapshot, service: str) -> ServiceLog | None:

@@ -17,9 +17,10 @@ server's shutdown on SIGTERM/SIGINT, and at interpreter exit) writes everything 
 from __future__ import annotations
 
 import atexit
+import collections
+import itertools
 import logging
 import os
-import queue
 import random
 import socket
 import threading
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from featurestore.consistency.log_schema import service_log
+from featurestore.consistency.log_schema import LogBatch, LoggedRequest, service_log
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -86,10 +87,7 @@ def render_metrics(stats: LogStats | None) -> str:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     log: ServiceLog
-    request_id: str
-    request_time_us: int
-    entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]]
-    response: OnlineResponse
+    request: LoggedRequest
 
 
 class _Flush:
@@ -100,6 +98,8 @@ class _Flush:
 
 
 _STOP = object()
+_POLL_S = 0.05
+"""Seconds the writer sleeps when its queue is empty (it is not woken per request)."""
 
 
 class FeatureLogger:
@@ -113,7 +113,11 @@ class FeatureLogger:
     def __init__(self, root: Path, config: FeatureLoggingConfig) -> None:
         self.root = root
         self._config = config
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=config.queue_size)
+        # A deque, not queue.Queue: appending wakes no thread (the writer polls every
+        # _POLL_S), which keeps a logged request as cheap as a few list operations.
+        self._queue: collections.deque[object] = collections.deque()
+        self._wake = threading.Event()
+        self._ids = itertools.count()
         self._plans: dict[tuple[int, str], ServiceLog | None] = {}
         self._random = random.Random()
         self._lock = threading.Lock()
@@ -156,13 +160,13 @@ class FeatureLogger:
         if self._closed:
             self._count(dropped=rows)
             return
-        entry = _Entry(log, uuid.uuid4().hex, request_time_us, entity_rows, response)
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
+        if len(self._queue) >= self._config.queue_size:
             self._count(dropped=rows)
-        else:
-            self._count(accepted=rows)
+            return
+        request_id = f"{self._token}-{next(self._ids)}"  # unique: the token is per writer
+        self._queue.append(_Entry(log, LoggedRequest(request_id, request_time_us, entity_rows,
+                                                     response)))  # fmt: skip
+        self._count(accepted=rows)
 
     def _count(self, *, accepted: int = 0, written: int = 0, dropped: int = 0) -> None:
         with self._lock:
@@ -173,7 +177,7 @@ class FeatureLogger:
     def stats(self) -> LogStats:
         """Rows accepted, written and dropped so far, and the queue depth."""
         with self._lock:
-            return LogStats(self._accepted, self._written, self._dropped, self._queue.qsize())
+            return LogStats(self._accepted, self._written, self._dropped, len(self._queue))
 
     # -- flushing -----------------------------------------------------------------------------
 
@@ -182,7 +186,8 @@ class FeatureLogger:
         if self._closed or not self._thread.is_alive():
             return True
         marker = _Flush()
-        self._queue.put(marker, timeout=timeout_s)
+        self._queue.append(marker)
+        self._wake.set()
         return marker.done.wait(timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -191,7 +196,8 @@ class FeatureLogger:
             return
         self._closed = True
         if self._thread.is_alive():
-            self._queue.put(_STOP, timeout=timeout_s)
+            self._queue.append(_STOP)
+            self._wake.set()
             self._thread.join(timeout_s)
         stats = self.stats()
         logger.info(
@@ -203,27 +209,36 @@ class FeatureLogger:
     # -- the writer thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        pending: dict[tuple[str, str, pa.Schema], list[pa.Table]] = {}
-        rows = 0
+        # Rows are gathered per plan and day as they arrive (LogBatch); when a batch is due
+        # each group becomes one Arrow table and one file.
+        pending: dict[tuple[int, str], LogBatch] = {}
+        rows = handled = 0
         oldest = time.monotonic()
         interval = self._config.flush_interval_s
         while True:
-            timeout = max(0.0, oldest + interval - time.monotonic()) if pending else None
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
+            item = self._queue.popleft() if self._queue else None
+            if item is None:
+                if pending and time.monotonic() - oldest >= interval:
+                    self._write(pending)
+                    pending, rows = {}, 0
+                self._wake.wait(_POLL_S)
+                self._wake.clear()
+                continue
             if isinstance(item, _Entry):
-                table = self._table(item)
-                if table is not None:
-                    if not pending:
-                        oldest = time.monotonic()
-                    day = datetime.fromtimestamp(item.request_time_us / 1e6, UTC).date()
-                    group = (item.log.service, day.isoformat(), table.schema)
-                    pending.setdefault(group, []).append(table)
-                    rows += table.num_rows
-            due = item is None or rows >= self._config.batch_rows
-            if due or isinstance(item, _Flush) or item is _STOP:
+                if not pending:
+                    oldest = time.monotonic()
+                micros = item.request.request_time_us
+                day = datetime.fromtimestamp(micros / 1e6, UTC).date().isoformat()
+                batch = pending.get((id(item.log), day))
+                if batch is None:
+                    batch = pending[id(item.log), day] = LogBatch(item.log)
+                batch.add(item.request)
+                rows += len(item.request.response)
+                handled += 1
+                if handled % 64 == 0:
+                    time.sleep(0)  # let serving threads take the interpreter
+            late = handled % 64 == 0 and time.monotonic() - oldest >= interval
+            if rows >= self._config.batch_rows or late or item is _STOP or isinstance(item, _Flush):
                 self._write(pending)
                 pending, rows = {}, 0
             if isinstance(item, _Flush):
@@ -231,30 +246,38 @@ class FeatureLogger:
             if item is _STOP:
                 return
 
-    def _table(self, entry: _Entry) -> pa.Table | None:
+    def _table(self, batch: LogBatch) -> pa.Table | None:
+        """The batch's table; a request that cannot be converted is dropped alone."""
+        errors = (pa.ArrowException, TypeError, ValueError, KeyError, AttributeError)
         try:
-            return entry.log.table(
-                request_id=entry.request_id,
-                request_time_us=entry.request_time_us,
-                entity_rows=entry.entity_rows,
-                response=entry.response,
-            )
-        except (pa.ArrowException, TypeError, ValueError, KeyError, AttributeError):
+            return batch.table()
+        except errors:
+            if len(batch.requests) > 1:  # find the bad request(s): convert one by one
+                tables = []
+                for request in batch.requests:
+                    single = LogBatch(batch.log)
+                    single.add(request)
+                    table = self._table(single)
+                    if table is not None:
+                        tables.append(table)
+                return pa.concat_tables(tables) if tables else None
             logger.warning(
-                "a request of service %s could not be logged (a request field has values "
-                "not of its type)",
-                entry.log.service,
+                "a request of service %s could not be logged (a request field has values not "
+                "of its type)",
+                batch.log.service,
                 exc_info=True,
             )
-            self._count(dropped=len(entry.response))
+            self._count(dropped=batch.rows)
             return None
 
-    def _write(self, pending: dict[tuple[str, str, pa.Schema], list[pa.Table]]) -> None:
+    def _write(self, pending: dict[tuple[int, str], LogBatch]) -> None:
         import pyarrow.parquet as pq  # here: only a logging process writes Parquet
 
-        for (service, day, _), tables in pending.items():
-            table = pa.concat_tables(tables)
-            folder = partition_dir(self.root, service, day)
+        for (_, day), batch in pending.items():
+            table = self._table(batch)
+            if table is None:
+                continue
+            folder = partition_dir(self.root, batch.log.service, day)
             self._sequence += 1
             name = f"part-{self._host}-{os.getpid()}-{self._token}-{self._sequence:06d}.parquet"
             temporary = folder / f".{name}.tmp"

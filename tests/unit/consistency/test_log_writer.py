@@ -106,18 +106,18 @@ def test_sample_rate_logs_whole_requests_about_that_share(tmp_path: Path) -> Non
 
 
 def test_full_queue_drops_and_counts_but_answers(tmp_path: Path) -> None:
-    store = _store(tmp_path, yaml_extra="feature_logging: {queue_size: 1}\n")
+    store = _store(tmp_path, yaml_extra="feature_logging: {queue_size: 1, batch_rows: 1}\n")
     writer = store.feature_logger
     blocked = threading.Event()
     release = threading.Event()
-    original = writer._table
+    original = writer._write
 
-    def slow(entry):  # the writer thread stalls on its first request: the queue fills up
+    def slow(pending):  # the writer thread stalls on its first file: the queue fills up
         blocked.set()
         release.wait(10)
-        return original(entry)
+        return original(pending)
 
-    writer._table = slow  # type: ignore[method-assign]
+    writer._write = slow  # type: ignore[method-assign]
     answers = []
     for i in range(10):
         got = store.get_online_features("logged", [{"user_id": 1}], request_time=utc(2026, 1, 3))
@@ -153,6 +153,23 @@ def test_writers_side_by_side_never_clobber(tmp_path: Path) -> None:
     assert sum(pq.read_metadata(f).num_rows for f in files) == 12
     assert not list(root.rglob(".*.tmp"))
     store.close()
+
+
+def test_a_request_whose_fields_cannot_be_converted_is_dropped_alone(tmp_path: Path) -> None:
+    store = _store(tmp_path, yaml_extra="feature_logging: {flush_interval_s: 3600}\n")
+    writer = store.feature_logger
+    log = writer.plan(store.snapshot, "logged")
+    assert log is not None
+    response = store.get_online_features(["stats:cnt"], [{"user_id": 1}],
+                                         request_time=utc(2026, 1, 3))  # fmt: skip
+    broken = type(response)(join_keys={"user_id": ["not an int"]}, features=response.features,
+                            statuses=response.statuses, event_micros=response.event_micros,
+                            dtypes=response.dtypes)  # fmt: skip
+    for served in (response, broken, response):
+        writer.submit(log, request_time_us=0, entity_rows=[{"user_id": 1}], response=served)
+    store.close()
+    assert _logged_rows(store) == 2
+    assert writer.stats().dropped_rows == 1
 
 
 def test_flush_writes_what_was_queued(tmp_path: Path) -> None:
