@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from featurestore.consistency.log_schema import ServiceLog
     from featurestore.consistency.log_writer import FeatureLogger, LogStats
     from featurestore.consistency.report import SkewReport
     from featurestore.definitions import Entity, FeatureService
@@ -222,14 +223,14 @@ class FeatureStore:
         return plan
 
     def _load_repo(self) -> RepoContents:
-        """The repo's definitions; a view with expectations needs Great Expectations (G6).
+        """The repo's definitions.
 
         Raises:
-            MissingDependencyError: A repo file imports great_expectations, or a view has
-                expectations, and Great Expectations is not installed (one line, the extra).
+            MissingDependencyError: A repo file imports great_expectations, which is not
+                installed (one line naming the extra).
         """
         from featurestore.errors import MissingDependencyError, RepoLoadError
-        from featurestore.validation.gx import EXTRA, import_gx
+        from featurestore.validation.gx import EXTRA
 
         try:
             contents = load_repo(self.repo_root)
@@ -241,9 +242,6 @@ class FeatureStore:
                 feature = f"Repo file '{exc.path}' imports great_expectations, so it"
                 raise MissingDependencyError(feature=feature, extra=EXTRA) from exc
             raise
-        for view in contents.feature_views.values():
-            if view.suite_json is not None:
-                import_gx(f"Feature view '{view.name}' has expectations, so it")
         return contents
 
     def check_transforms(
@@ -268,8 +266,15 @@ class FeatureStore:
 
         Raises:
             RegistryConflictError: Another apply landed while this one was planned.
+            MissingDependencyError: A view has expectations and Great Expectations is not
+                installed (a server only plans, so it reads such a repo without GE).
         """
         plan = self.plan()
+        for record in plan.target.feature_views.values():
+            if record.view.suite_json is not None:
+                from featurestore.validation.gx import import_gx
+
+                import_gx(f"Feature view '{record.view.name}' has expectations, so it")
         self._snapshot = self.registry.apply(plan)
         logger.info("applied registry serial %d", self._snapshot.serial)
         return plan
@@ -480,6 +485,50 @@ class FeatureStore:
             EntityFrameError: A join key is missing or has the wrong type (before any lookup).
             OnlineStoreUnavailableError: The online store cannot be reached.
         """
+        reader, log, now = self._online_lookup(features, request_time)
+        response = reader.get_online_features(
+            features, entity_rows, full_feature_names=full_feature_names, request_time=now
+        )
+        if log is not None:
+            self.feature_logger.submit(
+                log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
+            )
+        return response
+
+    async def aget_online_features(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        *,
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """:meth:`get_online_features` on an event loop, never blocking it on network I/O.
+
+        The same rules, results and errors; a Redis store is read asynchronously (bounded by
+        its ``timeout_s``), a SQLite store (a local file) inline. The feature server uses it.
+        """
+        reader, log, now = self._online_lookup(features, request_time)
+        response = await reader.aget_online_features(
+            features, entity_rows, full_feature_names=full_feature_names, request_time=now
+        )
+        if log is not None:
+            self.feature_logger.submit(
+                log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
+            )
+        return response
+
+    async def aclose_connections(self) -> None:
+        """Close the online store's connections of the running event loop (server shutdown)."""
+        from featurestore.online.base import AsyncReads
+
+        if isinstance(self._online, AsyncReads):
+            await self._online.aclose()
+
+    def _online_lookup(
+        self, features: str | list[str], request_time: datetime | None
+    ) -> tuple[OnlineReader, ServiceLog | None, datetime]:
+        """The reader of the current registry, the log of a sampled logged service, the time."""
         snapshot = self.snapshot
         if self._reader is None or self._reader.snapshot is not snapshot:
             from featurestore.online.lookup import OnlineReader
@@ -487,30 +536,14 @@ class FeatureStore:
             self._reader = OnlineReader(
                 snapshot, self.online, on_demand=partial(self.functions.on_demand_views, snapshot)
             )
+        now = to_utc(request_time) if request_time is not None else utc_now()
         service = snapshot.feature_services.get(features) if isinstance(features, str) else None
         if service is None or service.logging is None:
-            return self._reader.get_online_features(
-                features,
-                entity_rows,
-                full_feature_names=full_feature_names,
-                request_time=request_time,
-            )
+            return self._reader, None, now
         log = self.feature_logger.plan(snapshot, service.name)
         if log is None or not self.feature_logger.sampled(log):
-            return self._reader.get_online_features(
-                features,
-                entity_rows,
-                full_feature_names=full_feature_names,
-                request_time=request_time,
-            )
-        now = to_utc(request_time) if request_time is not None else utc_now()
-        response = self._reader.get_online_features(
-            features, entity_rows, full_feature_names=full_feature_names, request_time=now
-        )
-        self.feature_logger.submit(
-            log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
-        )
-        return response
+            return self._reader, None, now
+        return self._reader, log, now
 
     def skew_report(
         self,

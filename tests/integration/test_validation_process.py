@@ -227,13 +227,15 @@ def test_reading_without_great_expectations_never_imports_it(tmp_path: Path):
         "entities = pl.DataFrame({'user_id': [1], 'event_timestamp': [at]})\n"
         "frame = store.get_training_frame(entities, ['stats:amount']).to_polars()\n"
         "print(frame['amount'].to_list())\n"
+        "print(store.plan().has_changes)\n"  # what 'serve' checks before it starts
         "print([m for m in sys.modules if m.startswith('great_expectations')])\n"
     )
     result = run(code, root)
     assert result.returncode == 0, result.stderr
-    online, training, imported = result.stdout.splitlines()
+    online, training, planned, imported = result.stdout.splitlines()
     assert online == "[10.0]"
     assert training == "[10.0]"
+    assert planned == "False"
     assert imported == "[]"
 
 
