@@ -80,11 +80,9 @@ def run_child(root: Path) -> dict[str, float]:
 
 def engine_paths(root: Path, n: int) -> dict[str, float]:
     """The suite on the window's rows by GE's pandas engine and by its SQL engine (SQLite)."""
-    import great_expectations as gx
-
     from featurestore import FeatureStore
     from featurestore.materialization.materializer import validate_window
-    from featurestore.validation.gx import context
+    from featurestore.validation.gx import context, suite_from_json
 
     store = FeatureStore(root)
     store.apply()
@@ -110,7 +108,7 @@ def engine_paths(root: Path, n: int) -> dict[str, float]:
             f"INSERT INTO w VALUES ({', '.join('?' * len(names))})", zip(*columns, strict=True)
         )
     load = time.perf_counter() - began
-    suite = gx.ExpectationSuite(**json.loads(record.view.suite_json or ""))
+    suite = suite_from_json("wide", record.view.suite_json or "")
     source = context().data_sources.add_sqlite("window", connection_string=f"sqlite:///{db}")
     batch = source.add_table_asset("w", table_name="w").add_batch_definition_whole_table("all")
     began = time.perf_counter()

@@ -267,13 +267,15 @@ class FeatureStore:
             RegistryConflictError: Another apply landed while this one was planned.
             MissingDependencyError: A view has expectations and Great Expectations is not
                 installed (a server only plans, so it reads such a repo without GE).
+            DefinitionError: GE cannot read a view's expectations (given as GE's JSON).
         """
         plan = self.plan()
         for record in plan.target.feature_views.values():
             if record.view.suite_json is not None:
-                from featurestore.validation.gx import import_gx
+                from featurestore.validation.gx import import_gx, suite_from_json
 
                 import_gx(f"Feature view '{record.view.name}' has expectations, so it")
+                suite_from_json(record.view.name, record.view.suite_json)  # GE can read it
         self._snapshot = self.registry.apply(plan)
         logger.info("applied registry serial %d", self._snapshot.serial)
         return plan

@@ -10,7 +10,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from featurestore.errors import MissingDependencyError
+from featurestore.errors import DefinitionError, MissingDependencyError
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -58,7 +58,27 @@ def context() -> Any:
         return _context
 
 
-def suite_from_json(suite_json: str) -> Any:
-    """A GE ``ExpectationSuite`` from the JSON a feature view stores (``FeatureView.suite_json``)."""
+def suite_from_json(view: str, suite_json: str) -> Any:
+    """A GE ``ExpectationSuite`` from the JSON a feature view stores (``FeatureView.suite_json``).
+
+    Raises:
+        MissingDependencyError: Great Expectations is not installed.
+        DefinitionError: GE cannot read the suite (an unknown expectation type, or arguments
+            an expectation does not take); the message is one line.
+    """
     gx = import_gx()
-    return gx.ExpectationSuite(**json.loads(suite_json))
+    from great_expectations.exceptions import GreatExpectationsError
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    data = json.loads(suite_json)
+    try:
+        for item in data["expectations"]:
+            get_expectation_impl(item["type"])  # GE would drop an unknown type with a log line
+        return gx.ExpectationSuite(**data)
+    except (GreatExpectationsError, ValueError, TypeError) as exc:  # pydantic's are ValueErrors
+        problem = " ".join(str(exc).split())
+        msg = (
+            f"Feature view '{view}' has expectations Great Expectations cannot read "
+            f"({problem}). Fix them in its definition and run 'featurestore apply'."
+        )
+        raise DefinitionError(msg) from exc

@@ -55,7 +55,7 @@ def validate_table(
     if view.suite_json is None:
         msg = f"Feature view '{view.name}' has no expectations to run."
         raise ValueError(msg)
-    suite = suite_from_json(view.suite_json)
+    suite = suite_from_json(view.name, view.suite_json)
     began = time.perf_counter()
     # Nullable dtypes: an integer column with nulls stays exact (not float64) for GE.
     frame = arrow_to_pandas(table, what=f"validating feature view '{view.name}'")

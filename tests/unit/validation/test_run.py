@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from featurestore import Entity, FeatureView, Field, ParquetSource
-from featurestore.errors import ValidationError
+from featurestore.errors import DefinitionError, ValidationError
 from featurestore.types import Float64, Int64
 from featurestore.validation.result import (
     SAMPLE_VALUES,
@@ -30,7 +30,7 @@ START, END = utc(2026, 1, 1), utc(2026, 1, 2)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def make_view(expectations: list[object]) -> FeatureView:
+def make_view(expectations: object) -> FeatureView:
     return FeatureView(
         "stats",
         entities=[USER],
@@ -175,3 +175,22 @@ def test_ge_writes_nothing_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     view = make_view([gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0)])
     validate_table(view, table([1.0], [1]), start=START, end=END, kind="validate")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("expectation", "problem"),
+    [
+        ({"type": "expect_nothing_like_this", "kwargs": {}}, "expect_nothing_like_this not found"),
+        ({"type": "expect_column_values_to_not_be_null", "kwargs": {"serial": 1}}, "column"),
+    ],
+)
+def test_a_suite_ge_cannot_read_is_a_one_line_definition_error(
+    expectation: dict[str, object], problem: str
+):
+    broken = make_view({"name": "stats", "expectations": [expectation]})  # GE's JSON form
+    with pytest.raises(DefinitionError, match=problem) as caught:
+        validate_table(broken, table([1.0], [1]), start=START, end=END, kind="validate")
+    assert "Feature view 'stats' has expectations Great Expectations cannot read" in str(
+        caught.value
+    )
+    assert "\n" not in str(caught.value)
