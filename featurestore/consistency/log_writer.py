@@ -118,7 +118,7 @@ class FeatureLogger:
         self._queue: collections.deque[object] = collections.deque()
         self._wake = threading.Event()
         self._ids = itertools.count()
-        self._plans: dict[tuple[int, str], ServiceLog | None] = {}
+        self._plans: dict[str, tuple[RegistrySnapshot, ServiceLog | None]] = {}
         self._random = random.Random()
         self._lock = threading.Lock()
         self._accepted = 0
@@ -135,13 +135,16 @@ class FeatureLogger:
     # -- the request path ---------------------------------------------------------------------
 
     def plan(self, snapshot: RegistrySnapshot, service: str) -> ServiceLog | None:
-        """The service's log plan for ``snapshot`` (cached), None when it does not log."""
-        key = (id(snapshot), service)
-        if key not in self._plans:
-            if len(self._plans) > 64:  # old snapshots: a server re-reads the registry
+        """The service's log plan for ``snapshot``, None when it does not log.
+
+        Cached per service for as long as ``snapshot`` is the current one.
+        """
+        cached = self._plans.get(service)
+        if cached is None or cached[0] is not snapshot:
+            if len(self._plans) > 1024:
                 self._plans.clear()
-            self._plans[key] = service_log(snapshot, service)
-        return self._plans[key]
+            cached = self._plans[service] = (snapshot, service_log(snapshot, service))
+        return cached[1]
 
     def sampled(self, log: ServiceLog) -> bool:
         """Whether to log this request (decided before any row is built)."""
@@ -283,7 +286,9 @@ class FeatureLogger:
             temporary = folder / f".{name}.tmp"
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                pq.write_table(table, temporary)
+                # No dictionary for floats: nearly all distinct, and slower to read back.
+                dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+                pq.write_table(table, temporary, use_dictionary=dictionary)
                 temporary.replace(folder / name)
             except OSError:
                 logger.exception("feature log: cannot write %d rows to %s", table.num_rows, folder)

@@ -118,39 +118,72 @@ def _files(root: Path, service: str, since: datetime | None, until: datetime | N
     return found
 
 
-def _chunks(
-    files: list[Path], since: datetime | None, until: datetime | None, report: SkewReport
-) -> Iterator[pa.Table]:
-    """Logged rows in the window, files of one schema together, at most CHUNK_ROWS a chunk."""
+def _read(path: Path, since: datetime | None, until: datetime | None, *, events: bool) -> pa.Table:
+    """One log file's rows in the window, without its ``event_timestamp:`` columns.
+
+    With ``events``, only those (and the request time): samples need them, rarely.
+    """
     import pyarrow.parquet as pq
 
+    names = pq.read_schema(path).names
+    wanted = [n for n in names if n.startswith(EVENT) == events]
+    if events:
+        wanted.append(REQUEST_TIME)
+    # Repeated strings (ids, statuses, fingerprints) stay dictionary-encoded: read that way, a
+    # log file loads about 8x faster than as plain strings.
+    coded = [n for n in wanted if n in (REQUEST_ID, SERVICE) or n.startswith((STATUS, FINGERPRINT))]
+    table = pq.read_table(path, columns=wanted, read_dictionary=coded, use_threads=False)
+    if since is not None or until is not None:
+        times = table.column(REQUEST_TIME)
+        keep = pa.scalar(True)
+        if since is not None:
+            keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(since)))
+        if until is not None:
+            keep = pc.and_(keep, pc.less(times, pa.scalar(until)))
+        table = table.filter(keep)
+    return table
+
+
+class _Chunk:
+    """Logged rows of some files of one schema (event timestamps read only when needed)."""
+
+    def __init__(
+        self, table: pa.Table, paths: list[Path], since: datetime | None, until: datetime | None
+    ) -> None:
+        self.table = table
+        self._paths = paths
+        self._window = (since, until)
+        self._events: pl.DataFrame | None = None
+
+    def events(self) -> pl.DataFrame:
+        """The chunk's ``event_timestamp:`` columns, row for row."""
+        if self._events is None:
+            tables = [_read(p, *self._window, events=True) for p in self._paths]
+            frame = pl.from_arrow(pa.concat_tables(tables))
+            assert isinstance(frame, pl.DataFrame)
+            self._events = frame
+        return self._events
+
+
+def _chunks(
+    files: list[Path], since: datetime | None, until: datetime | None, report: SkewReport
+) -> Iterator[_Chunk]:
+    """Logged rows in the window, files of one schema together, at most CHUNK_ROWS a chunk."""
     pending: list[pa.Table] = []
+    paths: list[Path] = []
     rows = 0
     for path in files:
-        # Repeated strings (ids, statuses, fingerprints) stay dictionary-encoded: read that
-        # way, a log file loads about 8x faster than as plain strings.
-        names = pq.read_schema(path).names
-        coded = [
-            n for n in names if n in (REQUEST_ID, SERVICE) or n.startswith((STATUS, FINGERPRINT))
-        ]
-        table = pq.read_table(path, read_dictionary=coded)
+        table = _read(path, since, until, events=False)
         report.files += 1
-        if since is not None or until is not None:
-            times = table.column(REQUEST_TIME)
-            keep = pa.scalar(True)
-            if since is not None:
-                keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(since)))
-            if until is not None:
-                keep = pc.and_(keep, pc.less(times, pa.scalar(until)))
-            table = table.filter(keep)
         if pending and (not table.schema.equals(pending[0].schema) or rows >= CHUNK_ROWS):
-            yield pa.concat_tables(pending)
-            pending, rows = [], 0
+            yield _Chunk(pa.concat_tables(pending), paths, since, until)
+            pending, paths, rows = [], [], 0
         if table.num_rows:
             pending.append(table)
+            paths.append(path)
             rows += table.num_rows
     if pending:
-        yield pa.concat_tables(pending)
+        yield _Chunk(pa.concat_tables(pending), paths, since, until)
 
 
 class _Replay:
@@ -212,8 +245,9 @@ class _Replay:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def run(self, log: pa.Table) -> None:
+    def run(self, chunk: _Chunk) -> None:
         report = self.report
+        log = chunk.table
         report.rows += log.num_rows
         refs = [r for r in self.refs if VALUE + str(r) in log.column_names]
         for name in log.column_names:
@@ -245,7 +279,7 @@ class _Replay:
         behind = self._behind(entity, online, rows) if rows.any() else {}
         current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
         for ref in refs:
-            self._compare(ref, online, offline, differ[ref], behind, current)
+            self._compare(ref, online, offline, differ[ref], behind, current, chunk)
 
     def _behind(
         self, entity: pa.Table, online: pl.DataFrame, rows: pl.Series
@@ -287,6 +321,7 @@ class _Replay:
         differ: pl.Series,
         behind: dict[str, pl.Series],
         current: dict[str, str],
+        chunk: _Chunk,
     ) -> None:
         stats = self.report.features[str(ref)]
         served = online.get_column(VALUE + str(ref))
@@ -327,7 +362,7 @@ class _Replay:
         stats.causes["mismatch"] += int(is_mismatch.sum())
         self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_list())
         self.report.lag.never_materialized += int((is_late & never).sum())
-        self._samples(ref, online, trained, differ, is_stale, is_late)
+        self._samples(ref, online, trained, differ, is_stale, is_late, chunk)
 
     def _samples(
         self,
@@ -337,8 +372,10 @@ class _Replay:
         differ: pl.Series,
         is_stale: pl.Series,
         is_late: pl.Series,
+        chunk: _Chunk,
     ) -> None:
         keys = [c for c in online.columns if c.startswith(KEY)]
+        events = chunk.events().get_column(EVENT + str(ref))
         for i in differ.arg_true().head(self.report_samples).to_list():
             cause: Cause = (
                 "stale_definition" if is_stale[i] else "not_materialized" if is_late[i] else
@@ -354,7 +391,7 @@ class _Replay:
                     online_value=_python(online[VALUE + str(ref)][i]),
                     offline_value=_python(trained[i]),
                     online_status=online[STATUS + str(ref)][i],
-                    online_event_timestamp=online[EVENT + str(ref)][i],
+                    online_event_timestamp=events[i],
                 )
             )
 
