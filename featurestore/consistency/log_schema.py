@@ -115,13 +115,6 @@ class ServiceLog:
     views: dict[str, tuple[str, datetime | None]]
     """Each stored view read: its fingerprint and watermark in the serving registry."""
 
-    def table(self, requests: Sequence[LoggedRequest]) -> pa.Table:
-        """The log rows of served requests of this plan, in one table."""
-        batch = LogBatch(self)
-        for request in requests:
-            batch.add(request)
-        return batch.table()
-
 
 class LogBatch:
     """Log rows of one plan gathered column by column as requests arrive (the writer's work).
@@ -133,46 +126,49 @@ class LogBatch:
 
     def __init__(self, log: ServiceLog) -> None:
         self.log = log
-        self.requests: list[LoggedRequest] = []
         self.rows = 0
         self._ids: list[str] = []
         self._times: list[int] = []
         self._keys: dict[str, list[Any]] = {}
-        self._fields: dict[str, list[Any]] = {f: [] for f in log.request_fields}
+        self._fields: dict[str, list[pa.Array]] = {f: [] for f in log.request_fields}
         self._values: dict[str, list[Any]] = {}
         self._statuses: dict[str, list[str]] = {}
         self._events: dict[str, list[int | None]] = {}
         self._dtypes: dict[str, DType] = {}
 
     def add(self, request: LoggedRequest) -> None:
-        """Gather the rows of one served request."""
+        """Gather the rows of one served request (nothing of it is kept but its values).
+
+        Raises:
+            pyarrow.ArrowException: A request field's values are not of its type (checked
+                here, so one bad request never spoils a batch).
+        """
         response = request.response
-        if not self.requests:
+        fields = {
+            name: pa.array(_request_values(request.entity_rows, name), to_arrow(dtype))
+            for name, dtype in self.log.request_fields.items()
+        }
+        if not self.rows:
             self._dtypes = response.dtypes
             self._keys = {k: [] for k in response.join_keys}
             self._values = {f: [] for f in response.features}
             self._statuses = {f: [] for f in response.features}
             self._events = {f: [] for f in response.features}
-        self.requests.append(request)
         n = len(response)
         self.rows += n
         self._ids.extend([request.request_id] * n)
         self._times.extend([request.request_time_us] * n)
         for name, column in self._keys.items():
             column.extend(response.join_keys[name])
-        for name, column in self._fields.items():
-            column.extend(_request_values(request.entity_rows, name))
+        for name, array in fields.items():
+            self._fields[name].append(array)
         for name, values in self._values.items():
             values.extend(response.features[name])
             self._statuses[name].extend([s.value for s in response.statuses[name]])
             self._events[name].extend(response.event_micros[name])
 
     def table(self) -> pa.Table:
-        """The gathered rows as one Arrow table (see the module docstring for the columns).
-
-        Raises:
-            pyarrow.ArrowException: A value is not of its column's type (a request field).
-        """
+        """The gathered rows as one Arrow table (see the module docstring for the columns)."""
         log, dtypes, n = self.log, self._dtypes, len(self._ids)
         columns: dict[str, pa.Array] = {
             REQUEST_ID: pa.array(self._ids, pa.string()),
@@ -181,8 +177,11 @@ class LogBatch:
         }
         for name, column in self._keys.items():
             columns[KEY + name] = arrow_column(column, dtypes[name])
-        for name, column in self._fields.items():
-            columns[REQUEST + name] = pa.array(column, to_arrow(log.request_fields[name]))
+        for name, arrays in self._fields.items():
+            arrow_type = to_arrow(log.request_fields[name])
+            columns[REQUEST + name] = (
+                pa.concat_arrays(arrays) if arrays else pa.array([], arrow_type)
+            )
         for ref, name in zip(log.refs, self._values, strict=True):
             columns[VALUE + str(ref)] = arrow_column(self._values[name], dtypes[name])
             columns[STATUS + str(ref)] = pa.array(self._statuses[name], pa.string())

@@ -235,7 +235,17 @@ class FeatureLogger:
                 batch = pending.get((id(item.log), day))
                 if batch is None:
                     batch = pending[id(item.log), day] = LogBatch(item.log)
-                batch.add(item.request)
+                try:
+                    batch.add(item.request)
+                except (pa.ArrowException, TypeError, ValueError):
+                    logger.warning(
+                        "a request of service %s is not logged: a request field has values "
+                        "not of its type",
+                        item.log.service,
+                        exc_info=True,
+                    )
+                    self._count(dropped=len(item.request.response))
+                    continue
                 rows += len(item.request.response)
                 handled += 1
                 if handled % 64 == 0:
@@ -249,36 +259,17 @@ class FeatureLogger:
             if item is _STOP:
                 return
 
-    def _table(self, batch: LogBatch) -> pa.Table | None:
-        """The batch's table; a request that cannot be converted is dropped alone."""
-        errors = (pa.ArrowException, TypeError, ValueError, KeyError, AttributeError)
-        try:
-            return batch.table()
-        except errors:
-            if len(batch.requests) > 1:  # find the bad request(s): convert one by one
-                tables = []
-                for request in batch.requests:
-                    single = LogBatch(batch.log)
-                    single.add(request)
-                    table = self._table(single)
-                    if table is not None:
-                        tables.append(table)
-                return pa.concat_tables(tables) if tables else None
-            logger.warning(
-                "a request of service %s could not be logged (a request field has values not "
-                "of its type)",
-                batch.log.service,
-                exc_info=True,
-            )
-            self._count(dropped=batch.rows)
-            return None
-
     def _write(self, pending: dict[tuple[int, str], LogBatch]) -> None:
         import pyarrow.parquet as pq  # here: only a logging process writes Parquet
 
         for (_, day), batch in pending.items():
-            table = self._table(batch)
-            if table is None:
+            if not batch.rows:
+                continue
+            try:
+                table = batch.table()
+            except (pa.ArrowException, TypeError, ValueError):  # never stop the writer
+                logger.exception("feature log: %d rows could not be converted", batch.rows)
+                self._count(dropped=batch.rows)
                 continue
             folder = partition_dir(self.root, batch.log.service, day)
             self._sequence += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from featurestore.definitions import FeatureService
 from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.errors import DefinitionError
 from featurestore.repo.config import FeatureLoggingConfig
+from featurestore.types import Float64
 from tests.conftest import make_repo, utc, write_parquet
 
 FEATURES_PY = """
@@ -158,18 +160,19 @@ def test_writers_side_by_side_never_clobber(tmp_path: Path) -> None:
 def test_a_request_whose_fields_cannot_be_converted_is_dropped_alone(tmp_path: Path) -> None:
     store = _store(tmp_path, yaml_extra="feature_logging: {flush_interval_s: 3600}\n")
     writer = store.feature_logger
-    log = writer.plan(store.snapshot, "logged")
-    assert log is not None
+    plan = writer.plan(store.snapshot, "logged")
+    assert plan is not None
+    log = dataclasses.replace(plan, request_fields={"x": Float64})
     response = store.get_online_features(["stats:cnt"], [{"user_id": 1}],
                                          request_time=utc(2026, 1, 3))  # fmt: skip
-    broken = type(response)(join_keys={"user_id": ["not an int"]}, features=response.features,
-                            statuses=response.statuses, event_micros=response.event_micros,
-                            dtypes=response.dtypes)  # fmt: skip
-    for served in (response, broken, response):
-        writer.submit(log, request_time_us=0, entity_rows=[{"user_id": 1}], response=served)
+    for x in (1.5, "not a number", 2):
+        writer.submit(log, request_time_us=0, entity_rows=[{"user_id": 1, "x": x}],
+                      response=response)  # fmt: skip
     store.close()
     assert _logged_rows(store) == 2
     assert writer.stats().dropped_rows == 1
+    table = pq.read_table(next((store.repo_root / "data/feature_logs").rglob("*.parquet")))
+    assert table.column("request:x").to_pylist() == [1.5, 2.0]
 
 
 def test_flush_writes_what_was_queued(tmp_path: Path) -> None:
