@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from featurestore.consistency.report import CAUSES
+from featurestore.consistency.report import CAUSES, format_number
 
 if TYPE_CHECKING:
     from featurestore.consistency.report import SkewReport
@@ -62,7 +62,7 @@ def _histogram(report: SkewReport) -> str:
     """The lag of ``not_materialized`` cells, one bar per bucket."""
     counts, labels = report.lag.counts, report.lag.labels()
     top = max(counts) or 1
-    bar, gap, plot = 40, 8, 160
+    bar, gap, plot = 52, 8, 160
     width = len(counts) * (bar + gap)
     parts = [
         f'<svg id="lag-histogram" role="img" width="{width}" height="{plot + 40}" '
@@ -99,8 +99,8 @@ def render_html(report: SkewReport, *, max_mismatch_rate: float = 0.0) -> str:
                 f.null_online_only,
                 f.null_offline_only,
                 f.value_mismatches,
-                f.max_abs_error or "-",
-                f.max_rel_error or "-",
+                format_number(f.max_abs_error),
+                format_number(f.max_rel_error),
                 *(f.causes[c] for c in CAUSES),
             )
         )

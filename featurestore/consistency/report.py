@@ -29,6 +29,7 @@ __all__ = [
     "LagHistogram",
     "SkewReport",
     "SkewSample",
+    "format_number",
 ]
 
 Cause = Literal["stale_definition", "not_materialized", "mismatch"]
@@ -205,7 +206,7 @@ class SkewReport:
         rows = [
             (f.feature, f"{f.cells:,}", f"{f.equal:,}", f"{f.both_null:,}",
              f"{f.null_online_only:,}", f"{f.null_offline_only:,}", f"{f.value_mismatches:,}",
-             _number(f.max_abs_error), _number(f.max_rel_error),
+             format_number(f.max_abs_error), format_number(f.max_rel_error),
              *(f"{f.causes[c]:,}" for c in CAUSES))
             for f in self.features.values()
         ]  # fmt: skip
@@ -246,7 +247,8 @@ def _window(since: datetime | None, until: datetime | None) -> str:
     return f"requests from {_iso(since) or 'the first'} to {_iso(until) or 'the last'}"
 
 
-def _number(value: float | None) -> str:
+def format_number(value: float | None) -> str:
+    """An error figure as shown in the text and HTML reports (``-`` when there is none)."""
     return "-" if value is None else f"{value:.6g}"
 
 
