@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from featurestore.consistency.log_schema import ServiceLog
     from featurestore.consistency.log_writer import FeatureLogger, LogStats
     from featurestore.consistency.report import SkewReport
     from featurestore.definitions import Entity, FeatureService
@@ -486,6 +487,50 @@ class FeatureStore:
             EntityFrameError: A join key is missing or has the wrong type (before any lookup).
             OnlineStoreUnavailableError: The online store cannot be reached.
         """
+        reader, log, now = self._online_lookup(features, request_time)
+        response = reader.get_online_features(
+            features, entity_rows, full_feature_names=full_feature_names, request_time=now
+        )
+        if log is not None:
+            self.feature_logger.submit(
+                log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
+            )
+        return response
+
+    async def aget_online_features(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        *,
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """:meth:`get_online_features` on an event loop, never blocking it on network I/O.
+
+        The same rules, results and errors; a Redis store is read asynchronously (bounded by
+        its ``timeout_s``), a SQLite store (a local file) inline. The feature server uses it.
+        """
+        reader, log, now = self._online_lookup(features, request_time)
+        response = await reader.aget_online_features(
+            features, entity_rows, full_feature_names=full_feature_names, request_time=now
+        )
+        if log is not None:
+            self.feature_logger.submit(
+                log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
+            )
+        return response
+
+    async def aclose_connections(self) -> None:
+        """Close the online store's connections of the running event loop (server shutdown)."""
+        from featurestore.online.base import AsyncReads
+
+        if isinstance(self._online, AsyncReads):
+            await self._online.aclose()
+
+    def _online_lookup(
+        self, features: str | list[str], request_time: datetime | None
+    ) -> tuple[OnlineReader, ServiceLog | None, datetime]:
+        """The reader of the current registry, the log of a sampled logged service, the time."""
         snapshot = self.snapshot
         if self._reader is None or self._reader.snapshot is not snapshot:
             from featurestore.online.lookup import OnlineReader
@@ -493,30 +538,14 @@ class FeatureStore:
             self._reader = OnlineReader(
                 snapshot, self.online, on_demand=partial(self.functions.on_demand_views, snapshot)
             )
+        now = to_utc(request_time) if request_time is not None else utc_now()
         service = snapshot.feature_services.get(features) if isinstance(features, str) else None
         if service is None or service.logging is None:
-            return self._reader.get_online_features(
-                features,
-                entity_rows,
-                full_feature_names=full_feature_names,
-                request_time=request_time,
-            )
+            return self._reader, None, now
         log = self.feature_logger.plan(snapshot, service.name)
         if log is None or not self.feature_logger.sampled(log):
-            return self._reader.get_online_features(
-                features,
-                entity_rows,
-                full_feature_names=full_feature_names,
-                request_time=request_time,
-            )
-        now = to_utc(request_time) if request_time is not None else utc_now()
-        response = self._reader.get_online_features(
-            features, entity_rows, full_feature_names=full_feature_names, request_time=now
-        )
-        self.feature_logger.submit(
-            log, request_time_us=to_micros(now), entity_rows=entity_rows, response=response
-        )
-        return response
+            return self._reader, None, now
+        return self._reader, log, now
 
     def skew_report(
         self,

@@ -3,17 +3,21 @@
 A store keeps one opaque, versioned record (see :mod:`featurestore.online.codec` and
 docs/online-format.md) per (feature view, entity key). Stores never decode values: they
 compare record headers to make writes conditional, and return raw records on reads.
+
+A store whose reads go over a network also implements :class:`AsyncReads`, so a server reads
+it without blocking its event loop (Redis). A local store (SQLite: a read of a file on this
+machine, which never waits on a network) does not: its reads are run inline.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["FieldStatus", "OnlineStore", "ReadRequest"]
+__all__ = ["AsyncReads", "FieldStatus", "OnlineStore", "ReadRequest"]
 
 
 class FieldStatus(StrEnum):
@@ -102,4 +106,26 @@ class OnlineStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class AsyncReads(Protocol):
+    """The reads of a networked store, awaited on the running event loop (never blocking it).
+
+    Same results and errors as :meth:`OnlineStore.read_records` and
+    :meth:`OnlineStore.read_epoch` (tests/contract checks it); each round trip is bounded by
+    the store's timeout. Connections belong to the loop that opened them.
+    """
+
+    async def aread_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
+        """:meth:`OnlineStore.read_records`, awaited."""
+        ...
+
+    async def aread_epoch(self) -> str | None:
+        """:meth:`OnlineStore.read_epoch`, awaited."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the running loop's idle connections (the store stays usable)."""
         ...

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError, term
-from featurestore.online.base import FieldStatus, ReadRequest
+from featurestore.online.base import AsyncReads, FieldStatus, ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.epoch import lost_reason, lost_views
 from featurestore.online.layout import (
@@ -121,6 +121,24 @@ class _Plan:
         )
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One lookup between planning and decoding: what to read, and how to decode it."""
+
+    plan: _Plan
+    now: int
+    """The request time, in microseconds."""
+    keys: dict[str, list[Any]]
+    """The checked join key columns."""
+    n: int
+    """How many entity rows."""
+    request: dict[str, Any]
+    """The checked request fields of on-demand views."""
+    requests: list[ReadRequest]
+    slots: list[list[int]]
+    """Per key set, for each entity row, the index of its read request."""
+
+
 class OnlineReader:
     """Serves online lookups for one registry snapshot (plans are cached per feature list).
 
@@ -147,20 +165,24 @@ class OnlineReader:
         self._epoch_checked = -math.inf
         self._lost: dict[str, ViewRecord] = {}
         self._store_epoch: str | None = None
+        self._async = store if isinstance(store, AsyncReads) else None
 
-    def _check_epoch(self, plan: _Plan) -> None:
-        """Refuse a request that reads a lost view (the store epoch is re-read on an interval).
+    def _epoch_due(self) -> bool:
+        return time.monotonic() - self._epoch_checked >= self._epoch_check_s
+
+    def _record_epoch(self, epoch: str | None) -> None:
+        """Remember the store epoch just read, and which views it says are lost."""
+        lost = lost_views(self.snapshot.feature_views.values(), epoch)
+        self._lost, self._store_epoch = {r.view.name: r for r in lost}, epoch
+        self._epoch_checked = time.monotonic()
+
+    def _refuse_lost(self, plan: _Plan) -> None:
+        """Refuse a request that reads a lost view (per the last epoch read).
 
         Raises:
             OnlineStoreIntegrityError: A view of ``plan`` is lost, or the store's file was
                 deleted.
         """
-        now = time.monotonic()
-        if now - self._epoch_checked >= self._epoch_check_s:
-            epoch = self.store.read_epoch()
-            lost = lost_views(self.snapshot.feature_views.values(), epoch)
-            self._lost, self._store_epoch = {r.view.name: r for r in lost}, epoch
-            self._epoch_checked = now
         if self._lost:
             records = [self._lost[v.name] for v in plan.views if v.name in self._lost]
             if records:
@@ -193,6 +215,50 @@ class OnlineReader:
             OnlineStoreIntegrityError: The store lost a requested view's values (see
                 :mod:`featurestore.online.epoch`).
         """
+        batch = self._prepare(features, entity_rows, full_feature_names, request_time)
+        if not batch.requests:
+            return self._finish(batch, [])
+        if self._epoch_due():
+            self._record_epoch(self.store.read_epoch())
+        self._refuse_lost(batch.plan)
+        return self._finish(batch, self.store.read_records(batch.requests))
+
+    async def aget_online_features(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        *,
+        full_feature_names: bool = False,
+        request_time: datetime | None = None,
+    ) -> OnlineResponse:
+        """:meth:`get_online_features` without blocking the running event loop on I/O.
+
+        The same planning and decoding; a store with :class:`~featurestore.online.base.AsyncReads`
+        (Redis) is read asynchronously, a local one (SQLite) inline.
+        """
+        if self._async is None:
+            return self.get_online_features(
+                features,
+                entity_rows,
+                full_feature_names=full_feature_names,
+                request_time=request_time,
+            )
+        batch = self._prepare(features, entity_rows, full_feature_names, request_time)
+        if not batch.requests:
+            return self._finish(batch, [])
+        if self._epoch_due():
+            self._record_epoch(await self._async.aread_epoch())
+        self._refuse_lost(batch.plan)
+        return self._finish(batch, await self._async.aread_records(batch.requests))
+
+    def _prepare(
+        self,
+        features: str | list[str],
+        entity_rows: list[dict[str, object]] | Mapping[str, Sequence[object]],
+        full_feature_names: bool,
+        request_time: datetime | None,
+    ) -> _Batch:
+        """Check the entity rows and build the read requests (no I/O)."""
         plan = self._plan(features, full_feature_names)
         now = to_micros(to_utc(request_time)) if request_time is not None else to_micros(utc_now())
         keys, n = _key_columns(entity_rows, plan.key_dtypes)
@@ -211,9 +277,11 @@ class OnlineReader:
                     requests.append(ReadRequest(key, views))
                 row_slots.append(slot)
             slots.append(row_slots)
-        if n:
-            self._check_epoch(plan)
-        results = self.store.read_records(requests) if n else []
+        return _Batch(plan, now, keys, n, request, requests, slots)
+
+    def _finish(self, batch: _Batch, results: list[list[bytes | None]]) -> OnlineResponse:
+        """Decode the records read for ``batch`` into the response (no I/O)."""
+        plan, now, keys, n, slots = batch.plan, batch.now, batch.keys, batch.n, batch.slots
         features_out: dict[str, list[Any]] = {}
         statuses: dict[str, list[FieldStatus]] = {}
         event_micros: dict[str, list[int | None]] = {}
@@ -224,7 +292,7 @@ class OnlineReader:
                 records = [results[s][field] for s in row_slots]
                 _decode_view(view, records, now, features_out, statuses, event_micros)
         if plan.on_demand is not None:
-            plan.on_demand.compute(request, n, features_out, statuses, event_micros)
+            plan.on_demand.compute(batch.request, n, features_out, statuses, event_micros)
         if plan.decoded_in_order:  # the common case: columns are already in response order
             return OnlineResponse(
                 join_keys=keys,

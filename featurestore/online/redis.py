@@ -8,14 +8,21 @@ HMGET per entity in a single round trip: the commands are packed here (RESP) and
 once on a read connection of our own, and the replies are parsed by redis-py's (hiredis)
 parser; this skips redis-py's pipeline and pool bookkeeping, which cost more than the round
 trip itself. redis-py errors are translated here.
+
+The same commands are also read asynchronously (:meth:`RedisOnlineStore.aread_records`, used
+by the server on its event loop): connections of the running loop are asyncio protocols that
+write the packed commands and parse the replies with ``hiredis.Reader``; each exchange is
+bounded by ``timeout_s``, so a stalled Redis never blocks the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -116,6 +123,86 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
+def _command(*parts: bytes) -> bytes:
+    """One packed RESP command."""
+    return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
+
+
+class _AsyncConnection(asyncio.Protocol):
+    """One Redis connection of an event loop: one exchange at a time, replies parsed by hiredis.
+
+    Error replies come back as ``hiredis.ReplyError`` values among the replies. An exchange
+    not answered within its timeout fails with ``TimeoutError`` and closes the connection.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parser = hiredis.Reader()
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[list[Any]] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._replies: list[Any] = []
+        self._expected = 0
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():  # nobody asked: the connection is out of step
+            self.close()
+            return
+        parser = self._parser
+        parser.feed(data)
+        replies = self._replies
+        try:
+            while len(replies) < self._expected:
+                reply = parser.gets()
+                if reply is False:
+                    return
+                replies.append(reply)
+        except hiredis.ProtocolError as exc:
+            self._fail(exc)
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        waiter.set_result(replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(str(exc) if exc else "connection closed"))
+
+    def _expire(self) -> None:
+        self._fail(TimeoutError())
+
+    def _fail(self, exc: BaseException) -> None:
+        self.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def exchange(self, command: bytes, replies: int, timeout_s: float) -> asyncio.Future[list[Any]]:
+        """Write ``command``; the future of its ``replies`` replies, failed after ``timeout_s``."""
+        waiter: asyncio.Future[list[Any]] = self._loop.create_future()
+        if self.closed or self._transport is None:
+            waiter.set_exception(ConnectionError("connection closed"))
+            return waiter
+        self._replies = []
+        self._expected = replies
+        self._waiter = waiter
+        self._timer = self._loop.call_later(timeout_s, self._expire)
+        self._transport.write(command)
+        return waiter
+
+    def close(self) -> None:
+        """Drop the connection at once (a late reply is never read)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+
 class RedisOnlineStore:
     """Online records in Redis (layout: docs/online-format.md).
 
@@ -157,6 +244,10 @@ class RedisOnlineStore:
         self._connection_kwargs = dict(pool.connection_kwargs)
         self._idle: list[_Connection] = []
         self._pid = os.getpid()
+        # Async reads: idle connections of the loop that made them.
+        self._aidle: list[_AsyncConnection] = []
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._tls = issubclass(pool.connection_class, redis.SSLConnection)
         # Per views tuple: the RESP head of HMGET (argument count + name) and its fields.
         self._hmget_parts: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
 
@@ -174,11 +265,14 @@ class RedisOnlineStore:
         if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
             return self._foreign_key_error(keys)
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            return OnlineStoreUnavailableError(
-                f"{self._where()} is unreachable ({exc}) within {self.config.timeout_s} s; "
-                "check that Redis runs and online_store.url, or raise online_store.timeout_s."
-            )
+            return self._unavailable(exc)
         return OnlineStoreError(f"{self._where()} failed: {exc}.")
+
+    def _unavailable(self, reason: object) -> OnlineStoreUnavailableError:
+        return OnlineStoreUnavailableError(
+            f"{self._where()} is unreachable ({reason}) within {self.config.timeout_s} s; "
+            "check that Redis runs and online_store.url, or raise online_store.timeout_s."
+        )
 
     def _foreign_key_error(self, keys: Sequence[bytes]) -> OnlineStoreError:
         """The WRONGTYPE error, naming the first of ``keys`` that is not of our type.
@@ -192,6 +286,10 @@ class RedisOnlineStore:
                 types = pipe.execute()
         except RedisError as exc:
             return self._translate(exc)
+        return self._foreign_key_named(keys, types)
+
+    def _foreign_key_named(self, keys: Sequence[bytes], types: Sequence[Any]) -> OnlineStoreError:
+        """The WRONGTYPE error, given the TYPE of each of ``keys``."""
         expected = {self._epoch: b"string"}
         foreign = [
             (key, kind)
@@ -202,7 +300,8 @@ class RedisOnlineStore:
             what = "a key under this store's prefix"
         else:
             key, kind = foreign[0]
-            what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind.decode()}: it"
+            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)
+            what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind_name}: it"
         return OnlineStoreIntegrityError(
             f"{self._where()} failed: {what} was not written by featurestore (another "
             f"program uses the prefix '{self._prefix.decode()}'), so featurestore cannot read "
@@ -235,6 +334,25 @@ class RedisOnlineStore:
         """One HMGET per entity key, all sent in one round trip (see OnlineStore)."""
         if not requests:
             return []
+        try:
+            return self._exchange(self._read_command(requests), len(requests))
+        except RedisError as exc:
+            raise self._translate(exc, [self._prefix + r.entity_key for r in requests]) from exc
+
+    async def aread_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
+        """:meth:`read_records` on the running event loop (never blocks it; see AsyncReads)."""
+        if not requests:
+            return []
+        replies = await self._aexchange(self._read_command(requests), len(requests))
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise await self._areply_error(
+                    reply, [self._prefix + r.entity_key for r in requests]
+                )
+        return replies
+
+    def _read_command(self, requests: Sequence[ReadRequest]) -> bytes:
+        """The packed HMGET commands of ``requests`` (RESP)."""
         prefix = self._prefix
         parts = self._hmget_parts
         chunks: list[bytes] = []
@@ -245,11 +363,7 @@ class RedisOnlineStore:
             chunks.append(head_tail[0])
             chunks.append(_bulk(prefix + key))
             chunks.append(head_tail[1])
-        command = b"".join(chunks)
-        try:
-            return self._exchange(command, len(requests))
-        except RedisError as exc:
-            raise self._translate(exc, [prefix + r.entity_key for r in requests]) from exc
+        return b"".join(chunks)
 
     def _hmget_command(self, views: tuple[str, ...]) -> tuple[bytes, bytes]:
         head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(views) + 2)
@@ -329,6 +443,102 @@ class RedisOnlineStore:
         return (
             None if value is None else (value.decode() if isinstance(value, bytes) else str(value))
         )
+
+    async def aread_epoch(self) -> str | None:
+        """:meth:`read_epoch` on the running event loop (never blocks it; see AsyncReads)."""
+        (value,) = await self._aexchange(_command(b"GET", self._epoch), 1)
+        if isinstance(value, hiredis.ReplyError):
+            raise await self._areply_error(value, [self._epoch])
+        return None if value is None else value.decode()
+
+    async def _areply_error(
+        self, reply: hiredis.ReplyError, keys: Sequence[bytes]
+    ) -> OnlineStoreError:
+        """Our error for an error reply of an async exchange (one more round trip if WRONGTYPE)."""
+        if not str(reply).startswith("WRONGTYPE"):
+            return OnlineStoreError(f"{self._where()} failed: {reply}.")
+        types = await self._aexchange(b"".join(_command(b"TYPE", key) for key in keys), len(keys))
+        return self._foreign_key_named(keys, types)
+
+    async def _aexchange(self, command: bytes, replies: int) -> list[Any]:
+        """:meth:`_exchange` on a connection of the running loop.
+
+        Connecting and each exchange are bounded by ``timeout_s``. Connections of another
+        (closed) loop are dropped; a reused connection that turns out closed is replaced once;
+        after a timeout or any error the connection is closed, so no late reply is ever read
+        by the next exchange.
+
+        Raises:
+            OnlineStoreUnavailableError: Redis did not answer in time or is unreachable.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._aloop:
+            self._aidle, self._aloop = [], loop
+        if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
+            return await asyncio.to_thread(self._exchange, command, replies)
+        idle = self._aidle
+        timeout_s = self.config.timeout_s
+        try:
+            while True:
+                conn = idle.pop() if idle else None
+                reused = conn is not None and not conn.closed
+                if conn is None or not reused:
+                    conn = await self._aconnect(loop)
+                try:
+                    results = await conn.exchange(command, replies, timeout_s)
+                except ConnectionError:
+                    conn.close()
+                    if reused:
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                if len(idle) < self.config.max_connections:
+                    idle.append(conn)
+                else:
+                    conn.close()
+                return results
+        except TimeoutError:
+            raise self._unavailable("no answer") from None
+        except (OSError, hiredis.ProtocolError) as exc:
+            raise self._unavailable(exc) from exc
+
+    async def _aconnect(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:
+        """A new connection of ``loop``, authenticated and on the configured database."""
+        kwargs = self._connection_kwargs
+        timeout_s = self.config.timeout_s
+        path = kwargs.get("path")
+        async with asyncio.timeout(timeout_s):
+            if path is not None:
+                _, conn = await loop.create_unix_connection(lambda: _AsyncConnection(loop), path)
+            else:
+                _, conn = await loop.create_connection(
+                    lambda: _AsyncConnection(loop),
+                    kwargs.get("host", "localhost"),
+                    kwargs.get("port", 6379),
+                )
+        setup: list[bytes] = []
+        password = kwargs.get("password")
+        if password:
+            username = kwargs.get("username")
+            user = (username.encode(),) if username else ()
+            setup.append(_command(b"AUTH", *user, password.encode()))
+        if kwargs.get("db"):
+            setup.append(_command(b"SELECT", str(kwargs["db"]).encode()))
+        if setup:
+            replies = await conn.exchange(b"".join(setup), len(setup), timeout_s)
+            failed = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
+            if failed is not None:
+                conn.close()
+                raise OnlineStoreError(f"{self._where()} failed: {failed}.")
+        return conn
+
+    async def aclose(self) -> None:
+        """Close the idle connections of the async reads (those of the running loop)."""
+        idle, self._aidle = self._aidle, []
+        for conn in idle:
+            conn.close()
 
     def ensure_epoch(self) -> str:
         """The epoch key, set first with ``SET NX`` when missing (one writer wins)."""

@@ -79,8 +79,6 @@ class ServerState:
         default_factory=dict
     )
     """(snapshot id, selection, full names) -> output name -> view, for the value-age metric."""
-    inline_reads: bool = True
-    """Whether small lookups run on the event loop (False after a failure, until one succeeds)."""
     conflict_serial: int | None = None
     """The registry serial under which a lookup found definitions that are not the server's
     code (``RegistryConflictError``); ``/ready`` answers 503 while it is the current one."""
@@ -227,6 +225,7 @@ def create_app(
             state.ready = False
             await watcher.stop()
             state.executor.shutdown(wait=False, cancel_futures=True)
+            await state.store.aclose_connections()  # the online store's, of this loop
             if owns_store:
                 await anyio.to_thread.run_sync(state.store.close)
             logger.info("feature server stopped")

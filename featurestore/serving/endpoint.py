@@ -9,14 +9,15 @@ The API key is checked from the headers before any body byte is read, and the bo
 within ``serving.body_timeout_s`` (408 beyond); a request refused before its body was read is
 answered with ``Connection: close``, so the server never drains or buffers what it refused.
 
-Small lookups (at most ``INLINE_MAX_ROWS`` entity rows) run on the event loop: a Redis round
-trip or a SQLite read costs less than handing the lookup to a worker thread, whose GIL
-hand-offs under load add 90-150 us of CPU per request (measured with bench_http.py; a
-synchronous wait for the worker's result costs as much). The store's own ``timeout_s`` bounds
-how long the loop can wait; after an inline lookup fails, small lookups are awaited in the
-thread pool (bounded by the server's read timeout) until one succeeds, so a stalled or
-unreachable store blocks the loop (and ``/health``) once, for at most ``timeout_s``, not
-request after request.
+Small lookups (at most ``INLINE_MAX_ROWS`` entity rows) run on the event loop
+(``FeatureStore.aget_online_features``): planning and decoding are CPU work done in place, and
+a Redis read is awaited on the loop's own connections, bounded by the store's ``timeout_s``,
+so a stalled Redis never blocks the loop: ``/health`` and other requests are answered while a
+lookup waits, and the lookup gets 503 after ``timeout_s``. Handing small lookups to a worker
+thread would cost 90-150 us of CPU per request in GIL hand-offs (measured with bench_http.py).
+A SQLite read is a local file read that never waits on a network: it runs inline. Larger
+lookups, whose decoding is longer, run in the thread pool (bounded by the server's read
+timeout).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from featurestore.serving.schemas import GetOnlineFeaturesRequest, parse_request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+    from datetime import datetime
 
     from featurestore.online.response import OnlineResponse
     from featurestore.serving.app import ServerState
@@ -138,16 +140,24 @@ async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
         raise OnlineStoreUnavailableError(msg) from None
 
 
-async def _lookup(state: ServerState, call: Callable[[], OnlineResponse], rows: int) -> Any:
-    if rows <= INLINE_MAX_ROWS and state.inline_reads:
-        try:
-            return call()
-        except OnlineStoreUnavailableError:
-            state.inline_reads = False  # awaited in the pool until the store answers again
-            raise
-    response = await run_blocking(state, call)
-    state.inline_reads = True
-    return response
+async def _lookup(
+    state: ServerState, query: GetOnlineFeaturesRequest, request_time: datetime
+) -> OnlineResponse:
+    store = state.store
+    selection = query.feature_selection
+    entities = query.entities
+    full_names = query.full_feature_names
+    if query.row_count <= INLINE_MAX_ROWS:
+        return await store.aget_online_features(
+            selection, entities, full_feature_names=full_names, request_time=request_time
+        )
+
+    def lookup() -> OnlineResponse:
+        return store.get_online_features(
+            selection, entities, full_feature_names=full_names, request_time=request_time
+        )
+
+    return await run_blocking(state, lookup)
 
 
 def _views_of(state: ServerState, query: GetOnlineFeaturesRequest) -> dict[str, str]:
@@ -186,21 +196,11 @@ async def _answer(state: ServerState, body: bytes) -> bytes:
     metrics = state.metrics
     metrics.entities_per_request.observe(rows)
     request_time = utc_now()
-    store = state.store
-    selection = query.feature_selection
-    entities = query.entities
-    full_names = query.full_feature_names
-
-    def lookup() -> OnlineResponse:
-        return store.get_online_features(
-            selection, entities, full_feature_names=full_names, request_time=request_time
-        )
-
     start = time.perf_counter()
     try:
-        response = await _lookup(state, lookup, rows)
+        response = await _lookup(state, query, request_time)
     except RegistryConflictError:
-        state.conflict_serial = store.snapshot.serial  # /ready tells until the next apply
+        state.conflict_serial = state.store.snapshot.serial  # /ready tells until the next apply
         raise
     metrics.online_read_duration.observe(time.perf_counter() - start)
     return encode_online_response(

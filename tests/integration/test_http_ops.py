@@ -343,13 +343,13 @@ def test_docs_pages_follow_the_docs_setting(tmp_path: Path, serving: str, open_:
                 assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
 
 
-# -- a stalled store blocks the event loop once, for at most its timeout ----------------------
+# -- a stalled store never blocks the event loop -----------------------------------------------
 
 
-def test_a_stalled_redis_blocks_health_once_for_at_most_its_timeout(tmp_path: Path) -> None:
+def test_health_answers_while_lookups_wait_on_a_stalled_redis(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path)
     try:
-        online = f"{{type: redis, url: 'redis://127.0.0.1:{redis.port}/0', timeout_s: 1}}"
+        online = f"{{type: redis, url: 'redis://127.0.0.1:{redis.port}/0', timeout_s: 3}}"
         repo, _ = build_repo(tmp_path / "repo", online=online)
         with (
             running_server(create_app(repo_path=repo)) as url,
@@ -364,31 +364,22 @@ def test_a_stalled_redis_blocks_health_once_for_at_most_its_timeout(tmp_path: Pa
                 answer = httpx.post(f"{url}/get-online-features", json=BODY, timeout=15)
                 statuses.append(answer.status_code)
 
+            lookups = [threading.Thread(target=lookup) for _ in range(4)]
             try:
-                # The first small lookup runs on the loop and waits out the 1 s timeout.
-                first = threading.Thread(target=lookup)
-                first.start()
-                time.sleep(0.2)
-                start = time.monotonic()
-                assert client.get("/health").status_code == 200
-                assert time.monotonic() - start < 1 + SLACK_S
-                first.join(timeout=15)
-                assert statuses == [503]
-                # The next ones wait in the pool: /health no longer waits behind them.
-                later = [threading.Thread(target=lookup) for _ in range(3)]
-                for thread in later:
+                for thread in lookups:
                     thread.start()
-                time.sleep(0.2)
-                start = time.monotonic()
-                assert client.get("/health").status_code == 200
-                waited = time.monotonic() - start
-                assert waited < 0.5, f"/health waited {waited:.2f} s behind pooled lookups"
+                time.sleep(0.5)
+                # Small lookups (run on the event loop) wait out the 3 s timeout; meanwhile
+                # the loop answers /health, again and again.
+                for _ in range(3):
+                    assert client.get("/health").status_code == 200
+                    time.sleep(0.2)
+                assert statuses == [], "a lookup finished before /health was answered"
+                for thread in lookups:
+                    thread.join(timeout=15)
+                assert statuses == [503] * 4  # each after the store's timeout, never a 500
             finally:
                 os.kill(redis.proc.pid, signal.SIGCONT)
-            for thread in later:
-                thread.join(timeout=15)
-            assert len(statuses) == 4
-            assert set(statuses) <= {200, 503}  # answered, never a 500
             assert client.post("/get-online-features", json=BODY).status_code == 200
     finally:
         redis.stop()
