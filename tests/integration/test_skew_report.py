@@ -187,9 +187,8 @@ def test_since_until_select_requests(store: FeatureStore) -> None:
     assert store.skew_report("svc", until=utc(2026, 1, 12)).rows == 1
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the CLI reads the repo's yaml
 def test_cli_skew_report_json_text_html_and_exit_code(store: FeatureStore, tmp_path: Path) -> None:
-    if store.config.online_store.type == "redis":
-        pytest.skip("the CLI reads featurestore.yaml's online store: covered with SQLite")
     _serve(store, utc(2026, 1, 11), [{"user_id": 1, "x": 1.0}, {"user_id": 2, "x": 1.0}])
     store.close()
     runner = CliRunner()
