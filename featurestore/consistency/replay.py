@@ -8,9 +8,11 @@ executor), then each served value is compared with its training value.
 
 A differing cell that is not ``stale_definition`` is ``not_materialized`` when the training
 row of a view it comes from is at or past that view's logged watermark ``W``. The replay
-finds out through the same join: the view's features for the row at ``min(T, W - 1 us)``
-differ from those at ``T`` exactly when the newest candidate at ``T`` is at or past ``W``
-(a candidate below ``W`` at ``T`` is still the newest one, inside the ttl, at ``W - 1 us``).
+finds out through the same join: when the view's features for the row at ``min(T, W - 1 us)``
+differ from those at ``T``, the newest candidate at ``T`` is at or past ``W`` (a candidate
+below ``W`` at ``T`` is still the newest one, inside the ttl, at ``W - 1 us``). Values may
+coincide though (a newer row of nulls where no row was); then a served record at or past
+``W`` (a window written beyond the watermark) tells it: the training row is at least as new.
 Only differing rows are joined this second time.
 """
 
@@ -276,19 +278,23 @@ class _Replay:
         rows = pl.Series([False] * log.num_rows)
         for mask in differ.values():
             rows = rows | mask
-        behind = self._behind(entity, online, rows) if rows.any() else {}
+        behind = self._behind(entity, online, rows, chunk) if rows.any() else {}
         current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
         for ref in refs:
             self._compare(ref, online, offline, differ[ref], behind, current, chunk)
 
     def _behind(
-        self, entity: pa.Table, online: pl.DataFrame, rows: pl.Series
+        self, entity: pa.Table, online: pl.DataFrame, rows: pl.Series, chunk: _Chunk
     ) -> dict[str, pl.Series]:
         """Per view, whether the training row at T is at or past the logged watermark.
 
         Only ``rows`` (the rows with a differing cell) are joined again; others are False.
+        Besides the second join (module docstring), a view is behind when the record served
+        is itself at or past the watermark (a window written beyond it): the training row,
+        at least as new, is past it too, whatever its values.
         """
         index = rows.arg_true()
+        events = chunk.events()
         subset = entity.take(pa.array(index.to_numpy()))
         times = online.get_column(REQUEST_TIME).gather(index)
         out: dict[str, pl.Series] = {}
@@ -309,6 +315,10 @@ class _Replay:
                 late = late | _distinct(at_t.get_column(name), at_w.get_column(name))
             # No watermark: nothing was materialized, every training row is past it.
             late = late | (watermark.is_null() & _any_value(at_t, refs))
+            for ref, deps in self.depends.items():
+                if view in deps and EVENT + str(ref) in events.columns:
+                    served = events.get_column(EVENT + str(ref)).gather(index)
+                    late = late | (served >= watermark).fill_null(value=False)
             full = pl.Series([False] * len(rows)).scatter(index, late)
             out[view] = full
         return out
