@@ -15,11 +15,11 @@ from featurestore import (
     FeatureService,
     FeatureView,
     Field,
+    LoggingConfig,
     ParquetSource,
     RequestSource,
     on_demand_feature_view,
 )
-from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.types import Float64, Int64, String
 
 user = Entity("user", join_keys=["user_id"], description="A card holder.")

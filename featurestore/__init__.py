@@ -17,6 +17,7 @@ from featurestore.definitions import (
     FeatureService,
     FeatureView,
     Field,
+    LoggingConfig,
     ParquetSource,
     RequestSource,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "FeatureView",
     "Field",
     "Frame",
+    "LoggingConfig",
     "OnDemandFeatureView",
     "OnDemandTrainingFrame",
     "OnlineResponse",

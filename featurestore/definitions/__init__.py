@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from featurestore.definitions.entity import Entity
-from featurestore.definitions.feature_service import FeatureService
+from featurestore.definitions.feature_service import FeatureService, LoggingConfig
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
 from featurestore.definitions.field import Field
 from featurestore.definitions.refs import FeatureRef, output_names
@@ -17,6 +17,7 @@ __all__ = [
     "FeatureView",
     "FeatureViewProjection",
     "Field",
+    "LoggingConfig",
     "ParquetSource",
     "RequestSource",
     "output_names",

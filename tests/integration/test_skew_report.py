@@ -27,7 +27,7 @@ from datetime import timedelta
 import polars as pl
 from featurestore import (Entity, FeatureService, FeatureView, Field, ParquetSource,
                           RequestSource, on_demand_feature_view)
-from featurestore.definitions.feature_service import LoggingConfig
+from featurestore import LoggingConfig
 from featurestore.types import Float64, Int64
 
 user = Entity("user", join_keys=["user_id"])

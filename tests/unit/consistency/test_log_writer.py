@@ -9,10 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from featurestore import FeatureStore
+from featurestore import FeatureStore, LoggingConfig
 from featurestore.consistency.log_writer import FeatureLogger, render_metrics
 from featurestore.definitions import FeatureService
-from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.errors import DefinitionError
 from featurestore.repo.config import FeatureLoggingConfig
 from featurestore.types import Float64
@@ -20,7 +19,7 @@ from tests.conftest import make_repo, utc, write_parquet
 
 FEATURES_PY = """
 from featurestore import Entity, FeatureService, FeatureView, Field, ParquetSource
-from featurestore.definitions.feature_service import LoggingConfig
+from featurestore import LoggingConfig
 from featurestore.types import Int64
 
 user = Entity("user", join_keys=["user_id"])

@@ -269,7 +269,7 @@ def test_a_feature_view_and_an_on_demand_view_cannot_share_a_name(registry):
 
 
 def test_a_plan_shows_itself_briefly_and_as_a_table(registry):
-    _, snapshot = apply(registry, contents(view()))
+    apply(registry, contents(view()))
     changed = view(schema=[Field("n", Int64), Field("avg", Float64), Field("max", Float64)])
     plan = registry.plan(contents(changed, FeatureService("svc", features=["user_stats:n"])),
                          keys(contents(changed)))  # fmt: skip
