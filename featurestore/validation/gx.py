@@ -67,7 +67,7 @@ def suite_from_json(view: str, suite_json: str) -> Any:
             an expectation does not take); the message is one line.
     """
     gx = import_gx()
-    from great_expectations.exceptions import GreatExpectationsError
+    from great_expectations.exceptions.exceptions import GreatExpectationsError
     from great_expectations.expectations.registry import get_expectation_impl
 
     data = json.loads(suite_json)
