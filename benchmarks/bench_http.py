@@ -207,10 +207,10 @@ def bare_app_factory():
 
     import orjson
 
-    from featurestore.dtypes import Int64
     from featurestore.online.base import ReadRequest
     from featurestore.online.codec import KeyEncoder
     from featurestore.store import FeatureStore
+    from featurestore.types import Int64
 
     store = FeatureStore(os.environ["BENCH_REPO"])
     online = store.online

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._redis import redis_url
 from featurestore import FeatureStore
-from featurestore.dtypes import Int64
 from featurestore.online.codec import KeyEncoder
 from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+from featurestore.types import Int64
 
 VIEWS = 5
 ENTITIES = 10_000

@@ -1,7 +1,7 @@
 """Former name of :mod:`featurestore.types`, kept importable for existing imports.
 
 ``featurestore.types`` is the one module for feature value types. This name stays only because
-code written against 0.1 (and modules not yet moved) imports ``featurestore.dtypes``; it holds
+code written against 0.1 imports ``featurestore.dtypes`` (featurestore itself no longer does); it holds
 no definitions of its own, so both names give the very same objects.
 """
 

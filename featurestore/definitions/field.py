@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from featurestore.definitions._names import check_name
-from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import DefinitionError
+from featurestore.types import Array, DType, ScalarType
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,11 +33,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore._time import to_utc, utc_now
-from featurestore.dtypes import Array, DType, ScalarType, Timestamp, to_arrow
 from featurestore.errors import DefinitionError, FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
+from featurestore.types import Array, DType, ScalarType, Timestamp, to_arrow
 from featurestore.validation.run import validate_table
 from featurestore.window import lower_bound_datetime
 

@@ -17,7 +17,6 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import to_arrow
 from featurestore.errors import SourceError
 from featurestore.offline.entity_frame import (
     EntityInput,
@@ -31,18 +30,19 @@ from featurestore.offline.latest_rows import latest_rows_query
 from featurestore.offline.sources import Sources
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, source_scan
 from featurestore.offline.training_frame import TrainingFrame, conform
+from featurestore.types import to_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
     from featurestore.definitions import FeatureView
-    from featurestore.dtypes import DType
     from featurestore.offline.join import JoinStrategy, PointInTime
     from featurestore.offline.transformed_source import TransformedSources
     from featurestore.repo.config import DuckDBOfflineStoreConfig
     from featurestore.repo.functions import AppliedFunctions
     from featurestore.repo.registry import ViewRecord
+    from featurestore.types import DType
 
 __all__ = ["EntityInput", "OfflineEngine"]
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from featurestore._time import to_utc_array
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import Array, DType, to_arrow
 from featurestore.errors import EntityFrameError, term
 from featurestore.offline.join.spec import ROW_COL, EntityStats
 from featurestore.offline.sql import (
@@ -28,6 +27,7 @@ from featurestore.offline.sql import (
     quote_ident,
     utc_timestamp_expr,
 )
+from featurestore.types import Array, DType, to_arrow
 
 if TYPE_CHECKING:
     from featurestore.repo.registry import ViewRecord

@@ -23,7 +23,6 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import Array, DType, to_arrow, to_polars
 from featurestore.errors import EntityFrameError, SourceError
 from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
 from featurestore.offline.sql import quote_ident
@@ -32,6 +31,7 @@ from featurestore.offline.training_frame import (
     conform,
     parquet_writer,
 )
+from featurestore.types import Array, DType, to_arrow, to_polars
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from featurestore.dtypes import Array, DType, ScalarType, dtype_from_arrow
 from featurestore.errors import SourceError
 from featurestore.offline.sql import SourceColumns
+from featurestore.types import Array, DType, ScalarType, dtype_from_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from featurestore.dtypes import to_duckdb
 from featurestore.ordering import order_key_sql
+from featurestore.types import to_duckdb
 
 if TYPE_CHECKING:
     from featurestore.definitions import FeatureView
-    from featurestore.dtypes import DType
+    from featurestore.types import DType
 
 __all__ = [
     "CREATED_TS",

@@ -37,7 +37,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurestore.dtypes import to_arrow, to_duckdb
 from featurestore.errors import SourceError
 from featurestore.offline.sql import (
     CREATED_TS,
@@ -54,14 +53,15 @@ from featurestore.offline.training_frame import conform
 from featurestore.transformations.batch import BatchTransform, batch_transform
 from featurestore.transformations.check import RowIndependenceReport, check_row_independence
 from featurestore.transformations.run import run_transformation
+from featurestore.types import to_arrow, to_duckdb
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
     from featurestore.definitions import FeatureView
-    from featurestore.dtypes import DType
     from featurestore.offline.sources import SourceFiles, Sources
     from featurestore.repo.registry import ViewRecord
+    from featurestore.types import DType
 
 __all__ = ["BATCH_ROWS", "TransformedSources"]
 

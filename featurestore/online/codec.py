@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Final, cast, overload
 
 import numpy as np
 
-from featurestore.dtypes import Array, DType, ScalarType
 from featurestore.errors import EntityFrameError, OnlineStoreError
 from featurestore.online.layout import (
     BITMAP_FIELD,
@@ -39,6 +38,7 @@ from featurestore.online.layout import (
     event_us_of,
 )
 from featurestore.ordering import created_order_key, event_order_key
+from featurestore.types import Array, DType, ScalarType
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -178,7 +178,7 @@ class KeyEncoder:
     Int32 and Int64 keys share the tag, so a key value means the same entity in every view.
 
     Example:
-        >>> from featurestore.dtypes import Int64
+        >>> from featurestore.types import Int64
         >>> KeyEncoder({"user_id": Int64}).encode_columns([[7]])[0].hex()
         '0107757365725f6964690000000000000007'
     """
@@ -274,7 +274,7 @@ class RecordCodec:
     """Encoder/decoder of the records of one view (its feature types, in schema order).
 
     Example:
-        >>> from featurestore.dtypes import Int64, String
+        >>> from featurestore.types import Int64, String
         >>> codec = RecordCodec([Int64, String], fingerprint="00112233445566ff")
         >>> rec = codec.encode_rows([5], [None], [[7], ["hi"]])[0]
         >>> codec.decode(rec)

@@ -50,10 +50,10 @@ from featurestore.window import in_window, ttl_micros
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from featurestore.dtypes import DType
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import RegistrySnapshot, ViewRecord
     from featurestore.transformations.decorator import OnDemandFeatureView
+    from featurestore.types import DType
 
     OnDemandLoader = Callable[[list[FeatureRef]], dict[str, OnDemandFeatureView]]
     """Refs -> the on-demand views they need, checked against the applied fingerprints."""

@@ -22,10 +22,10 @@ import polars as pl
 
 from featurestore._time import parse_timestamp, to_utc
 from featurestore.definitions import FeatureRef
-from featurestore.dtypes import Array, DType, Timestamp, to_polars
 from featurestore.errors import EntityFrameError, term
 from featurestore.online.base import FieldStatus
 from featurestore.online.response import arrow_column
+from featurestore.types import Array, DType, Timestamp, to_polars
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 
 from featurestore._time import from_micros
-from featurestore.dtypes import Array, DType, Timestamp, to_arrow
 from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
 from featurestore.online.base import FieldStatus
+from featurestore.types import Array, DType, Timestamp, to_arrow
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -26,9 +26,9 @@ from featurestore.definitions import (
 )
 from featurestore.definitions._names import check_name
 from featurestore.definitions.feature_service import LoggingConfig
-from featurestore.dtypes import dtype_from_name
 from featurestore.errors import DefinitionError, EntityFrameError, RegistryFileError
 from featurestore.transformations.decorator import TransformMode
+from featurestore.types import dtype_from_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable

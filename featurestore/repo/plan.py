@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from featurestore.definitions import Entity, FeatureService
-    from featurestore.dtypes import DType
     from featurestore.repo.loader import RepoContents
     from featurestore.repo.snapshot import OnDemandRecord, RegistrySnapshot, ViewRecord
+    from featurestore.types import DType
 from featurestore.repo._json import encode_service
 from featurestore.repo.snapshot import key_type_conflict
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from datetime import datetime
 
-    from featurestore.dtypes import DType
     from featurestore.repo.loader import RepoContents
+    from featurestore.types import DType
 from featurestore.repo._json import FORMAT_VERSION, decode_snapshot, encode_snapshot
 from featurestore.repo.plan import Change, Plan, check_repo, diff
 from featurestore.repo.snapshot import (

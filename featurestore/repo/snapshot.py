@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import datetime
 
-    from featurestore.dtypes import DType
     from featurestore.transformations import OnDemandFeatureView
+    from featurestore.types import DType
 
 
 @dataclass(frozen=True)

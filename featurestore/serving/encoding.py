@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
-    from featurestore.dtypes import DType
     from featurestore.online.response import OnlineResponse
     from featurestore.repo.registry import RegistrySnapshot
     from featurestore.serving.metrics import ServingMetrics
+    from featurestore.types import DType
 
 __all__ = [
     "EPOCH_TEXT",

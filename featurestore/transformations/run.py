@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
-from featurestore.dtypes import to_polars
 from featurestore.errors import EntityFrameError, TransformationError
+from featurestore.types import to_polars
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,7 +8,9 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from featurestore.dtypes import (
+from featurestore.online.base import OnlineStore, ReadRequest
+from featurestore.online.codec import RECORD_VERSION, KeyEncoder, RecordCodec
+from featurestore.types import (
     Array,
     Bool,
     Bytes,
@@ -21,8 +23,6 @@ from featurestore.dtypes import (
     String,
     Timestamp,
 )
-from featurestore.online.base import OnlineStore, ReadRequest
-from featurestore.online.codec import RECORD_VERSION, KeyEncoder, RecordCodec
 
 FP_A = "00112233445566aa"
 FP_B = "00112233445566bb"

@@ -25,10 +25,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
-from featurestore.dtypes import Int64
 from featurestore.online.base import ReadRequest
 from featurestore.online.codec import KeyEncoder
 from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+from featurestore.types import Int64
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle
 from tests.strategies import BASE, TTL, feature_rows, grid_times, write_timeline

@@ -56,7 +56,6 @@ import polars as pl
 import pyarrow as pa
 
 from featurestore._time import to_utc
-from featurestore.dtypes import to_duckdb
 from featurestore.errors import SourceError
 from featurestore.offline._numpy import int64_array, int64_values, take, valid_mask
 from featurestore.offline.join.spec import ROW_COL
@@ -69,6 +68,7 @@ from featurestore.offline.sql import (
     quote_ident,
 )
 from featurestore.ordering import NULL_CREATED_US, newer_lexsort, row_id_sql
+from featurestore.types import to_duckdb
 from featurestore.window import (
     in_window_array,
     lower_bound,

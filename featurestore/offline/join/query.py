@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from featurestore.dtypes import to_duckdb
 from featurestore.offline.join.spec import ROW_COL
 from featurestore.offline.sql import Query, quote_ident
+from featurestore.types import to_duckdb
 
 if TYPE_CHECKING:
     from collections.abc import Callable

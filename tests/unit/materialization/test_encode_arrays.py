@@ -9,9 +9,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore.dtypes import Bool, DType, Float32, Float64, Int32, Int64, String, Timestamp
 from featurestore.materialization.materializer import _numpy_values, _python_values
 from featurestore.online.codec import KeyEncoder, RecordCodec
+from featurestore.types import Bool, DType, Float32, Float64, Int32, Int64, String, Timestamp
 
 FP = "00112233445566ff"
 MICROS = st.integers(-(2**62), 2**62)

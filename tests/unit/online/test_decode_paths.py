@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore.dtypes import Bool, DType, Float32, Float64, Int32, Int64, Timestamp
 from featurestore.online.base import FieldStatus
 from featurestore.online.codec import RecordCodec
 from featurestore.online.lookup import _decode_view, _ViewPlan
+from featurestore.types import Bool, DType, Float32, Float64, Int32, Int64, Timestamp
 
 FP = "00112233445566ff"
 OTHER_FP = "ffeeddccbbaa9988"

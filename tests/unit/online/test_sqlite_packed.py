@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore.dtypes import Int64
 from featurestore.errors import OnlineStoreError
 from featurestore.online.base import ReadRequest
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.sqlite import SqliteOnlineStore
+from featurestore.types import Int64
 
 KEYS = KeyEncoder({"user_id": Int64})
 CODECS = {
