@@ -21,9 +21,7 @@ import copy
 import json
 import shutil
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from featurestore.cli.main import app, template_files
 from featurestore.errors import RegistryFileError
 from featurestore.repo.registry import Registry
 from featurestore.sample_data import default_end, generate
+from tests.integration.test_http_support import poll, serve_command
 from tests.redis_server import free_port
 
 SMALL = {"rows": 200, "days": 5, "entity_rows": 20}
@@ -237,15 +236,6 @@ def test_every_command_works_or_prints_one_error_line(fraud, data):
 # -- a real server process --------------------------------------------------------------------
 
 
-def poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @dataclass(frozen=True)
 class Served:
     client: httpx.Client
@@ -262,16 +252,7 @@ def server(fraud: FraudRepo, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log_path = root.parent / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "featurestore",
-                "--repo",
-                str(root),
-                "serve",
-                "--port",
-                str(port),
-            ],
+            serve_command(root, port),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

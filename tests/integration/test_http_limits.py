@@ -14,7 +14,6 @@ import resource
 import select
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.test_http_support import build_repo, free_port
+from tests.integration.test_http_support import build_repo, free_port, serve_command
 
 KEY = "limits-key"
 SLACK_S = 4.0
@@ -62,16 +61,7 @@ def serving(
     log = tmp_path / "serve.log"
     with log.open("w") as handle:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "featurestore",
-                "--repo",
-                str(repo),
-                "serve",
-                "--port",
-                str(port),
-            ],
+            serve_command(repo, port),
             stdout=handle,
             stderr=subprocess.STDOUT,
             preexec_fn=(lambda: _limit_files(open_files)) if open_files else None,
@@ -280,18 +270,7 @@ def test_serve_warns_when_exposed_without_keys(
     repo, _ = build_repo(tmp_path / "repo", serving=f"{{api_keys: {keys}}}")
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "featurestore",
-            "--repo",
-            str(repo),
-            "serve",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
+        serve_command(repo, port, "--host", host),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,14 @@ import pytest
 from featurestore.errors import RegistryConflictError
 from featurestore.serving.app import create_app
 from featurestore.store import FeatureStore
-from tests.integration.test_http_support import FEATURES_PY, build_repo, free_port, running_server
+from tests.integration.test_http_support import (
+    FEATURES_PY,
+    build_repo,
+    free_port,
+    poll,
+    running_server,
+    serve_command,
+)
 from tests.redis_server import RedisServer
 
 BODY = {"entities": {"user_id": [1]}, "features": ["user_stats:txn_count"]}
@@ -92,15 +99,6 @@ def test_entity_and_body_limits_give_413(tmp_path: Path) -> None:
 # -- hot reload -------------------------------------------------------------------------------
 
 
-def _poll(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_registry_changes_are_picked_up_without_restart(tmp_path: Path) -> None:
     repo, now = build_repo(tmp_path / "repo")
     with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
@@ -119,7 +117,7 @@ def test_registry_changes_are_picked_up_without_restart(tmp_path: Path) -> None:
         )
         with FeatureStore(repo) as store:
             store.apply()
-        assert _poll(
+        assert poll(
             lambda: client.post("/get-online-features", json=new_feature).status_code == 200
         )
         stale = client.post("/get-online-features", json=new_feature).json()
@@ -194,7 +192,7 @@ def test_cli_serve_answers_http(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "featurestore", "--repo", str(repo), "serve", "--port", str(port)],
+        serve_command(repo, port),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -207,7 +205,7 @@ def test_cli_serve_answers_http(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return False
 
-        assert _poll(up, 30), (tmp_path / "serve.log").read_text()
+        assert poll(up, 30), (tmp_path / "serve.log").read_text()
         answer = httpx.post(f"{url}/get-online-features", json=BODY, timeout=5)
         assert answer.json()["results"][1]["values"] == [43]
     finally:
@@ -291,7 +289,7 @@ def test_on_demand_code_applied_from_another_checkout_gives_503_and_not_ready(
         )
         with FeatureStore(other) as store:
             store.apply()
-        assert _poll(lambda: client.post("/get-online-features", json=scored).status_code != 200)
+        assert poll(lambda: client.post("/get-online-features", json=scored).status_code != 200)
         refused = client.post("/get-online-features", json=scored)
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"] == "1"

@@ -6,9 +6,10 @@ No tests here; the test_http_* modules and tests/fuzz import these helpers.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,6 +168,24 @@ def build_repo(
         store.apply()
         store.materialize(now - timedelta(days=60), now + timedelta(seconds=1))
     return repo, now
+
+
+def poll(check: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Whether ``check`` becomes true within ``timeout_s`` (a bounded wait; no timing asserted)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def serve_command(repo: Path, port: int, *options: str) -> list[str]:
+    """``featurestore serve`` of ``repo`` on loopback ``port``, in a new interpreter."""
+    return [
+        sys.executable, "-m", "featurestore", "--repo", str(repo), "serve", *options,
+        "--port", str(port),
+    ]  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -5,9 +5,6 @@ values are served, never the deleted file's."""
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,18 +13,9 @@ import pyarrow.parquet as pq
 
 from featurestore.online.sqlite import SqliteOnlineStore
 from featurestore.store import FeatureStore
-from tests.integration.test_http_support import build_repo, free_port
+from tests.integration.test_http_support import build_repo, free_port, poll, serve_command
 
 BODY = {"entities": {"user_id": [1]}, "features": ["user_stats:txn_count"]}
-
-
-def poll(check: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def delete_files(db: Path) -> None:
@@ -43,16 +31,7 @@ def test_server_reports_a_deleted_and_an_emptied_file_and_serves_the_rebuilt_one
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "featurestore",
-                "--repo",
-                str(repo),
-                "serve",
-                "--port",
-                str(port),
-            ],
+            serve_command(repo, port),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

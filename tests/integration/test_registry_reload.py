@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.test_http_support import build_repo, free_port
+from tests.integration.test_http_support import build_repo, free_port, poll, serve_command
 
 BODY = {"entities": {"user_id": [1]}, "features": ["user_stats:txn_count"]}
-
-
-def poll(check: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    """Whether ``check`` becomes true within ``timeout_s`` (bounded; no timing asserted)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Server:
@@ -42,16 +30,7 @@ class Server:
         self.log = log
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "featurestore",
-                "--repo",
-                str(repo),
-                "serve",
-                "--port",
-                str(self.port),
-            ],
+            serve_command(repo, self.port),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 
 from featurestore import FeatureStore
 from tests.conftest import make_repo, utc
-from tests.integration.test_http_support import free_port
+from tests.integration.test_http_support import free_port, serve_command
 from tests.integration.test_skew_report import FEATURES_PY, W, _write_source
 
 
@@ -43,8 +42,7 @@ def test_sigterm_during_traffic_writes_every_accepted_row(tmp_path: Path) -> Non
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "featurestore", "--repo", str(root), "serve", "--port",
-             str(port)],
+            serve_command(root, port),
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
