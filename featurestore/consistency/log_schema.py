@@ -26,12 +26,13 @@ from featurestore.online.response import arrow_column
 from featurestore.types import to_arrow
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from featurestore.definitions import FeatureRef
     from featurestore.online.response import OnlineResponse
     from featurestore.repo.registry import RegistrySnapshot
+    from featurestore.repo.snapshot import OnDemandRecord
     from featurestore.types import DType
 
 __all__ = [
@@ -65,42 +66,40 @@ WATERMARK = "watermark:"
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
+def _on_demand_closure(snapshot: RegistrySnapshot, names: Iterable[str]) -> list[OnDemandRecord]:
+    """The on-demand records ``names`` need, each once: the views and everything upstream."""
+    out: list[OnDemandRecord] = []
+    pending = [n for n in names if n in snapshot.on_demand_views]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        record = snapshot.on_demand_views[name]
+        out.append(record)
+        pending.extend(r.view for r in record.view_inputs if r.view in snapshot.on_demand_views)
+        pending.extend(record.upstream)
+    return out
+
+
 def stored_views_of(snapshot: RegistrySnapshot, ref: FeatureRef) -> tuple[str, ...]:
     """The stored views ``ref``'s value comes from: its own, or an on-demand view's inputs."""
     if ref.view in snapshot.feature_views:
         return (ref.view,)
     found: dict[str, None] = {}
-    pending = [ref.view]
-    seen: set[str] = set()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        record = snapshot.on_demand_views[name]
+    for record in _on_demand_closure(snapshot, [ref.view]):
         for item in record.view_inputs:
             if item.view in snapshot.feature_views:
                 found.setdefault(item.view)
-            else:
-                pending.append(item.view)
-        pending.extend(record.upstream)
     return tuple(found)
 
 
 def _request_fields(snapshot: RegistrySnapshot, refs: Sequence[FeatureRef]) -> dict[str, DType]:
     fields: dict[str, DType] = {}
-    pending = [r.view for r in refs if r.view in snapshot.on_demand_views]
-    seen: set[str] = set()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        record = snapshot.on_demand_views[name]
+    for record in _on_demand_closure(snapshot, [r.view for r in refs]):
         for field in record.request_fields:
             fields.setdefault(field.name, field.dtype)
-        pending.extend(record.upstream)
-        pending.extend(r.view for r in record.view_inputs if r.view in snapshot.on_demand_views)
     return fields
 
 
