@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
-from featurestore.errors import SourceError
+from featurestore.errors import EntityFrameError, SourceError
 from featurestore.offline.entity_frame import (
     EntityInput,
     feature_types,
@@ -33,7 +33,7 @@ from featurestore.offline.training_frame import TrainingFrame, conform
 from featurestore.types import to_arrow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from datetime import datetime
 
     from featurestore.definitions import FeatureView
@@ -156,6 +156,7 @@ class OfflineEngine:
         timestamp_column: str,
         point_in_time: PointInTime,
         strategy: JoinStrategy = "auto",
+        event_columns: Mapping[str, str] | None = None,
     ) -> TrainingFrame:
         """A lazy point-in-time-correct training frame (the rule: :mod:`featurestore.offline.join`).
 
@@ -166,6 +167,8 @@ class OfflineEngine:
             timestamp_column: The entity frame's timestamp column.
             point_in_time: ``"event"`` or ``"available"``.
             strategy: Force the join strategy (tests and benchmarks); ``"auto"`` picks by size.
+            event_columns: View name -> an output column for the event timestamp of the row
+                that supplied the view's features (null where none did), after the features.
 
         Raises:
             EntityFrameError: Missing join key or timestamp column, unparsable timestamps,
@@ -177,6 +180,7 @@ class OfflineEngine:
             entity = load_entity(cursor, entity_df, timestamp_column)
             validate_entity(cursor, entity, requests)
             out_types = feature_types(entity, requests, output_names)
+            events = _event_columns(requests, event_columns or {}, out_types, entity.columns)
             big = needs_source_rows(entity.stats.rows)
             view_requests = [
                 ViewRequest(
@@ -187,6 +191,7 @@ class OfflineEngine:
                     ],
                     scan=self._scan(record, list(features)),
                     source_rows=self.sources.row_count(record.view) if big else 0,
+                    event_column=events.get(record.view.name),
                 )
                 for record, features in requests
             ]
@@ -275,3 +280,28 @@ class OfflineEngine:
         if row[0] is None:
             return None
         return row[0], row[1]
+
+
+def _event_columns(
+    requests: list[tuple[ViewRecord, list[str]]],
+    event_columns: Mapping[str, str],
+    out_types: dict[str, pa.DataType],
+    entity_columns: list[str],
+) -> dict[str, str]:
+    """The requested views' event timestamp columns, added to ``out_types`` (after features).
+
+    Raises:
+        EntityFrameError: A column clashes with a feature or entity column.
+    """
+    events = {
+        r.view.name: event_columns[r.view.name] for r, _ in requests if r.view.name in event_columns
+    }
+    for view, column in events.items():
+        if column in out_types or column in entity_columns:
+            msg = (
+                f"Event timestamp column '{column}' of view '{view}' clashes with another "
+                "column of the training frame. Name it differently."
+            )
+            raise EntityFrameError(msg)
+        out_types[column] = pa.timestamp("us", tz="UTC")
+    return events

@@ -77,6 +77,7 @@ def on_demand_training_frame(
     on_demand_views: Mapping[str, OnDemandFeatureView],
     timestamp_column: str,
     point_in_time: Literal["event", "available"],
+    event_columns: Mapping[str, str] | None = None,
 ) -> OnDemandTrainingFrame:
     """A lazy training frame carrying stored and on-demand features.
 
@@ -89,6 +90,8 @@ def on_demand_training_frame(
         on_demand_views: The on-demand views (loaded from the repo, fingerprints checked).
         timestamp_column: The entity frame's timestamp column.
         point_in_time: ``"event"`` or ``"available"``.
+        event_columns: Stored view name -> a column for its winning row's event timestamp
+            (:meth:`OfflineEngine.training_frame`), last in the output.
 
     Raises:
         EntityFrameError: A request field or join key is missing from the entity frame, or an
@@ -111,8 +114,10 @@ def on_demand_training_frame(
         output_names=columns_of,
         timestamp_column=timestamp_column,
         point_in_time=point_in_time,
+        event_columns=event_columns,
     )
-    joined = set(columns_of.values())
+    events = [c for c in base.columns if c in (event_columns or {}).values()]
+    joined = {*columns_of.values(), *events}
     entity_columns = [c for c in base.columns if c not in joined]
     missing = [f.name for f in plan.request_fields if f.name not in entity_columns]
     if missing:
@@ -145,7 +150,7 @@ def on_demand_training_frame(
         entity_columns=entity_columns,
         columns_of=columns_of,
         outputs=outputs,
-        final=[*entity_columns, *(output_names[r] for r in refs)],
+        final=[*entity_columns, *(output_names[r] for r in refs), *events],
     )
 
 

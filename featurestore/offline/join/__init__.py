@@ -20,7 +20,10 @@ created_timestamp with null lowest, file path, row number within the file)``, la
 Source rows with a null event timestamp or a null join key are never candidates.
 
 Every entity row is returned exactly once, in input order (duplicates included), with all of
-its columns, followed by the feature columns in request order.
+its columns, followed by the feature columns in request order. A view requested with an
+``event_column`` (:class:`~featurestore.offline.join.spec.ViewRequest`) also returns the newest
+candidate's event timestamp there (null where there is none), taken from the same row as its
+features.
 
 Three strategies compute the same result
 ----------------------------------------

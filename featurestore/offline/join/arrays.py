@@ -178,7 +178,7 @@ def arrays_join(cursor: duckdb.DuckDBPyConnection, spec: JoinSpec, *, threads: i
             table, probes = entity_read.result()
             plan = _Plan(source, request, probes[index])
             del source  # the plan keeps what it needs
-            if not request.features:
+            if not request.taken:
                 return []
             view = _available_view if available else _event_view
             return view(session, scan, plan, table.num_rows)
@@ -198,7 +198,7 @@ def arrays_join(cursor: duckdb.DuckDBPyConnection, spec: JoinSpec, *, threads: i
     table = entity_read.result()[0]
     columns: dict[str, pa.ChunkedArray] = {}
     for request, gathered in zip(requests, results, strict=True):
-        columns.update(zip(request.output_columns, gathered, strict=True))
+        columns.update(zip((out for _, out in request.taken), gathered, strict=True))
     arrays = [*table.columns, *(columns[name] for name in spec.feature_order)]
     return pa.Table.from_arrays(arrays, names=[*table.column_names, *spec.feature_order])
 
@@ -614,7 +614,7 @@ def _take(
     positions[entity_rows] = row_of
     missing = np.ones(n, dtype=bool)
     missing[entity_rows] = False
-    return [take(rows.column(f), positions, missing) for f in request.features]
+    return [take(rows.column(c), positions, missing) for c, _ in request.taken]
 
 
 def _source_changed(request: ViewRequest) -> SourceError:

@@ -37,7 +37,7 @@ def training_query(spec: JoinSpec, view_join: Callable[[JoinSpec, ViewRequest], 
     features: dict[str, str] = {}
     joins: list[str] = []
     for i, request in enumerate(spec.requests):
-        for j, out in enumerate(request.output_columns):
+        for j, (_, out) in enumerate(request.taken):
             features[out] = f"__fs_v{i}.__fs_vals.v{j} AS {quote_ident(out)}"
         joins.append(f" LEFT JOIN __fs_v{i} ON __fs_v{i}.{ROW_COL} = __fs_entity.{ROW_COL}")
     select = [f"__fs_entity.{quote_ident(c)}" for c in spec.entity_columns]
@@ -64,8 +64,8 @@ def entity_keys_sql(request: ViewRequest, timestamp_column: str) -> str:
 
 
 def values_struct(request: ViewRequest, prefix: str) -> str:
-    """The requested features of a source row as one struct (``v0``, ``v1``, ...)."""
-    fields = [f"v{j} := {prefix}{quote_ident(f)}" for j, f in enumerate(request.features)]
+    """The values taken from a source row (``request.taken``) as one struct (``v0``, ...)."""
+    fields = [f"v{j} := {prefix}{quote_ident(c)}" for j, (c, _) in enumerate(request.taken)]
     return "struct_pack(" + ", ".join(fields) + ")"
 
 

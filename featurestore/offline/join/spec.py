@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from featurestore.offline.sql import EVENT_TS
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -39,6 +41,20 @@ class ViewRequest:
     scan: Query
     """A source scan (``sql.source_scan``) with the join keys and requested features."""
     source_rows: int
+    event_column: str | None = None
+    """Also return the winning row's event timestamp (UTC) as this output column, null where
+    no row wins (the skew report classifies by it)."""
+
+    @property
+    def taken(self) -> list[tuple[str, str]]:
+        """``(scan column, output column)`` of each value taken from the winning row.
+
+        The requested features, then the event timestamp when :attr:`event_column` is set.
+        """
+        pairs = list(zip(self.features, self.output_columns, strict=True))
+        if self.event_column is not None:
+            pairs.append((EVENT_TS, self.event_column))
+        return pairs
 
 
 @dataclass(frozen=True)
