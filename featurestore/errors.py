@@ -253,26 +253,47 @@ class TransformationError(FeatureStoreError):
 
 
 class ValidationError(FeatureStoreError):
-    """A window of a view broke its Great Expectations suite (DESIGN G6), so nothing was written.
+    """Rows of a view broke its Great Expectations suite (DESIGN G6), so nothing was written.
 
-    ``result`` is the run (``featurestore.validation.result.ValidationResult``) with GE's own
-    validation result. (STYLE.md's placeholder name ``DataValidationError`` is this class.)
+    ``kind`` says which rows: a materialization ``"window"`` (the watermark is unchanged too),
+    rows pushed to the view (``"push"``), or a training frame's columns (``"training_frame"``,
+    raised only when asked with ``validate="raise"``). ``result`` is the run
+    (``featurestore.validation.result.ValidationResult``) with GE's own validation result.
+    (STYLE.md's placeholder name ``DataValidationError`` is this class.)
     """
 
     def __init__(
-        self, *, view: str, window: str, failures: Sequence[str], result: object = None
+        self,
+        *,
+        view: str,
+        window: str,
+        failures: Sequence[str],
+        result: object = None,
+        kind: Literal["window", "push", "training_frame"] = "window",
     ) -> None:
         self.view = view
         self.window = window
         self.failures = tuple(failures)
         self.result = result
+        self.kind = kind
         lines = "".join(f"\n  - {f}" for f in self.failures)
-        super().__init__(
-            f"Feature view '{view}' failed its expectations in window {window}; nothing was "
-            f"written and its watermark is unchanged:{lines}\nFix the source rows or the "
-            f"expectations, then materialize again ('featurestore validation-result {view}' "
-            "shows Great Expectations' full result)."
-        )
+        shown = f" ('featurestore validation-result {view}' shows Great Expectations' full result)"
+        if kind == "push":
+            head = f"Rows pushed to feature view '{view}' failed its expectations; none was written"
+            fix = f"Fix the rows or the expectations, then push again{shown}."
+        elif kind == "training_frame":
+            head = f"The training frame's columns of feature view '{view}' failed its expectations"
+            fix = (
+                "Fix the source rows or the expectations, or pass validate=True to get the frame "
+                "with the result attached (frame.validation)."
+            )
+        else:
+            head = (
+                f"Feature view '{view}' failed its expectations in window {window}; nothing was "
+                "written and its watermark is unchanged"
+            )
+            fix = f"Fix the source rows or the expectations, then materialize again{shown}."
+        super().__init__(f"{head}:{lines}\n{fix}")
 
 
 class SkewError(FeatureStoreError):

@@ -38,6 +38,7 @@ from featurestore.materialization.watermarks import advances_watermark, incremen
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
 from featurestore.types import Array, DType, ScalarType, Timestamp, to_arrow
+from featurestore.validation.gate import enforce
 from featurestore.validation.run import validate_table
 from featurestore.window import lower_bound_datetime
 
@@ -363,14 +364,7 @@ class Materializer:
         result = validate_table(view, table, start=start, end=end, kind="materialization")
         if self.validation_log is not None:
             self.validation_log.save(result)
-        if not result.success:
-            if view.on_failure == "block":
-                raise result.error()
-            logger.warning(
-                "%s (on_failure=warn: written anyway):\n%s",
-                result.summary(),
-                "\n".join(f"  - {f.describe()}" for f in result.failures),
-            )
+        enforce(result)
         return chunks
 
 

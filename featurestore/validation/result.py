@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ExpectationFailure", "RunKind", "ValidationLog", "ValidationResult"]
 
-RunKind = Literal["materialization", "validate"]
-"""What ran the suite: the materialization gate, or ``featurestore validate``."""
+RunKind = Literal["materialization", "validate", "push", "training_frame"]
+"""What ran the suite: the materialization gate, ``featurestore validate``, the gate of pushed
+rows, or ``get_training_frame(..., validate=True)``."""
 
 SAMPLE_VALUES = 5
 """Unexpected values kept (and shown) per failed expectation."""
@@ -92,11 +93,14 @@ class ValidationResult:
 
     def error(self) -> ValidationError:
         """The error a failed run raises (it names the view, the window and each failure)."""
+        kind: Literal["window", "push", "training_frame"]
+        kind = self.kind if self.kind in ("push", "training_frame") else "window"
         return ValidationError(
             view=self.view,
             window=self.window,
             failures=[f.describe() for f in self.failures],
             result=self,
+            kind=kind,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -170,11 +174,18 @@ class ValidationLog:
         return self.root / view / f"{_stamp(start)}--{_stamp(end)}.json"
 
     def save(self, result: ValidationResult) -> Path:
-        """Keep ``result`` as its window's file and as the view's latest run."""
+        """Keep ``result`` as the view's latest run, and as its window's file.
+
+        A run over pushed rows is kept as the latest run only: its window is its rows' time
+        range, and a file per push would pile up.
+        """
         text = json.dumps(result.to_json(), indent=1, default=str)
-        target = self.path(result.view, result.start, result.end)
+        latest = self.root / result.view / "latest.json"
+        target = (
+            latest if result.kind == "push" else self.path(result.view, result.start, result.end)
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
-        for path in (target, target.with_name("latest.json")):
+        for path in dict.fromkeys((target, latest)):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".run-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
