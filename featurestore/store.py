@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.training_frame import TrainingFrame
+    from featurestore.offline.snapshot import SnapshotFrame
     from featurestore.online.base import OnlineStore
     from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
@@ -402,6 +403,55 @@ class FeatureStore:
             view: An applied feature view with expectations.
             start: Default: the view's earliest source row.
             end: Default: now.
+    def get_snapshot(
+        self,
+        features: str | list[str],
+        as_of: datetime,
+        *,
+        keys: EntityInput | None = None,
+        request: Mapping[str, object] | None = None,
+        full_feature_names: bool = False,
+        timestamp_column: str = "event_timestamp",
+        point_in_time: Literal["event", "available"] = "event",
+    ) -> SnapshotFrame | OnDemandTrainingFrame:
+        """Every entity's features as of ``as_of``, by the training rule (docs/snapshots.md).
+
+        Equal to the training frame of the same keys with every row at ``as_of``, computed
+        by a single-time plan (the newest row per key, no point-in-time join).
+
+        Args:
+            features: ``"view:feature"`` refs, or a feature service name.
+            as_of: The time ``T`` (naive means UTC).
+            keys: None for every key with a candidate row at ``T`` in a view read (sorted by
+                key; the views must share their join keys), or a pandas/polars/Arrow frame or
+                DuckDB SQL query of keys: one row per row, in order, all its columns kept.
+            request: Request fields of on-demand views, one value for every row (or give
+                them as columns of ``keys``).
+            full_feature_names: Name output columns ``view__feature``.
+            timestamp_column: The output column holding ``as_of``.
+            point_in_time: ``"available"`` also requires ``created_timestamp <= as_of``.
+
+        Returns:
+            A lazy frame with the ``to_*`` methods of a training frame.
+        """
+        from featurestore.offline.snapshot import snapshot
+
+        refs = self.resolve(features)
+        names = output_names(refs, full_feature_names=full_feature_names)
+        on_demand = any(r.view in self.snapshot.on_demand_views for r in refs)
+        return snapshot(
+            self.offline,
+            refs,
+            dict(zip(refs, names, strict=True)),
+            as_of=to_utc(as_of),
+            keys=keys,
+            request=request or {},
+            feature_views=self.snapshot.feature_views,
+            on_demand_views=self.on_demand_views(refs) if on_demand else {},
+            timestamp_column=timestamp_column,
+            point_in_time=point_in_time,
+        )
+
 
         Raises:
             FeatureViewNotFoundError: ``view`` is not applied.

@@ -69,7 +69,7 @@ _HIDDEN = "__fs_input__{view}__{feature}"
 
 def on_demand_training_frame(
     engine: OfflineEngine,
-    entity_df: EntityInput,
+    entity_df: EntityInput | None,
     refs: list[FeatureRef],
     output_names: Mapping[FeatureRef, str],
     *,
@@ -80,6 +80,8 @@ def on_demand_training_frame(
     event_columns: Mapping[str, str] | None = None,
 ) -> OnDemandTrainingFrame:
     """A lazy training frame carrying stored and on-demand features.
+    join: Callable[[list[tuple[ViewRecord, list[str]]], dict[FeatureRef, str]], TrainingFrame]
+    | None = None,
 
     Args:
         engine: The offline engine (runs the point-in-time join).
@@ -94,6 +96,9 @@ def on_demand_training_frame(
             (:meth:`OfflineEngine.training_frame`), last in the output.
 
     Raises:
+        join: Builds the frame the views run on, from the views' features and their output
+            columns, instead of the point-in-time join of ``entity_df`` (snapshots, where
+            ``entity_df`` may be None).
         EntityFrameError: A request field or join key is missing from the entity frame, or an
             output column clashes with an entity column (checked before any work).
     """
@@ -108,14 +113,19 @@ def on_demand_training_frame(
     by_view: dict[str, list[str]] = {}
     for ref in columns_of:
         by_view.setdefault(ref.view, []).append(ref.feature)
-    base = engine.training_frame(
-        entity_df,
-        [(feature_views[v], fs) for v, fs in by_view.items()],
-        output_names=columns_of,
-        timestamp_column=timestamp_column,
-        point_in_time=point_in_time,
-        event_columns=event_columns,
-    )
+    requests = [(feature_views[v], fs) for v, fs in by_view.items()]
+    if join is not None:
+        base = join(requests, columns_of)
+    else:
+        assert entity_df is not None  # only a join builder goes without an entity frame
+        base = engine.training_frame(
+            entity_df,
+            requests,
+            output_names=columns_of,
+            timestamp_column=timestamp_column,
+            point_in_time=point_in_time,
+            event_columns=event_columns,
+        )
     events = [c for c in base.columns if c in (event_columns or {}).values()]
     joined = {*columns_of.values(), *events}
     entity_columns = [c for c in base.columns if c not in joined]

@@ -73,7 +73,8 @@ ARRAYS_MEMORY_FRACTION = 0.5
 this fraction of DuckDB's ``memory_limit`` (80 % of RAM unless configured); above, DuckDB's
 ASOF JOIN, which spills to disk and streams ``to_parquet``."""
 
-Chosen = Literal["asof", "range", "arrays"]
+Chosen = Literal["asof", "range", "arrays", "snapshot"]
+"""A planned strategy; ``"snapshot"`` is the single-time plan of :mod:`featurestore.offline.snapshot`."""
 
 
 def needs_source_rows(entity_rows: int) -> bool:
