@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from featurestore.materialization.watermarks import ViewStatus
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.on_demand import OnDemandTrainingFrame
-    from featurestore.offline.training_frame import TrainingFrame
     from featurestore.offline.snapshot import SnapshotFrame
+    from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.base import OnlineStore
     from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
@@ -370,39 +370,6 @@ class FeatureStore:
             point_in_time=point_in_time,
         )
 
-    # -- online -------------------------------------------------------------------------------
-
-    def _materializer(self) -> Materializer:
-        from featurestore.materialization.materializer import Materializer
-
-        return Materializer(
-            self.registry, self.offline, self.online, validation_log=self.validation_log
-        )
-
-    # -- validated data (G6, docs/validation.md) ------------------------------------------------
-
-    @property
-    def validation_log(self) -> ValidationLog:
-        """The runs of views' expectations, per view and window.
-
-        Kept in ``validation/`` beside the registry file.
-        """
-        from featurestore.validation.result import ValidationLog
-
-        return ValidationLog(self.registry.path.parent / "validation")
-
-    def validate(
-        self, view: str, start: datetime | None = None, end: datetime | None = None
-    ) -> ValidationResult:
-        """Run ``view``'s expectations over the rows materializing ``[start, end)`` would write.
-
-        Nothing is written online and no watermark moves; the run is kept
-        (``validation_result``).
-
-        Args:
-            view: An applied feature view with expectations.
-            start: Default: the view's earliest source row.
-            end: Default: now.
     def get_snapshot(
         self,
         features: str | list[str],
@@ -452,6 +419,39 @@ class FeatureStore:
             point_in_time=point_in_time,
         )
 
+    # -- online -------------------------------------------------------------------------------
+
+    def _materializer(self) -> Materializer:
+        from featurestore.materialization.materializer import Materializer
+
+        return Materializer(
+            self.registry, self.offline, self.online, validation_log=self.validation_log
+        )
+
+    # -- validated data (G6, docs/validation.md) ------------------------------------------------
+
+    @property
+    def validation_log(self) -> ValidationLog:
+        """The runs of views' expectations, per view and window.
+
+        Kept in ``validation/`` beside the registry file.
+        """
+        from featurestore.validation.result import ValidationLog
+
+        return ValidationLog(self.registry.path.parent / "validation")
+
+    def validate(
+        self, view: str, start: datetime | None = None, end: datetime | None = None
+    ) -> ValidationResult:
+        """Run ``view``'s expectations over the rows materializing ``[start, end)`` would write.
+
+        Nothing is written online and no watermark moves; the run is kept
+        (``validation_result``).
+
+        Args:
+            view: An applied feature view with expectations.
+            start: Default: the view's earliest source row.
+            end: Default: now.
 
         Raises:
             FeatureViewNotFoundError: ``view`` is not applied.

@@ -78,10 +78,10 @@ def on_demand_training_frame(
     timestamp_column: str,
     point_in_time: Literal["event", "available"],
     event_columns: Mapping[str, str] | None = None,
-) -> OnDemandTrainingFrame:
-    """A lazy training frame carrying stored and on-demand features.
     join: Callable[[list[tuple[ViewRecord, list[str]]], dict[FeatureRef, str]], TrainingFrame]
     | None = None,
+) -> OnDemandTrainingFrame:
+    """A lazy training frame carrying stored and on-demand features.
 
     Args:
         engine: The offline engine (runs the point-in-time join).
@@ -94,11 +94,11 @@ def on_demand_training_frame(
         point_in_time: ``"event"`` or ``"available"``.
         event_columns: Stored view name -> a column for its winning row's event timestamp
             (:meth:`OfflineEngine.training_frame`), last in the output.
-
-    Raises:
         join: Builds the frame the views run on, from the views' features and their output
             columns, instead of the point-in-time join of ``entity_df`` (snapshots, where
             ``entity_df`` may be None).
+
+    Raises:
         EntityFrameError: A request field or join key is missing from the entity frame, or an
             output column clashes with an entity column (checked before any work).
     """
