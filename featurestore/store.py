@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Materializer,
         ProgressCallback,
     )
+    from featurestore.materialization.push import Pusher, PushMode, PushResult, PushRows
     from featurestore.materialization.watermarks import ViewStatus
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.on_demand import OnDemandTrainingFrame
@@ -78,6 +79,7 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
         self._feature_logger: FeatureLogger | None = None
+        self._pusher: Pusher | None = None
         self.functions = AppliedFunctions(self.repo_root)
         """The repo's functions (batch transforms, on-demand views), loaded once and checked."""
 
@@ -141,6 +143,7 @@ class FeatureStore:
 
     def close(self) -> None:
         """Write the feature log queue, release the offline engine and the online store."""
+        self._pusher = None
         if self._feature_logger is not None:
             self._feature_logger.close()
             self._feature_logger = None
@@ -330,6 +333,7 @@ class FeatureStore:
         full_feature_names: bool = False,
         timestamp_column: str = "event_timestamp",
         point_in_time: Literal["event", "available"] = "event",
+        validate: bool | Literal["raise"] = False,
     ) -> TrainingFrame | OnDemandTrainingFrame:
         """Point-in-time-correct features for every row of ``entity_df`` (G1 in docs/concepts.md).
 
@@ -341,12 +345,41 @@ class FeatureStore:
             timestamp_column: The entity frame's timestamp column.
             point_in_time: ``"event"`` joins on event timestamps; ``"available"`` also
                 requires ``created_timestamp <= t`` (values that existed at t).
+            validate: Check the frame's feature columns against their views' expectations
+                (docs/validation.md): the frame is computed now, held in memory and returned
+                with the check as ``frame.validation``, failed or not. ``"raise"`` raises
+                ``ValidationError`` instead when an expectation fails. Needs the
+                ``validation`` extra.
 
         Returns:
             A lazy TrainingFrame: rows in input order, duplicates kept, every input column.
         """
         refs = self.resolve(features)
         names = output_names(refs, full_feature_names=full_feature_names)
+        frame = self._training_frame(
+            entity_df, refs, names, timestamp_column=timestamp_column, point_in_time=point_in_time
+        )
+        if validate:
+            from featurestore.validation.frame import check_training_frame
+
+            check_training_frame(
+                frame,
+                dict(zip(refs, names, strict=True)),
+                {name: record.view for name, record in self.snapshot.feature_views.items()},
+                timestamp_column=timestamp_column,
+                raise_on_failure=validate == "raise",
+            )
+        return frame
+
+    def _training_frame(
+        self,
+        entity_df: EntityInput,
+        refs: list[FeatureRef],
+        names: list[str],
+        *,
+        timestamp_column: str,
+        point_in_time: Literal["event", "available"],
+    ) -> TrainingFrame | OnDemandTrainingFrame:
         if any(r.view in self.snapshot.on_demand_views for r in refs):
             return on_demand_training_frame(
                 self.offline,
@@ -472,6 +505,64 @@ class FeatureStore:
         self.get_feature_view(view)
         return self.validation_log.latest(view)
 
+    # -- fresh data (G8, docs/push.md) ---------------------------------------------------------
+
+    @property
+    def pusher(self) -> Pusher:
+        """Writes pushed rows to the push log and the online store (created on first use)."""
+        if self._pusher is None:
+            from featurestore.materialization.push import Pusher
+
+            self._pusher = Pusher(
+                self.offline.sources, self.online, validation_log=self.validation_log
+            )
+        return self._pusher
+
+    def push(
+        self,
+        view: str,
+        rows: PushRows,
+        *,
+        to: PushMode = "online_and_offline",
+        push_ids: Sequence[str | None] | None = None,
+    ) -> PushResult:
+        """Write rows of ``view`` now: durably to its push log, then online (DESIGN G8).
+
+        The rows are checked against the view's schema and key types before anything is
+        written. Online, the newest row of each key replaces the stored one only if it is
+        not older (as materialization does). Training frames read the push log after the
+        view's source files, in push order.
+
+        Args:
+            view: An applied feature view (no batch transform).
+            rows: A pandas or polars DataFrame, an Arrow table, a list of dicts or a dict of
+                column lists, with the join keys, the features and the source's timestamp
+                field (and optionally its created timestamp field).
+            to: ``"online_and_offline"``, ``"online"`` or ``"offline"``.
+            push_ids: A message id per row, kept in the push log (duplicate checks).
+
+        Raises:
+            FeatureViewNotFoundError: ``view`` is not applied.
+            EntityFrameError: A column is missing or unknown, or a value is null where it
+                cannot be or has the wrong type (the message names the column and the row).
+            ValidationError: The rows broke the view's expectations.
+
+        Example:
+            >>> store.push("user_stats", [{"user_id": 7, "event_timestamp": now,
+            ...             "txn_count_7d": 3, "avg_amount_7d": 12.5}])  # doctest: +SKIP
+        """
+        record = self.get_feature_view(view)
+        return self.pusher.push(record, rows, to=to, push_ids=push_ids)
+
+    def _heal_pushes(self, report: MaterializationReport) -> None:
+        """Write online the pushed rows a crash kept from the online store (see docs/push.md)."""
+        from featurestore.materialization.push import heal_pushes
+
+        for done in report.views:
+            record = self.snapshot.feature_views[done.view]
+            if record.view.transform is None and not record.view.aggregations:
+                heal_pushes(record, self.offline.sources, self.pusher)
+
     def materialize(
         self,
         start: datetime,
@@ -495,6 +586,7 @@ class FeatureStore:
                 self.refresh(), start, end, views=views, progress=callback
             )
         self.refresh()
+        self._heal_pushes(report)
         return report
 
     def materialize_incremental(
@@ -515,6 +607,7 @@ class FeatureStore:
                 self.refresh(), end, views=views, progress=callback
             )
         self.refresh()
+        self._heal_pushes(report)
         return report
 
     def get_online_features(

@@ -3,6 +3,11 @@
 Used by the engine (plain sources) and by batch-transformed sources alike, on the engine's
 DuckDB database. Paths resolve against the feature repo; a source is a file, a directory
 (every ``*.parquet`` below it) or a glob.
+
+A view's rows are its source files, sorted by path, then its push log files in push order
+(:mod:`featurestore.offline.push_log`, DESIGN G8): :meth:`Sources.pattern` gives every reader
+that one list, so file ranks put pushed rows after source rows in the total order. A source
+glob or directory never reads push log files, whatever it covers.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.errors import SourceError
+from featurestore.offline.push_log import PUSH_LOG_DIR, PushLog
 from featurestore.offline.sql import SourceColumns
 from featurestore.types import Array, DType, ScalarType, dtype_from_arrow
 
@@ -32,14 +38,15 @@ class SourceFiles:
     """A view's source as read now: its pattern, schema, column types and files.
 
     Attributes:
-        pattern: The ``read_parquet`` pattern.
+        pattern: The ``read_parquet`` pattern, or its list of files when the view has push
+            files (or the pattern covers the push log).
         schema: The Arrow schema of the files (source column names).
         columns: The DuckDB type of each source column.
-        files: The files ``read_parquet(pattern)`` reads, sorted by path (their rank is the
-            file component of the order "newer").
+        files: The files ``read_parquet(pattern)`` reads: source files sorted by path, then
+            push files in push order (their rank is the file component of the order "newer").
     """
 
-    pattern: str
+    pattern: str | list[str]
     schema: pa.Schema
     columns: SourceColumns
     files: list[str]
@@ -51,14 +58,61 @@ class Sources:
     Args:
         connect: A new DuckDB session on the engine's database.
         repo_root: The feature repo; relative source paths resolve against it.
+        push_log: The repo's push log (default: ``<repo_root>/push_log``).
     """
 
-    def __init__(self, connect: Callable[[], duckdb.DuckDBPyConnection], repo_root: Path) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], duckdb.DuckDBPyConnection],
+        repo_root: Path,
+        push_log: PushLog | None = None,
+    ) -> None:
         self._connect = connect
         self.repo_root = repo_root
+        self.push_log = push_log if push_log is not None else PushLog(repo_root / PUSH_LOG_DIR)
+        """Where pushed rows are kept, read after the source files."""
 
-    def pattern(self, view: FeatureView) -> str:
-        """The ``read_parquet`` pattern of a view's source, checked to match files.
+    def pattern(self, view: FeatureView) -> str | list[str]:
+        """What ``read_parquet`` reads for a view: its source files, then its push files.
+
+        The source's own pattern when the view has no push file and the pattern cannot
+        cover the push log; otherwise the list of files in rank order.
+
+        Raises:
+            SourceError: The path does not exist or the glob matches no file.
+        """
+        base = self.source_pattern(view)
+        pushed = self.push_log.files(view.name)
+        if not pushed and not self._covers_push_log(base):
+            return base
+        return [*self._source_files(view, base), *pushed]
+
+    def _covers_push_log(self, pattern: str) -> bool:
+        """Whether a source glob may match files inside the push log."""
+        if not glob.has_magic(pattern):
+            return False
+        parts = Path(pattern).parts
+        fixed = Path(*parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))])
+        root = self.push_log.root
+        return root == fixed or fixed in root.parents
+
+    def _source_files(self, view: FeatureView, pattern: str) -> list[str]:
+        """The source's files sorted by path, without push log files.
+
+        Raises:
+            SourceError: Only push log files match the source's glob.
+        """
+        files = [f for f in self._files(view, pattern) if not self.push_log.contains(f)]
+        if not files:
+            msg = (
+                f"Source of feature view '{view.name}': '{pattern}' matches only push log "
+                "files. Write the source's Parquet files or fix ParquetSource(path=...)."
+            )
+            raise SourceError(msg)
+        return files
+
+    def source_pattern(self, view: FeatureView) -> str:
+        """The ``read_parquet`` pattern of a view's source files alone, checked to match files.
 
         Raises:
             SourceError: The path does not exist or the glob matches no file.
@@ -106,9 +160,23 @@ class Sources:
         schema, columns = self._schema(view, pattern)
         if check:
             self.check(view, schema)
-        return SourceFiles(pattern, schema, columns, self._files(view, pattern))
+        files = pattern if isinstance(pattern, list) else self._files(view, pattern)
+        return SourceFiles(pattern, schema, columns, files)
 
-    def _schema(self, view: FeatureView, pattern: str) -> tuple[pa.Schema, SourceColumns]:
+    def source_schema(self, view: FeatureView) -> pa.Schema:
+        """The Arrow schema of a view's source files (what push files are written as).
+
+        Raises:
+            SourceError: Missing path or unreadable files.
+        """
+        pattern = self.source_pattern(view)
+        if self._covers_push_log(pattern):
+            return self._schema(view, self._source_files(view, pattern)[0])[0]
+        return self._schema(view, pattern)[0]
+
+    def _schema(
+        self, view: FeatureView, pattern: str | list[str]
+    ) -> tuple[pa.Schema, SourceColumns]:
         cursor = self._connect()
         try:
             rel = cursor.sql("SELECT * FROM read_parquet(?) LIMIT 0", params=[pattern])

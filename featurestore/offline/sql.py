@@ -135,7 +135,7 @@ class SourceColumns:
 
 def source_scan(
     view: FeatureView,
-    path_pattern: str,
+    path_pattern: str | list[str],
     columns: SourceColumns,
     *,
     files: list[str],
