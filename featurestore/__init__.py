@@ -12,6 +12,7 @@ import importlib
 import typing
 
 from featurestore.definitions import (
+    Aggregation,
     Entity,
     FeatureRef,
     FeatureService,
@@ -33,6 +34,7 @@ if typing.TYPE_CHECKING:
     from featurestore.transformations import OnDemandFeatureView, on_demand_feature_view
 
 __all__ = [
+    "Aggregation",
     "Entity",
     "FeatureRef",
     "FeatureService",

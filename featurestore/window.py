@@ -17,6 +17,15 @@ which every stored time is at or above, so clamping never changes the answer:
 * :func:`lower_bound_datetime`: the bound of a whole range of times (pruning a scan);
 * :func:`window_sql` / :func:`lower_bound_sql`: DuckDB conditions with the ttl bound as a
   parameter.
+
+The window of an aggregation (DESIGN G7) is here too: an event at ``e`` is in the window of
+width ``window`` read at ``t`` with tile size ``hop`` if and only if::
+
+    start(t) <= e <= t,   start(t) = floor(t, hop) - window
+
+:func:`agg_start` is that definition (Python integers: ``//`` floors, so times before the
+epoch floor the same way); :func:`agg_start_array` and :func:`agg_start_sql` are its numpy
+and DuckDB forms, property-tested against it like the others.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = [
     "INT64_MIN",
     "MAX_TTL_US",
+    "agg_start",
+    "agg_start_array",
+    "agg_start_sql",
+    "floor_to",
     "in_window",
     "in_window_array",
     "lower_bound",
@@ -132,3 +145,40 @@ def window_sql(event: str, t: str, ttl: timedelta | None) -> tuple[str, tuple[ob
     if not params:
         return f"{event} <= {t}", ()
     return f"{event} <= {t} AND {lower}", params
+
+
+def floor_to(t_us: int, hop_us: int) -> int:
+    """``t`` rounded down to a multiple of ``hop`` (microseconds; floors before the epoch too).
+
+    Example:
+        >>> floor_to(7, 5), floor_to(5, 5), floor_to(-1, 5)
+        (5, 5, -5)
+    """
+    return t_us - t_us % hop_us
+
+
+def agg_start(t_us: int, hop_us: int, window_us: int) -> int:
+    """THE aggregation window's first included time at ``t`` (G7): ``floor(t, hop) - window``.
+
+    Example:
+        >>> agg_start(7, 5, 10), agg_start(5, 5, 10)  # events at 7 - 2 = -5 ... 7 count
+        (-5, -5)
+    """
+    return floor_to(t_us, hop_us) - window_us
+
+
+def agg_start_array(t_us: np.ndarray, hop_us: int, window_us: int) -> np.ndarray:
+    """:func:`agg_start` element-wise on ``int64`` arrays (numpy's ``%`` floors like Python's)."""
+    start: np.ndarray = t_us - t_us % hop_us - window_us
+    return start
+
+
+def agg_start_sql(t: str, hop_us: int, window_us: int) -> str:
+    """:func:`agg_start` in DuckDB SQL over a ``TIMESTAMPTZ`` expression, as ``TIMESTAMPTZ``.
+
+    DuckDB's ``%`` keeps the dividend's sign (like C), so the floor is written with a second
+    modulo; the sizes are integers chosen by the definition, inlined as literals.
+    """
+    us = f"epoch_us({t})"
+    floor = f"({us} - ((({us} % {hop_us}) + {hop_us}) % {hop_us}))"
+    return f"make_timestamptz({floor} - {window_us})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.feature_service import FeatureService, LoggingConfig
 from featurestore.definitions.feature_view import FeatureView, FeatureViewProjection
@@ -11,6 +12,7 @@ from featurestore.definitions.request_source import RequestSource
 from featurestore.definitions.source import ParquetSource
 
 __all__ = [
+    "Aggregation",
     "Entity",
     "FeatureRef",
     "FeatureService",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,10 +10,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from featurestore.definitions._names import check_name, check_unique
+from featurestore.definitions.aggregation import Aggregation
 from featurestore.definitions.entity import Entity
 from featurestore.definitions.field import Field
 from featurestore.definitions.source import ParquetSource
 from featurestore.errors import DefinitionError
+from featurestore.types import Float64
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -60,10 +63,16 @@ class FeatureView:
             docs/validation.md.
         on_failure: ``"block"`` (default): a window that fails writes nothing and keeps the
             watermark. ``"warn"``: it is written, and the failure is logged and recorded.
+        aggregations: Instead of ``schema``: windowed aggregates of the source's events
+            (DESIGN G7, docs/aggregations.md). The view's features are then the aggregations'
+            outputs (``schema`` is derived, and must not be given); the source holds raw
+            events (join keys, timestamp, the aggregated columns). The ttl does not apply.
+        hop: The tile size of an aggregation view: every window is a whole multiple of it;
+            default: the smallest window.
         description, owner, tags: Metadata shown by the catalog.
 
     Example:
-        >>> from featurestore.types import Int64
+        >>> from featurestore.types import Float64
         >>> user = Entity("user", join_keys=["user_id"])
         >>> view = FeatureView(
         ...     name="user_stats",
@@ -79,7 +88,7 @@ class FeatureView:
     name: str
     entities: Sequence[Entity] = field(kw_only=True)
     source: ParquetSource = field(kw_only=True)
-    schema: Sequence[Field] = field(kw_only=True)
+    schema: Sequence[Field] = field(default=(), kw_only=True)
     ttl: timedelta | None = field(default=None, kw_only=True)
     online: bool = field(default=True, kw_only=True)
     description: str = field(default="", kw_only=True)
@@ -92,6 +101,8 @@ class FeatureView:
     expectations: object = field(default=None, kw_only=True, compare=False, repr=False)
     """As written: GE objects, or (read back from the registry) GE's JSON of a suite."""
     on_failure: OnFailure = field(default="block", kw_only=True)
+    aggregations: Sequence[Aggregation] = field(default=(), kw_only=True)
+    hop: timedelta | None = field(default=None, kw_only=True)
     suite_json: str | None = field(default=None, init=False, repr=False)
     """The expectations as GE's JSON of a suite (canonical text: sorted keys, no ids or GE
     version), or None without expectations. Equal suites have equal text."""
@@ -112,6 +123,8 @@ class FeatureView:
             )
             raise DefinitionError(msg)
         schema = tuple(self.schema)
+        if self.aggregations or self.hop is not None:
+            schema = _aggregation_schema(self)
         if not schema or not all(isinstance(f, Field) for f in schema):
             msg = (
                 f"Feature view '{self.name}' needs schema=[Field(...), ...] with at least one "
@@ -152,6 +165,7 @@ class FeatureView:
             raise DefinitionError(msg)
         object.__setattr__(self, "entities", entities)
         object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "aggregations", tuple(self.aggregations))
         object.__setattr__(self, "tags", dict(self.tags))
         if self.expectations is not None:
             suite = _suite_of(self.name, self.expectations)
@@ -173,6 +187,32 @@ class FeatureView:
         return tuple(f.name for f in self.schema)
 
     @property
+    def hop_us(self) -> int:
+        """An aggregation view's tile size in microseconds (0 for a plain view)."""
+        if not self.aggregations:
+            return 0
+        hop = self.hop or min(a.window for a in self.aggregations)
+        return hop // timedelta(microseconds=1)
+
+    @property
+    def event_columns(self) -> tuple[str, ...]:
+        """The source columns an aggregation view aggregates, in first-use order."""
+        return tuple(dict.fromkeys(a.column for a in self.aggregations if a.column is not None))
+
+    def event_view(self) -> FeatureView:
+        """The plain view of an aggregation view's raw events (what its source is read as).
+
+        Same name, entities and source; its features are the aggregated columns as
+        ``Float64`` (none for a view that only counts events). A copy with two attributes replaced, not a new definition: a plain view needs a
+        feature, and one that only counts events has none to read.
+        """
+        events = copy.copy(self)
+        object.__setattr__(events, "schema", tuple(Field(c, Float64) for c in self.event_columns))
+        object.__setattr__(events, "aggregations", ())
+        object.__setattr__(events, "hop", None)
+        return events
+
+    @property
     def effective_ttl(self) -> timedelta | None:
         """The ttl, with zero normalized to None (both mean unlimited, as in Feast)."""
         return self.ttl if self.ttl else None
@@ -188,6 +228,41 @@ class FeatureView:
                 )
                 raise DefinitionError(msg)
         return FeatureViewProjection(self.name, tuple(names))
+
+
+def _aggregation_schema(view: FeatureView) -> tuple[Field, ...]:
+    """The features of an aggregation view (its aggregations' outputs), checked (G7)."""
+    owner = f"Feature view '{view.name}'"
+    aggregations = tuple(view.aggregations)
+    if not aggregations or not all(isinstance(a, Aggregation) for a in aggregations):
+        msg = f"{owner} has hop= but no aggregations=[Aggregation(...), ...]; add them or drop hop."
+        raise DefinitionError(msg)
+    if tuple(view.schema):
+        msg = (
+            f"{owner} declares both schema= and aggregations=; an aggregation view's features "
+            "are its aggregations' outputs: drop schema."
+        )
+        raise DefinitionError(msg)
+    for forbidden, value in (("transform", view.transform), ("expectations", view.expectations)):
+        if value is not None:
+            msg = f"{owner}: an aggregation view cannot have {forbidden}= (not supported)."
+            raise DefinitionError(msg)
+    one_us = timedelta(microseconds=1)
+    hop = cast("object", view.hop or min(a.window for a in aggregations))
+    if not isinstance(hop, timedelta) or hop <= timedelta(0) or hop % one_us:
+        msg = f"{owner} has hop={view.hop!r}; use a positive timedelta of whole microseconds."
+        raise DefinitionError(msg)
+    for a in aggregations:
+        if a.window % hop:
+            msg = (
+                f"{owner}: aggregation '{a.output_name}' has window {a.window}, not a whole "
+                f"multiple of the hop {hop}; change the window or set hop= to a divisor of "
+                "every window."
+            )
+            raise DefinitionError(msg)
+    fields = tuple(Field(a.output_name, a.dtype) for a in aggregations)
+    object.__setattr__(view, "aggregations", aggregations)
+    return fields
 
 
 def _suite_of(view: str, expectations: object) -> dict[str, Any]:

@@ -10,6 +10,7 @@ with a batch transform), :mod:`~featurestore.offline.join` (the point-in-time jo
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,12 +127,15 @@ class OfflineEngine:
                 or returns other types than declared (its output is validated, not the
                 source's feature columns).
         """
-        result = self.sources.key_dtypes(view)
+        result = self.sources.key_dtypes(view.event_view() if view.aggregations else view)
         if view.transform is not None:
             self.transformed.validate(view, result)
         return result
 
     def _scan(self, record: ViewRecord, features: list[str] | None = None) -> Query:
+        if record.view.aggregations:  # an aggregation view reads its raw events (G7)
+            record = replace(record, view=record.view.event_view())
+            features = None if features else features
         record = self._functions.with_transform(record)
         source_files = self.sources.read(record.view)
         if record.view.transform is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, get_args
 
 from featurestore._time import parse_timestamp
 from featurestore.definitions import (
+    Aggregation,
     Entity,
     FeatureRef,
     FeatureService,
@@ -46,6 +47,7 @@ from featurestore.repo.snapshot import (
 )
 
 FORMAT_VERSION = 1
+_MAX_US = timedelta.max // timedelta(microseconds=1)
 
 
 # -- JSON encoding of definitions ------------------------------------------------------------
@@ -86,6 +88,20 @@ def _encode_view(record: ViewRecord) -> dict[str, Any]:
         # GE's JSON of the suite (DESIGN G6), never a pickle; not in the fingerprint.
         "expectations": json.loads(view.suite_json) if view.suite_json is not None else None,
         "on_failure": view.on_failure,
+        **_encode_aggregations(view),
+    }
+
+
+def _encode_aggregations(view: FeatureView) -> dict[str, Any]:
+    """An aggregation view's aggregations and hop (microseconds: exact); nothing otherwise."""
+    if not view.aggregations:
+        return {}
+    return {
+        "aggregations": [
+            {"column": a.column, "function": a.function, "window_us": a.window_us, "name": a.name}
+            for a in view.aggregations
+        ],
+        "hop_us": view.hop_us if view.hop is not None else None,
     }
 
 
@@ -344,12 +360,29 @@ def _decode_view(name: str, obj: _Object, entities: dict[str, Entity]) -> ViewRe
     on_failure, on_failure_at = obj.get("on_failure", "block")
     if on_failure not in ("block", "warn"):
         on_failure_at.expected("'block' or 'warn'", on_failure)
+    aggregations = [
+        a.at.build(
+            Aggregation,
+            column=a.text_or_none("column"),
+            function=a.text("function"),  # type: ignore[arg-type]  # checked by Aggregation
+            window=timedelta(microseconds=a.integer("window_us", low=1, high=_MAX_US)),
+            name=a.text_or_none("name"),
+        )
+        for a in (obj.objects("aggregations") if "aggregations" in obj.data else [])
+    ]
+    hop_us = obj.data.get("hop_us") if aggregations else None
     view = obj.at.build(
         FeatureView,
         name=name,
         entities=[entities[e] for e in names],
         source=_decode_source(obj.child("source")),
-        schema=_decode_fields(obj, "schema"),
+        schema=() if aggregations else _decode_fields(obj, "schema"),
+        aggregations=aggregations,
+        hop=(
+            timedelta(microseconds=obj.integer("hop_us", low=1, high=_MAX_US))
+            if hop_us is not None
+            else None
+        ),
         ttl=_ttl_of(ttl) if ttl is not None else None,
         online=obj.boolean("online"),
         description=obj.text("description"),

@@ -185,8 +185,8 @@ def view_fingerprint(
 ) -> str:
     """Hash of everything that determines a view's stored values.
 
-    Covers the schema, the join keys and their types, the source's identity and the batch
-    transform's source code (with the same-module helpers it calls). The ttl, description,
+    Covers the schema, the join keys and their types, the source's identity, an aggregation
+    view's aggregations and hop, and the batch transform's source code (with the same-module helpers it calls). The ttl, description,
     owner, tags and online flag are not covered: they change how values are served or shown,
     not what is stored. A repo definition carries its transform; a view read back from the
     registry file has none, and ``applied`` (its transform record) stands in for it.
@@ -196,6 +196,11 @@ def view_fingerprint(
         "join_keys": [[k, str(key_dtypes.get(k))] for k in view.join_keys],
         "source": source_identity(view.source),
     }
+    if view.aggregations:  # absent key: plain views keep their fingerprint
+        payload["aggregations"] = [
+            [a.output_name, a.column, a.function, a.window_us] for a in view.aggregations
+        ]
+        payload["hop_us"] = view.hop_us
     transform = transform_fingerprint(view)
     if transform is None and applied is not None:
         transform = applied.fingerprint

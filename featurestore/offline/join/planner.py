@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from featurestore.offline.aggregation import aggregation_join
 from featurestore.offline.join.asof import asof_join
 from featurestore.offline.join.query import training_query
 from featurestore.offline.join.range import range_join
@@ -166,9 +167,19 @@ def plan_join(
         strategy=strategy,
         arrays_fit=fits,
     )
+    aggregating = any(r.record.view.aggregations for r in spec.requests)
+    if chosen == "arrays" and aggregating:  # the arrays join knows no aggregations (G7)
+        chosen = "range" if spec.point_in_time == "available" else "asof"
     sql = chosen
     if sql == "arrays":
         sql = "range" if spec.point_in_time == "available" else "asof"
-    query = training_query(spec, asof_join if sql == "asof" else range_join)
+    plain = asof_join if sql == "asof" else range_join
+
+    def view_join(spec: JoinSpec, request: ViewRequest) -> Query:
+        if request.record.view.aggregations:
+            return aggregation_join(spec, request)
+        return plain(spec, request)
+
+    query = training_query(spec, view_join)
     logger.debug("training frame: %d entity rows, strategy %s", spec.stats.rows, chosen)
     return JoinPlan(chosen, spec, query)

@@ -1,0 +1,88 @@
+"""Training frames of aggregation views (DESIGN G7): every aggregate at each entity row's time.
+
+One query per view: the entity rows are joined to the view's events on the keys, with the
+largest window as inequality conditions (``start(t) <= event <= t``), and grouped by entity
+row; each aggregation keeps the events of its own window with a ``FILTER`` on the same rule
+(:func:`featurestore.window.agg_start_sql`). DuckDB runs it as a hash join on the keys with a
+range filter, streaming: no per-row Python, no cross product of entity rows and events. A
+``LEFT JOIN`` keeps the entity rows whose window holds no event, so their counts are 0 and
+their other aggregates null. ``last`` takes the newest non-null value by the one total order
+(:func:`featurestore.offline.sql.newer_order_key`). The source is pruned to the frame's time
+range before the join.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from featurestore._time import from_micros, to_micros
+from featurestore.offline.join.query import T_COL, entity_keys_sql, key_match
+from featurestore.offline.join.spec import ROW_COL
+from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, newer_order_key, quote_ident
+from featurestore.window import agg_start, agg_start_sql
+
+if TYPE_CHECKING:
+    from featurestore.definitions import Aggregation
+    from featurestore.offline.join.spec import JoinSpec, ViewRequest
+
+__all__ = ["aggregate_sql", "aggregation_join"]
+
+_SQL_FUNCTIONS = {
+    "count": "count",
+    "sum": "sum",
+    "mean": "avg",
+    "min": "min",
+    "max": "max",
+    "stddev": "stddev_samp",
+}
+
+
+def aggregate_sql(aggregation: Aggregation, in_window: str, prefix: str = "s.") -> str:
+    """One aggregate over the joined events for which ``in_window`` holds (DuckDB SQL)."""
+    if aggregation.column is None:
+        return f"count({prefix}{EVENT_TS}) FILTER (WHERE {in_window})"
+    column = f"{prefix}{quote_ident(aggregation.column)}"
+    if aggregation.function == "last":
+        return (
+            f"arg_max({column}, {newer_order_key(prefix)}) "
+            f"FILTER (WHERE {in_window} AND {column} IS NOT NULL)"
+        )
+    function = _SQL_FUNCTIONS[aggregation.function]
+    return f"{function}({column}) FILTER (WHERE {in_window})"
+
+
+def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
+    """One aggregation view's ``(__fs_row, __fs_vals)``, a row for every matchable entity row.
+
+    ``request.scan`` is the scan of the view's events (the event view's columns).
+    """
+    view = request.record.view
+    hop = view.hop_us
+    by_name = {a.output_name: a for a in view.aggregations}
+    widest = max(a.window_us for a in view.aggregations)
+    values = []
+    for j, feature in enumerate(request.features):
+        aggregation = by_name[feature]
+        start = agg_start_sql(f"e.{T_COL}", hop, aggregation.window_us)
+        values.append(f"v{j} := {aggregate_sql(aggregation, f's.{EVENT_TS} >= {start}')}")
+    query = Query().add(f"SELECT e.{ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals FROM (")
+    query.add(entity_keys_sql(request, spec.timestamp_column)).add(") e LEFT JOIN (SELECT * FROM (")
+    query.extend(request.scan).add(") WHERE TRUE")
+    stats = spec.stats
+    if stats.max_ts is not None:
+        query.add(f" AND {EVENT_TS} <= ?", stats.max_ts)
+    if stats.min_ts is not None:
+        try:
+            lower = from_micros(agg_start(to_micros(stats.min_ts), hop, widest))
+        except (OverflowError, ValueError):  # before year 1: nothing to prune
+            lower = None
+        if lower is not None:
+            query.add(f" AND {EVENT_TS} >= ?", lower)
+    query.add(
+        f") s ON {key_match(request, 'e', 's')} AND s.{EVENT_TS} <= e.{T_COL}"
+        f" AND s.{EVENT_TS} >= {agg_start_sql(f'e.{T_COL}', hop, widest)}"
+    )
+    if spec.point_in_time == "available":
+        query.add(f" AND (s.{CREATED_TS} IS NULL OR s.{CREATED_TS} <= e.{T_COL})")
+    query.add(f" GROUP BY e.{ROW_COL}")
+    return query

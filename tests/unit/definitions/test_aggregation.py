@@ -1,0 +1,105 @@
+"""Aggregation views (DESIGN G7): definitions, names, hop rules, registry and fingerprint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from featurestore import Aggregation, Entity, FeatureStore, FeatureView, Field, ParquetSource
+from featurestore.errors import DefinitionError
+from featurestore.types import Float64, Int64
+from tests.conftest import make_repo, utc, write_parquet
+
+H = timedelta(hours=1)
+card = Entity("card", join_keys=["card_id"])
+source = ParquetSource("data/tx.parquet", timestamp_field="ts")
+
+
+def view(*aggs: Aggregation, **kwargs: object) -> FeatureView:
+    return FeatureView("w", entities=[card], source=source, aggregations=list(aggs), **kwargs)  # type: ignore[arg-type]
+
+
+def test_outputs_names_types_and_derived_hop() -> None:
+    v = view(
+        Aggregation("amount", "sum", 7 * 24 * H),
+        Aggregation(None, "count", H),
+        Aggregation("amount", "mean", 24 * H, name="avg_day"),
+    )
+    assert v.schema == (
+        Field("amount_sum_7d", Float64),
+        Field("count_1h", Int64),
+        Field("avg_day", Float64),
+    )
+    assert v.hop_us == 3_600_000_000
+    assert v.event_columns == ("amount",)
+    assert view(Aggregation("amount", "max", 90 * timedelta(minutes=1))).feature_names == (
+        "amount_max_90m",
+    )
+    assert view(Aggregation("x", "min", 2 * H), hop=timedelta(minutes=30)).hop_us == 1_800_000_000
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Aggregation("amount", "median", H), "not an aggregate function"),  # type: ignore[arg-type]
+        (lambda: Aggregation(None, "sum", H), "needs a column"),
+        (lambda: Aggregation("amount", "sum", timedelta(0)), "positive timedelta"),
+        (
+            lambda: view(Aggregation("a", "sum", 2 * H), Aggregation("a", "max", 3 * H)),
+            "not a whole multiple of the hop 2:00:00",
+        ),
+        (
+            lambda: view(Aggregation("a", "sum", H), hop=timedelta(minutes=7)),
+            "not a whole multiple",
+        ),
+        (lambda: view(Aggregation("a", "sum", H), Aggregation("a", "sum", H)), "feature"),
+        (
+            lambda: view(Aggregation("a", "sum", H), schema=[Field("x", Int64)]),
+            "drop schema",
+        ),
+        (lambda: view(hop=H), "no aggregations"),
+    ],
+)
+def test_bad_definitions_name_the_fix(make: object, message: str) -> None:
+    with pytest.raises(DefinitionError, match=message):
+        make()  # type: ignore[operator]
+
+
+FEATURES = """
+from datetime import timedelta
+from featurestore import Aggregation, Entity, FeatureView, ParquetSource
+card = Entity("card", join_keys=["card_id"])
+w = FeatureView("w", entities=[card], source=ParquetSource("data/tx.parquet", timestamp_field="ts"),
+                aggregations=[Aggregation("amount", "sum", timedelta(hours={hours})),
+                              Aggregation(None, "count", timedelta(hours=2), name="n")],
+                hop={hop})
+"""
+
+
+def test_registry_roundtrip_and_fingerprint_covers_aggregations(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, FEATURES.format(hours=4, hop="timedelta(hours=1)"))
+    write_parquet(
+        repo / "data/tx.parquet",
+        {"card_id": [1], "ts": [utc(2026, 1, 1)], "amount": [2.5]},
+        pa.schema(
+            [
+                ("card_id", pa.int64()),
+                ("ts", pa.timestamp("us", tz="UTC")),
+                ("amount", pa.float64()),
+            ]
+        ),
+    )
+    store = FeatureStore(repo)
+    store.apply()
+    applied = store.get_feature_view("w")
+    again = FeatureStore(repo).get_feature_view("w")
+    assert again == applied
+    assert again.view.aggregations == applied.view.aggregations
+    assert again.view.hop_us == 3_600_000_000
+    for hours, hop in ((8, "timedelta(hours=1)"), (4, "None")):
+        (repo / "features.py").write_text(FEATURES.format(hours=hours, hop=hop))
+        plan = FeatureStore(repo).plan()
+        assert [c.name for c in plan.changes if c.needs_materialization] == ["w"], (hours, hop)
