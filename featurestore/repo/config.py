@@ -2,6 +2,12 @@
 
 Config is loaded once at the edge (the CLI, the server, ``FeatureStore``); components receive
 their own section only.
+
+Each section is a frozen dataclass whose annotations are its rules: the type, and ``Annotated``
+bounds and patterns. One validator reads them, for ``featurestore.yaml`` and for sections built
+in Python alike, and words every problem in the file's terms (the key path, the closest key or
+type, never a configured value). Not pydantic: importing it and building its models cost a
+fresh process about 50 ms, a third of a small training frame's own work (issue 10 item 13).
 """
 
 from __future__ import annotations
@@ -9,26 +15,29 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from featurestore.errors import ConfigError, closest, term
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Mapping
     from pathlib import Path
+    from typing import Self
 
-    from pydantic_core import ErrorDetails
+    import yaml
 
 __all__ = [
     "CONFIG_FILE",
     "DuckDBOfflineStoreConfig",
+    "FeatureLoggingConfig",
     "OnlineStoreConfig",
     "RedisOnlineStoreConfig",
     "RepoConfig",
+    "Secret",
     "ServingConfig",
     "SqliteOnlineStoreConfig",
     "load_config",
@@ -38,48 +47,149 @@ CONFIG_FILE = "featurestore.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Secret:
+    """A configured secret: shown as ``**********`` in every repr and str.
+
+    Example:
+        >>> key = Secret("s3cret")
+        >>> key, key.get_secret_value()
+        (Secret('**********'), 's3cret')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself (for the code that uses it, never for output)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
+# -- rules beyond the type, attached with Annotated --------------------------------------------
+
+
+class _AtLeast:
+    __slots__ = ("bound", "strict")
+
+    def __init__(self, bound: float, *, strict: bool = False) -> None:
+        self.bound = bound
+        self.strict = strict
+
+    def problem(self, value: float) -> str | None:
+        if self.strict:
+            return None if value > self.bound else f"Input should be greater than {self.bound:g}"
+        if value >= self.bound:
+            return None
+        return f"Input should be greater than or equal to {self.bound:g}"
+
+
+def _ge(bound: float) -> _AtLeast:
+    return _AtLeast(bound)
+
+
+def _gt(bound: float) -> _AtLeast:
+    return _AtLeast(bound, strict=True)
+
+
+class _Pattern:
+    __slots__ = ("regex",)
+
+    def __init__(self, pattern: str) -> None:
+        self.regex = re.compile(pattern)
+
+    def problem(self, value: str) -> str | None:
+        if self.regex.fullmatch(value):
+            return None
+        return f"String should match pattern '{self.regex.pattern}'"
+
+
+# -- the sections ------------------------------------------------------------------------------
+
+
+class _Section:
+    """Validation, repr and copies for the sections (every subclass is a frozen dataclass)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        check = _Check(secrets=_secrets(values))
+        for name, value in check.settings(type(self), values, where="").items():
+            object.__setattr__(self, name, value)
+        if check.problems:
+            msg = f"{type(self).__name__} is invalid: {' '.join(check.problems)}"
+            raise ConfigError(msg)
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{f.name}={_mask_password(v) if f.name == 'url' and isinstance(v, str) else v!r}"
+            for f in fields(self)
+            for v in [getattr(self, f.name)]
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with the settings in ``update`` changed, validated as a new section is.
+
+        The name is pydantic's: 0.1's config models were pydantic models.
+
+        Example:
+            >>> RepoConfig(project="a").model_copy(update={"project": "b"}).project
+            'b'
+        """
+        return replace(self, **(update or {}))
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class DuckDBOfflineStoreConfig(_Section):
     """``offline_store: {type: duckdb}``: DuckDB reads the Parquet sources in place."""
 
     type: Literal["duckdb"] = "duckdb"
     memory_limit: str | None = None
     """DuckDB's memory limit, e.g. ``"8GB"``; past it, joins spill to ``temp_directory``."""
-    threads: int | None = Field(default=None, ge=1)
+    threads: Annotated[int, _ge(1)] | None = None
     temp_directory: str | None = None
     """Where DuckDB spills; relative to the repo. Default: DuckDB's own choice."""
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class SqliteOnlineStoreConfig(_Section):
     """``online_store: {type: sqlite, path: data/online.db}``: the embedded default."""
 
     type: Literal["sqlite"] = "sqlite"
     path: str = "data/online.db"
     """The database file, relative to the repo."""
-    timeout_s: float = Field(default=5.0, gt=0)
+    timeout_s: Annotated[float, _gt(0)] = 5.0
     """How long a reader or writer waits for a lock before failing."""
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class RedisOnlineStoreConfig(_Section):
     """``online_store: {type: redis, url: "${REDIS_URL}"}``: the production store."""
 
     type: Literal["redis"]
     url: str = "redis://127.0.0.1:6379/0"
-    """``redis://[:password@]host:port/db``; a password here is never logged."""
-    password: SecretStr | None = None
-    timeout_s: float = Field(default=1.0, gt=0)
+    """``redis://[:password@]host:port/db``; a password here is never shown (see ``repr``)."""
+    password: Secret | None = None
+    timeout_s: Annotated[float, _gt(0)] = 1.0
     """Connect and read timeout; past it a request fails with OnlineStoreUnavailableError."""
-    max_connections: int = Field(default=64, ge=1)
+    max_connections: Annotated[int, _ge(1)] = 64
     key_prefix: str = "fs"
     """Prefix of every key the store writes, so several stores can share one Redis."""
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """The fields, with a password in ``url`` masked (reprs end up in logs)."""
-        for name, value in super().__repr_args__():
-            yield name, (_mask_password(value) if name == "url" else value)
 
 
 def _mask_password(url: str) -> str:
@@ -95,31 +205,31 @@ def _mask_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-OnlineStoreConfig = Annotated[
-    SqliteOnlineStoreConfig | RedisOnlineStoreConfig, Field(discriminator="type")
-]
+OnlineStoreConfig: typing.TypeAlias = SqliteOnlineStoreConfig | RedisOnlineStoreConfig
+"""The ``online_store`` section, chosen by its ``type`` key."""
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class ServingConfig(_Section):
     """``serving:``: the feature server's settings."""
 
-    api_keys: tuple[SecretStr, ...] = ()
+    api_keys: tuple[Secret, ...] = ()
     """Keys accepted as ``Authorization: Bearer <key>`` or ``X-API-Key``; empty = no auth."""
-    max_entities: int = Field(default=1000, ge=1)
+    max_entities: Annotated[int, _ge(1)] = 1000
     """Most entity rows one request may ask for (413 beyond)."""
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_body_bytes: Annotated[int, _ge(1024)] = 1_048_576
     """Largest request body accepted (413 beyond)."""
-    registry_refresh_s: float = Field(default=5.0, ge=0)
+    registry_refresh_s: Annotated[float, _ge(0)] = 5.0
     """How often the server checks the registry for a new apply; 0 = never."""
-    max_header_bytes: int = Field(default=16_384, ge=1024)
+    max_header_bytes: Annotated[int, _ge(1024)] = 16_384
     """Largest request head (request line and headers) accepted (431 beyond)."""
-    header_timeout_s: float = Field(default=10.0, gt=0)
+    header_timeout_s: Annotated[float, _gt(0)] = 10.0
     """Time from a request's first byte to the end of its headers; past it the connection closes."""
-    body_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: Annotated[float, _gt(0)] = 10.0
     """Time to receive a whole request body once the headers are in (408 beyond)."""
-    idle_timeout_s: float = Field(default=5.0, gt=0)
+    idle_timeout_s: Annotated[float, _gt(0)] = 5.0
     """A connection with no request in progress (new or kept alive) is closed after this."""
-    max_connections: int = Field(default=1000, ge=1)
+    max_connections: Annotated[int, _ge(1)] = 1000
     """Open connections per worker; at the limit the longest-idle one is closed for a new one."""
     docs: bool | None = None
     """Serve ``/docs``, ``/redoc`` and ``/openapi.json``; default: only when no api_keys."""
@@ -130,19 +240,21 @@ class ServingConfig(_Section):
         return any(key.get_secret_value() for key in self.api_keys)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class FeatureLoggingConfig(_Section):
     """``feature_logging:``: where services with ``logging=`` write what they serve (G5)."""
 
     path: str = "data/feature_logs"
     """The log folder (Parquet, by service and date), relative to the repo."""
-    queue_size: int = Field(default=10_000, ge=1)
+    queue_size: Annotated[int, _ge(1)] = 10_000
     """Requests waiting to be written; a request arriving at a full queue is dropped (counted)."""
-    batch_rows: int = Field(default=50_000, ge=1)
+    batch_rows: Annotated[int, _ge(1)] = 50_000
     """Rows per Parquet file at most; a file is written sooner after ``flush_interval_s``."""
-    flush_interval_s: float = Field(default=1.0, gt=0)
+    flush_interval_s: Annotated[float, _gt(0)] = 1.0
     """Seconds a logged row waits at most before it is written."""
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class RepoConfig(_Section):
     """The contents of ``featurestore.yaml``.
 
@@ -151,13 +263,16 @@ class RepoConfig(_Section):
         'sqlite'
     """
 
-    project: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    project: Annotated[str, _Pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")]
     registry: str = "data/registry.json"
     """The registry file, relative to the repo."""
-    offline_store: DuckDBOfflineStoreConfig = DuckDBOfflineStoreConfig()
-    online_store: OnlineStoreConfig = SqliteOnlineStoreConfig()
-    serving: ServingConfig = ServingConfig()
-    feature_logging: FeatureLoggingConfig = FeatureLoggingConfig()
+    offline_store: DuckDBOfflineStoreConfig = field(default_factory=DuckDBOfflineStoreConfig)
+    online_store: OnlineStoreConfig = field(default_factory=SqliteOnlineStoreConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    feature_logging: FeatureLoggingConfig = field(default_factory=FeatureLoggingConfig)
+
+
+# -- loading -----------------------------------------------------------------------------------
 
 
 def _expand(value: Any, *, where: str, used: set[str]) -> Any:
@@ -198,6 +313,8 @@ def load_config(repo_root: Path) -> RepoConfig:
         ConfigError: The file is missing, is not YAML, has unknown keys or bad values, or
             refers to an unset environment variable.
     """
+    import yaml  # here: sections built in Python need no YAML
+
     path = repo_root / CONFIG_FILE
     if not path.is_file():
         option = term("FeatureStore(repo_path=...)", cli="--repo", http="FEATURESTORE_REPO")
@@ -220,13 +337,12 @@ def load_config(repo_root: Path) -> RepoConfig:
         raise ConfigError(msg)
     from_env: set[str] = set()
     data = _expand(raw, where="", used=from_env)
-    try:
-        return RepoConfig.model_validate(data)
-    except ValidationError as exc:
-        secrets = _secrets(data) | from_env
-        msg = f"{path} is invalid: {' '.join(_problem(err, secrets) for err in exc.errors())}"
-    # Raised outside the except block: pydantic's error quotes the values, secrets included.
-    raise ConfigError(msg)
+    check = _Check(secrets=_secrets(data) | from_env)
+    config: RepoConfig | None = check.section(RepoConfig, data, where="")
+    if config is None:
+        msg = f"{path} is invalid: {' '.join(check.problems)}"
+        raise ConfigError(msg)
+    return config
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -237,43 +353,34 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
 
 
-# -- error messages: key paths, closest keys and types, no secrets ---------------------------
+# -- validation: key paths, closest keys and types, no secrets ---------------------------------
 
-_QUOTED = re.compile(r"'([^']*)'")
-_Level = type[BaseModel] | dict[str, type[BaseModel]] | None
-"""What a config key holds: a section, a choice of sections by ``type``, or a plain value."""
+_INVALID: Any = object()
+"""What a converter returns for a value it rejected (the problem is already recorded)."""
 
-
-def _level_of(annotation: object) -> _Level:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    choices = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    if not choices:
-        return None
-    return {get_args(c.model_fields["type"].annotation)[0]: c for c in choices}
+_HINTS: dict[type[_Section], dict[str, Any]] = {}
 
 
-def _walk(loc: tuple[int | str, ...]) -> tuple[str, _Level, _Level]:
-    """The key path as written in the file (no pydantic type tags), its level and its parent's."""
-    shown = ""
-    parent: _Level = None
-    level: _Level = RepoConfig
-    for part in loc:
-        if isinstance(level, dict) and part in level:
-            level = level[str(part)]  # pydantic's tag of the chosen section: not a key
-            continue
-        parent = level
-        if isinstance(part, int):
-            shown += f"[{part}]"
-        else:
-            shown = f"{shown}.{part}" if shown else part
-        fields = level.model_fields if isinstance(level, type) else {}
-        level = _level_of(fields[part].annotation) if part in fields else None
-    return shown, level, parent
+def _hints(section: type[_Section]) -> dict[str, Any]:
+    """The section's field annotations, evaluated (``Annotated`` rules kept), cached."""
+    hints = _HINTS.get(section)
+    if hints is None:
+        hints = typing.get_type_hints(section, include_extras=True)
+        hints = _HINTS[section] = {f.name: hints[f.name] for f in fields(section)}
+    return hints
 
 
-def _tags(level: _Level) -> list[str]:
-    return list(level) if isinstance(level, dict) else []
+def _sections(hint: Any) -> list[type[_Section]]:
+    """The sections a setting's annotation can hold (unwrapping unions and ``Annotated``)."""
+    if isinstance(hint, type) and issubclass(hint, _Section):
+        return [hint]
+    return [s for arg in typing.get_args(hint) for s in _sections(arg)]
+
+
+def _tag(section: type[_Section]) -> str:
+    """The ``type:`` value that selects ``section`` in a choice of sections."""
+    tag: str = typing.get_args(_hints(section)["type"])[0]
+    return tag
 
 
 def _did_you_mean(word: str, candidates: list[str], prefix: str = "") -> str:
@@ -281,51 +388,193 @@ def _did_you_mean(word: str, candidates: list[str], prefix: str = "") -> str:
     return f" Did you mean '{prefix}{match}'?" if match else ""
 
 
-def _problem(err: ErrorDetails, secrets: set[str]) -> str:
-    """One error of pydantic's as a sentence in the file's terms.
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
 
-    It quotes no value but a section's unknown ``type``, and not even that one when it is in
-    ``secrets`` (secret keys' values, URL passwords, anything from an environment variable).
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _to_str(value: object) -> object:
+    return value if isinstance(value, str) else _INVALID
+
+
+def _to_secret(value: object) -> object:
+    if isinstance(value, Secret):
+        return value
+    return Secret(value) if isinstance(value, str) else _INVALID
+
+
+def _to_int(value: object) -> object:
+    """An int from an int, an integral float, or their text (``${ENV}`` values are text)."""
+    if isinstance(value, bool):
+        return _INVALID
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value)
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return _INVALID
+
+
+def _to_float(value: object) -> object:
+    if isinstance(value, bool):
+        return _INVALID
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return _INVALID
+
+
+def _to_bool(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    return _INVALID
+
+
+_SCALARS: dict[Any, tuple[Callable[[object], object], str]] = {
+    str: (_to_str, "Input should be a valid string"),
+    Secret: (_to_secret, "Input should be a valid string"),
+    int: (_to_int, "Input should be a valid integer"),
+    float: (_to_float, "Input should be a valid number"),
+    bool: (_to_bool, "Input should be a valid boolean"),
+}
+
+
+class _Check:
+    """One validation: converts settings by their annotations, collecting every problem.
+
+    A problem is a sentence naming the key path as written in the file. It quotes no value but
+    a section's unknown ``type``, and not even that one when it is in ``secrets`` (secret keys'
+    values, URL passwords, anything from an environment variable).
     """
-    shown, level, parent = _walk(err["loc"])
-    kind, ctx = err["type"], err.get("ctx", {})
-    if kind == "extra_forbidden":
-        head, _, key = shown.rpartition(".")
-        known = list(parent.model_fields) if isinstance(parent, type) else []
-        prefix = f"{head}." if head else ""
-        hint = _did_you_mean(key, known, prefix) or f" The keys there are: {', '.join(known)}."
-        return f"'{shown}' is not a setting.{hint}"
-    if kind == "union_tag_invalid":
-        tag, tags = str(ctx.get("tag")), _tags(level)
-        if tag in secrets:
-            return f"'{shown}.type' is not a type of {shown}. Use one of: {', '.join(tags)}."
-        return (
-            f"'{shown}.type' is '{tag}', which is not a type of {shown}."
-            f"{_did_you_mean(tag, tags)} Use one of: {', '.join(tags)}."
-        )
-    if kind == "union_tag_not_found":
-        return f"'{shown}' needs a 'type:' key, one of: {', '.join(_tags(level))}."
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", ""))
-        value = err["input"]
-        hint = _did_you_mean(value, _QUOTED.findall(expected)) if isinstance(value, str) else ""
-        return f"'{shown}' must be {expected}.{hint}"
-    if kind == "missing":
-        return f"'{shown}' is required."
-    if kind in {"tuple_type", "list_type"}:
-        return f"'{shown}' must be a list, e.g. [a, b] (or [a] for one)."
-    return f"'{shown}': {err['msg']}."
+
+    def __init__(self, *, secrets: set[str]) -> None:
+        self.secrets = secrets
+        self.problems: list[str] = []
+
+    def section(self, section: type[_Section], data: object, *, where: str) -> Any:
+        """``section`` built from a mapping of its settings, or None when a problem was found."""
+        if isinstance(data, section):
+            return data
+        start = len(self.problems)
+        if not isinstance(data, dict):
+            self.problems.append(
+                f"'{where}' must be a mapping of its settings or a {section.__name__}."
+            )
+            return None
+        known = list(_hints(section))
+        prefix = f"{where}." if where else ""
+        for key in data:
+            if key not in known:
+                hint = _did_you_mean(str(key), known, prefix)
+                hint = hint or f" The keys there are: {', '.join(known)}."
+                self.problems.append(f"'{_join(where, key)}' is not a setting.{hint}")
+        for setting in fields(section):
+            if setting.name not in data and setting.default is setting.default_factory is MISSING:
+                self.problems.append(f"'{_join(where, setting.name)}' is required.")
+        values = self.settings(section, {k: v for k, v in data.items() if k in known}, where=where)
+        return section(**values) if len(self.problems) == start else None
+
+    def settings(
+        self, section: type[_Section], values: dict[str, Any], *, where: str
+    ) -> dict[str, Any]:
+        """``values`` (a subset of the section's settings) converted; problems recorded."""
+        hints = _hints(section)
+        return {name: self.value(hints[name], v, _join(where, name)) for name, v in values.items()}
+
+    def value(self, hint: Any, value: object, where: str) -> Any:
+        """``value`` converted to ``hint``, or ``_INVALID`` (with the problem recorded)."""
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if origin is Annotated:
+            value = self.value(args[0], value, where)
+            for rule in args[1:] if value is not _INVALID else ():
+                problem = rule.problem(value)
+                if problem is not None:
+                    self.problems.append(f"'{where}': {problem}.")
+                    return _INVALID
+            return value
+        if origin in (types.UnionType, typing.Union):
+            if value is None and type(None) in args:
+                return None
+            choices = [a for a in args if a is not type(None)]
+            if len(choices) == 1:
+                return self.value(choices[0], value, where)
+            return self.choice(choices, value, where)
+        if origin is Literal:
+            if value in args:
+                return value
+            expected = " or ".join(f"'{a}'" for a in args)
+            hint_text = _did_you_mean(value, list(args)) if isinstance(value, str) else ""
+            self.problems.append(f"'{where}' must be {expected}.{hint_text}")
+            return _INVALID
+        if origin is tuple:
+            if not isinstance(value, list | tuple):
+                self.problems.append(f"'{where}' must be a list, e.g. [a, b] (or [a] for one).")
+                return _INVALID
+            items = [self.value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+            return _INVALID if _INVALID in items else tuple(items)
+        if isinstance(hint, type) and issubclass(hint, _Section):
+            built = self.section(hint, value, where=where)
+            return _INVALID if built is None else built
+        convert, problem = _SCALARS[hint]
+        converted = convert(value)
+        if converted is _INVALID:
+            self.problems.append(f"'{where}': {problem}.")
+        return converted
+
+    def choice(self, choices: list[Any], value: object, where: str) -> Any:
+        """One of several sections, chosen by the mapping's ``type`` key."""
+        by_tag = {_tag(c): c for c in choices}
+        if isinstance(value, tuple(choices)):
+            return value
+        if not isinstance(value, dict):
+            names = " or ".join(c.__name__ for c in choices)
+            self.problems.append(f"'{where}' must be a mapping of its settings or a {names}.")
+            return _INVALID
+        tags = ", ".join(by_tag)
+        if "type" not in value:
+            self.problems.append(f"'{where}' needs a 'type:' key, one of: {tags}.")
+            return _INVALID
+        tag = str(value["type"])
+        if tag not in by_tag:
+            if tag in self.secrets:
+                self.problems.append(
+                    f"'{where}.type' is not a type of {where}. Use one of: {tags}."
+                )
+            else:
+                self.problems.append(
+                    f"'{where}.type' is '{tag}', which is not a type of {where}."
+                    f"{_did_you_mean(tag, list(by_tag))} Use one of: {tags}."
+                )
+            return _INVALID
+        built = self.section(by_tag[tag], value, where=where)
+        return _INVALID if built is None else built
 
 
 def _secrets(data: object, *, secret: bool = False) -> set[str]:
-    """The configured secrets in raw config ``data``: values of secret keys, URL passwords."""
+    """The configured secrets in ``data``: values of secret keys, URL passwords."""
     found: set[str] = set()
     if isinstance(data, dict):
         for key, value in data.items():
-            found |= _secrets(value, secret=secret or key in _SECRET_KEYS)
-    elif isinstance(data, list):
+            found |= _secrets(value, secret=secret or key in _secret_keys())
+    elif isinstance(data, list | tuple):
         for item in data:
             found |= _secrets(item, secret=secret)
+    elif isinstance(data, Secret):
+        found.add(data.get_secret_value())
     elif isinstance(data, str):
         if secret and data:
             found.add(data)
@@ -336,16 +585,25 @@ def _secrets(data: object, *, secret: bool = False) -> set[str]:
     return found
 
 
-def _secret_keys(model: type[BaseModel]) -> set[str]:
+_SECRET_KEYS: set[str] = set()
+
+
+def _secret_keys() -> set[str]:
+    """Keys whose values are secrets (``Secret`` settings), wherever they appear."""
+    if not _SECRET_KEYS:
+        _SECRET_KEYS.update(_secret_keys_of(RepoConfig))
+    return _SECRET_KEYS
+
+
+def _secret_keys_of(section: type[_Section]) -> set[str]:
     keys: set[str] = set()
-    for name, info in model.model_fields.items():
-        if "SecretStr" in repr(info.annotation):
+    for name, hint in _hints(section).items():
+        if _holds_secret(hint):
             keys.add(name)
-        level = _level_of(info.annotation)
-        for section in level.values() if isinstance(level, dict) else [level] if level else []:
-            keys |= _secret_keys(section)
+        for sub in _sections(hint):
+            keys |= _secret_keys_of(sub)
     return keys
 
 
-_SECRET_KEYS = _secret_keys(RepoConfig)
-"""Keys whose values are secrets (``SecretStr`` fields), wherever they appear."""
+def _holds_secret(hint: Any) -> bool:
+    return hint is Secret or any(_holds_secret(arg) for arg in typing.get_args(hint))

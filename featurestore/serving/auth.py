@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from pydantic import SecretStr
+    from featurestore.repo.config import Secret
 
 __all__ = ["ApiKeyChecker"]
 
@@ -20,15 +20,15 @@ class ApiKeyChecker:
         keys: The accepted keys (``serving.api_keys``); none means every request is allowed.
 
     Example:
-        >>> from pydantic import SecretStr
-        >>> checker = ApiKeyChecker([SecretStr("s3cret")])
+        >>> from featurestore.repo.config import Secret
+        >>> checker = ApiKeyChecker([Secret("s3cret")])
         >>> checker.allows({b"authorization": b"Bearer s3cret"})
         True
         >>> checker.allows({b"x-api-key": b"nope"})
         False
     """
 
-    def __init__(self, keys: Iterable[SecretStr]) -> None:
+    def __init__(self, keys: Iterable[Secret]) -> None:
         self._keys = tuple(k.get_secret_value().encode() for k in keys if k.get_secret_value())
 
     @property

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from pathlib import Path
 
 import pytest
 import typer.main
-from pydantic import BaseModel
 
 from featurestore.cli.main import app
 from featurestore.repo.config import RepoConfig
@@ -17,19 +17,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
-def _models(annotation: object) -> list[type[BaseModel]]:
-    """The pydantic models an annotation can hold (unwrapping Annotated, unions, Optional)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+def _sections(annotation: object) -> list[type]:
+    """The config sections an annotation can hold (unwrapping Annotated, unions, Optional)."""
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return [annotation]
-    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return [m for arg in typing.get_args(annotation) for m in _sections(arg)]
 
 
-def _config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+def _config_keys(section: type, prefix: str = "") -> set[str]:
     keys: set[str] = set()
-    for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
+    hints = typing.get_type_hints(section, include_extras=True)
+    for setting in dataclasses.fields(section):
+        path = f"{prefix}{setting.name}"
         keys.add(path)
-        for sub in _models(info.annotation):
+        for sub in _sections(hints[setting.name]):
             keys |= _config_keys(sub, f"{path}.")
     return keys
 

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from featurestore.errors import ConfigError
-from featurestore.repo.config import RedisOnlineStoreConfig, load_config
+from featurestore.repo.config import (
+    FeatureLoggingConfig,
+    RedisOnlineStoreConfig,
+    RepoConfig,
+    Secret,
+    ServingConfig,
+    SqliteOnlineStoreConfig,
+    load_config,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -199,3 +207,95 @@ def test_a_redis_url_password_is_masked_in_reprs():
     assert config.url.endswith(f"{SECRET}@host:6379/0")  # the value itself is untouched
     plain = RedisOnlineStoreConfig(type="redis", url="redis://host:6379/0")
     assert "redis://host:6379/0" in repr(plain)
+
+
+# -- one set of rules for featurestore.yaml and for sections built in Python -------------------
+
+
+def test_sections_built_in_python_are_validated_by_the_same_rules():
+    with pytest.raises(ConfigError) as info:
+        ServingConfig(max_entities=0)
+    assert str(info.value) == (
+        "ServingConfig is invalid: 'max_entities': Input should be greater than or equal to 1."
+    )
+    with pytest.raises(ConfigError, match=r"'online_store.type' is 'sqllite'.*'sqlite'\?"):
+        RepoConfig(project="p", online_store={"type": "sqllite"})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"'project': String should match pattern"):
+        RepoConfig(project="not a name")
+    with pytest.raises(ConfigError, match=r"'serving' must be a mapping of its settings"):
+        RepoConfig(project="p", serving=FeatureLoggingConfig())  # type: ignore[arg-type]
+
+
+def test_a_mapping_becomes_its_section_and_values_are_converted():
+    config = RepoConfig(
+        project="p",
+        online_store={"type": "redis", "timeout_s": "2.5", "password": "pw"},  # type: ignore[arg-type]
+    )
+    assert config.online_store == RedisOnlineStoreConfig(type="redis", timeout_s=2.5, password="pw")  # type: ignore[arg-type]
+    assert isinstance(config.online_store.password, Secret)
+    assert config.online_store.password.get_secret_value() == "pw"
+    assert "pw" not in repr(config)
+
+
+def test_model_copy_validates_the_update():
+    config = RepoConfig(project="p")
+    copy = config.model_copy(update={"online_store": SqliteOnlineStoreConfig(path="x.db")})
+    assert copy.online_store.path == "x.db"
+    assert config.online_store.path == "data/online.db"
+    with pytest.raises(ConfigError, match="'project'"):
+        config.model_copy(update={"project": "no spaces allowed"})
+
+
+def test_sections_are_frozen_and_compare_by_value():
+    config = RepoConfig(project="p")
+    with pytest.raises(AttributeError):
+        config.project = "q"  # type: ignore[misc]
+    assert config == RepoConfig(project="p")
+    assert hash(config) == hash(RepoConfig(project="p"))
+
+
+INT_BOUNDS = {"max_entities": 1, "max_body_bytes": 1024, "max_connections": 1}
+FLOAT_BOUNDS = {"registry_refresh_s": (0.0, False), "body_timeout_s": (0.0, True)}
+"""serving's numeric settings: int minimums; float (minimum, whether it is excluded)."""
+
+
+@st.composite
+def int_setting(draw, bound: int) -> tuple[str, int | None]:
+    """A YAML value for an int setting and the int it must give, or None when invalid."""
+    if draw(st.integers(0, 4)) == 0:  # one key in five is wrong, so whole files often pass
+        n = draw(st.integers(bound - 3, bound - 1))
+        wrong = [str(n), f'"{n}"', f"{bound}.5", "true", "[1]", '"many"', "null"]
+        return draw(st.sampled_from(wrong)), None
+    n = draw(st.integers(bound, bound + 10**6))
+    return draw(st.sampled_from([(str(n), n), (f'"{n}"', n), (f"{n}.0", n)]))  # "..": ${ENV}
+
+
+@st.composite
+def float_setting(draw, bound: float, strict: bool) -> tuple[str, float | None]:
+    if draw(st.integers(0, 4)) == 0:
+        x = bound if strict else bound - draw(st.sampled_from([0.5, 1.0, 2.0]))
+        wrong = [repr(x), f'"{x!r}"', '".nan"', '"soon"', "false", "{a: 1}"]
+        return draw(st.sampled_from(wrong)), None
+    x = draw(st.floats(bound, bound + 1e6).map(lambda v: round(v, 3)).filter(lambda v: v > bound))
+    return draw(st.sampled_from([(repr(x), x), (f'"{x!r}"', x)]))
+
+
+@given(data=st.data())
+def test_numeric_settings_accept_exactly_their_documented_values(tmp_path_factory, data):
+    """Property: each value is kept (as its number) when the docs' rule allows it; otherwise
+    the file is refused with one problem naming that key, and no other key is blamed."""
+    cases = {k: data.draw(int_setting(b), label=k) for k, b in INT_BOUNDS.items()}
+    cases |= {k: data.draw(float_setting(*b), label=k) for k, b in FLOAT_BOUNDS.items()}
+    body = ", ".join(f"{key}: {text}" for key, (text, _) in cases.items())
+    repo = write(tmp_path_factory.mktemp("cfg"), f"project: p\nserving: {{{body}}}\n")
+    bad = {key for key, (_, expected) in cases.items() if expected is None}
+    if not bad:
+        serving = load_config(repo).serving
+        for key, (_, expected) in cases.items():
+            assert getattr(serving, key) == expected
+            assert type(getattr(serving, key)) is (int if key in INT_BOUNDS else float)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(repo)
+    for key in cases:
+        assert str(info.value).count(f"'serving.{key}'") == (1 if key in bad else 0), key
