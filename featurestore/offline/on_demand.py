@@ -28,6 +28,7 @@ from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, desc
 from featurestore.offline.sql import quote_ident
 from featurestore.offline.training_frame import (
     BATCH_ROWS,
+    computed_when,
     conform,
     parquet_writer,
 )
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from featurestore.transformations.check import RowIndependenceReport
     from featurestore.transformations.decorator import OnDemandFeatureView
     from featurestore.transformations.graph import OnDemandPlan
+    from featurestore.validation.frame import FrameValidation
 
     class _BatchWriter(Protocol):
         """pyarrow's Parquet and CSV writers, as used here."""
@@ -169,7 +171,8 @@ class OnDemandTrainingFrame:
 
     Same API as :class:`~featurestore.offline.training_frame.TrainingFrame`; nothing runs until
     a ``to_*`` method or :meth:`record_batches` is called. Hidden input columns (stored
-    features that on-demand views read but that were not requested) are dropped.
+    features that on-demand views read but that were not requested) are dropped. A frame asked
+    for with ``validate=True`` is computed once, checked, and held: see :attr:`validation`.
     """
 
     def __init__(
@@ -189,6 +192,10 @@ class OnDemandTrainingFrame:
         self._entity_columns = entity_columns
         self.columns = final
         """The output column names, in order."""
+        self.validation: FrameValidation | None = None
+        """The frame's stored feature columns checked against their views' expectations, when
+        asked for (``get_training_frame(..., validate=True)``); else None."""
+        self._held: pa.Table | None = None
         dtypes = {FeatureRef(v.name, f.name): f.dtype for v in plan.views for f in v.schema}
         self._output_types = {name: to_arrow(dtypes[ref]) for ref, name in outputs.items()}
         needed = [f.name for f in plan.request_fields]
@@ -225,8 +232,20 @@ class OnDemandTrainingFrame:
             return pa.Table.from_arrays(arrays, names=self.columns)
         return pa.RecordBatch.from_arrays(arrays, names=self.columns)
 
+    def hold(self, table: pa.Table, validation: FrameValidation) -> None:
+        """Keep ``table``, checked by ``validation``, as the frame's rows.
+
+        Every ``to_*`` call then returns these rows (nothing is computed again), so what a
+        model is trained on is what was checked. ``get_training_frame(..., validate=True)``
+        calls it.
+        """
+        self._held = table
+        self.validation = validation
+
     def to_arrow(self) -> pa.Table:
         """The whole frame as an Arrow table."""
+        if self._held is not None:
+            return self._held
         result = self._finish(self._base.to_arrow())
         assert isinstance(result, pa.Table)
         return result
@@ -244,6 +263,9 @@ class OnDemandTrainingFrame:
 
     def record_batches(self, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the frame as Arrow record batches of at most ``batch_size`` rows."""
+        if self._held is not None:
+            yield from self._held.to_batches(max_chunksize=batch_size)
+            return
         for batch in self._base.record_batches(batch_size):
             result = self._finish(batch)
             assert isinstance(result, pa.RecordBatch)
@@ -252,8 +274,7 @@ class OnDemandTrainingFrame:
     def _schema(self, first: pa.RecordBatch | None) -> pa.Schema:
         if first is not None:
             return first.schema
-        empty = self._finish(self._base.to_arrow())
-        return empty.schema
+        return self.to_arrow().schema
 
     def _write(
         self, path: str | Path, open_writer: Callable[[Path, pa.Schema], _BatchWriter]
@@ -287,6 +308,7 @@ class OnDemandTrainingFrame:
         views = [f"{v.name} ({', '.join(v.feature_names)})" for v in self._plan.views]
         facts.insert(-2, ("on-demand views", "; ".join(views)))
         facts[-2] = ("columns", ", ".join(self.columns))
+        facts[-1] = computed_when(self.validation)
         return facts
 
     def __repr__(self) -> str:

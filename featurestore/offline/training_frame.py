@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import pyarrow.parquet as pq
 
     from featurestore.offline.join import JoinPlan
+    from featurestore.validation.frame import FrameValidation
 
-__all__ = ["BATCH_ROWS", "TrainingFrame", "conform", "parquet_writer"]
+__all__ = ["BATCH_ROWS", "TrainingFrame", "computed_when", "conform", "parquet_writer"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class TrainingFrame:
 
     Nothing runs until a ``to_*`` method or :meth:`record_batches` is called; each call runs
     the query again. Rows come in the entity frame's order, with every entity column first,
-    then one column per requested feature (typed as declared).
+    then one column per requested feature (typed as declared). A frame asked for with
+    ``validate=True`` is computed once, checked, and held: see :attr:`validation`.
 
     Example:
         >>> frame = store.get_training_frame(entity_df, features="fraud_v1")  # doctest: +SKIP
@@ -87,6 +89,19 @@ class TrainingFrame:
         self._lock = threading.Lock()
         self.columns = [*plan.spec.entity_columns, *plan.spec.feature_order]
         """The output column names, in order."""
+        self.validation: FrameValidation | None = None
+        """The frame's feature columns checked against their views' expectations, when asked
+        for (``get_training_frame(..., validate=True)``); else None."""
+        self._held: pa.Table | None = None
+
+    def hold(self, table: pa.Table, validation: FrameValidation) -> None:
+        """Keep ``table``, checked by ``validation``, as the frame's rows.
+
+        Every ``to_*`` call then returns these rows (no query runs again), so what a model is
+        trained on is what was checked. ``get_training_frame(..., validate=True)`` calls it.
+        """
+        self._held = table
+        self.validation = validation
 
     @property
     def sql(self) -> str:
@@ -98,7 +113,9 @@ class TrainingFrame:
         return self._query.text
 
     def _computed(self) -> pa.Table | None:
-        """The frame from the ``arrays`` strategy, or None to run the SQL instead."""
+        """The held frame, the frame from the ``arrays`` strategy, or None to run the SQL."""
+        if self._held is not None:
+            return self._held
         try:
             return self._plan.compute(self._cursor)
         except duckdb.Error as exc:
@@ -211,7 +228,7 @@ class TrainingFrame:
             ("join strategy", self._plan.strategy),
             ("views", "; ".join(views)),
             ("columns", ", ".join(self.columns)),
-            ("computed", "on each to_* call (lazy)"),
+            computed_when(self.validation),
         ]
 
     def __repr__(self) -> str:
@@ -219,6 +236,14 @@ class TrainingFrame:
 
     def _repr_html_(self) -> str:
         return describe_html(type(self).__name__, self.describe())
+
+
+def computed_when(validation: FrameValidation | None) -> tuple[str, str]:
+    """The ``computed`` fact of a frame's description, and its validation when it has one."""
+    if validation is None:
+        return ("computed", "on each to_* call (lazy)")
+    verdict = "passed" if validation.success else f"{len(validation.failures)} expectations FAILED"
+    return ("computed", f"once, then held; validated: {verdict} (see .validation)")
 
 
 def _query_error(exc: duckdb.Error) -> SourceError:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from featurestore.definitions import FeatureView
     from featurestore.validation.result import ValidationLog, ValidationResult
 
-__all__ = ["check_pushed_rows", "enforce"]
+__all__ = ["check_pushed_rows", "enforce", "rows_time_range"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def check_pushed_rows(
     """
     if view.suite_json is None:
         return None
-    start, end = _time_range(rows, view.source.timestamp_field)
+    start, end = rows_time_range(rows, view.source.timestamp_field)
     wanted = [*view.join_keys, *view.feature_names, view.source.timestamp_field]
     if view.source.created_timestamp_field:
         wanted.append(view.source.created_timestamp_field)
@@ -84,8 +84,8 @@ def check_pushed_rows(
     return enforce(result)
 
 
-def _time_range(rows: pa.Table, column: str) -> tuple[datetime, datetime]:
-    """``[oldest, newest + 1 us)`` of the rows' event timestamps (now, when there are none)."""
+def rows_time_range(rows: pa.Table, column: str) -> tuple[datetime, datetime]:
+    """``[oldest, newest + 1 us)`` of a timestamp column (naive means UTC); now, now without one."""
     if column in rows.column_names and pa.types.is_timestamp(rows.schema.field(column).type):
         bounds = pc.min_max(rows.column(column).cast(pa.timestamp("us", tz="UTC"))).as_py()
         if bounds["min"] is not None:
