@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from featurestore._time import to_utc, utc_now
 from featurestore.errors import DefinitionError, FeatureViewNotFoundError, MaterializationError
+from featurestore.materialization.tiles import TileSource, expire_tiles, write_tiles
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
@@ -79,7 +80,7 @@ class ProgressCallback(Protocol):
         """Report progress; ``total`` is None when unknown."""
 
 
-class RowSource(Protocol):
+class RowSource(TileSource, Protocol):
     """What materialization needs from the offline engine (``OfflineEngine`` provides it)."""
 
     def latest_rows(
@@ -314,6 +315,41 @@ class Materializer:
     ) -> ViewMaterialization:
         name = record.view.name
         began = time.perf_counter()
+        if record.view.aggregations:  # tiles, not rows (G7; materialization/tiles.py)
+            after = max(record.watermark or end, end) if advance else record.watermark
+            rows, written = write_tiles(
+                self.offline, self.online, record, start, end, watermark=after
+            )
+            if advance:
+                expire_tiles(self.online, record, record.watermark, end)
+        else:
+            rows, written = self._write_rows(record, start, end, progress)
+        watermark = record.watermark
+        if advance:
+            if self.registry.set_watermark(name, end, fingerprint=record.fingerprint, epoch=epoch):
+                watermark = max(watermark or end, end)
+            else:
+                logger.warning("%s was redefined during materialization; watermark kept", name)
+        seconds = time.perf_counter() - began
+        logger.info(
+            "materialized %d rows of %s [%s, %s) in %.2f s",
+            rows,
+            name,
+            start.isoformat(),
+            end.isoformat(),
+            seconds,
+        )
+        return ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
+
+    def _write_rows(
+        self,
+        record: ViewRecord,
+        start: datetime,
+        end: datetime,
+        progress: ProgressCallback | None,
+    ) -> tuple[int, int]:
+        """Write the newest row of each key in the window; returns (rows, records written)."""
+        name = record.view.name
         total = self.offline.count_keys(record, start, end) if progress is not None else None
         if progress is not None:
             progress(name, 0, total)
@@ -332,22 +368,7 @@ class Materializer:
             logger.debug("%s: wrote batch of %d rows", name, chunk.num_rows)
             if progress is not None:
                 progress(name, rows, total)
-        watermark = record.watermark
-        if advance:
-            if self.registry.set_watermark(name, end, fingerprint=record.fingerprint, epoch=epoch):
-                watermark = max(watermark or end, end)
-            else:
-                logger.warning("%s was redefined during materialization; watermark kept", name)
-        seconds = time.perf_counter() - began
-        logger.info(
-            "materialized %d rows of %s [%s, %s) in %.2f s",
-            rows,
-            name,
-            start.isoformat(),
-            end.isoformat(),
-            seconds,
-        )
-        return ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
+        return rows, written
 
     def _validated(
         self, record: ViewRecord, chunks: list[pa.Table], start: datetime, end: datetime

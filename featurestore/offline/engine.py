@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, SourceError
+from featurestore.offline.join.aggregation import tiles_query
 from featurestore.offline.entity_frame import (
     EntityInput,
     feature_types,
@@ -257,6 +258,37 @@ class OfflineEngine:
                 yield conform(batch, types)
         except duckdb.Error as exc:
             msg = f"Reading the latest rows of feature view '{record.view.name}' failed: {exc}"
+            raise SourceError(msg) from exc
+        finally:
+            cursor.close()
+
+    def tiles(
+        self,
+        record: ViewRecord,
+        lo: datetime,
+        hi: datetime,
+        *,
+        wanted: pa.Table | None = None,
+        batch_size: int = 100_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """An aggregation view's tiles over its events with ``lo <= event < hi`` (G7).
+
+        The columns of :func:`~featurestore.offline.join.aggregation.tiles_query`, streamed.
+        ``wanted`` (join keys and ``__fs_tile``) restricts them to those tiles.
+
+        Raises:
+            SourceError: The source is missing or no longer matches the view.
+        """
+        query = tiles_query(
+            self._scan(record), record.view, lo, hi, wanted=None if wanted is None else "__fs_w"
+        )
+        cursor = self.cursor()
+        try:
+            if wanted is not None:
+                cursor.register("__fs_w", wanted)
+            yield from cursor.sql(query.text, params=query.params).to_arrow_reader(batch_size)
+        except duckdb.Error as exc:
+            msg = f"Computing the tiles of feature view '{record.view.name}' failed: {exc}"
             raise SourceError(msg) from exc
         finally:
             cursor.close()

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from featurestore.offline.aggregation import aggregation_join
+from featurestore.offline.join.aggregation import aggregation_join
 from featurestore.offline.join.asof import asof_join
 from featurestore.offline.join.query import training_query
 from featurestore.offline.join.range import range_join

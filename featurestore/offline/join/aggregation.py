@@ -22,10 +22,12 @@ from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, newer_order_ke
 from featurestore.window import agg_start, agg_start_sql
 
 if TYPE_CHECKING:
-    from featurestore.definitions import Aggregation
+    from datetime import datetime
+
+    from featurestore.definitions import Aggregation, FeatureView
     from featurestore.offline.join.spec import JoinSpec, ViewRequest
 
-__all__ = ["aggregate_sql", "aggregation_join"]
+__all__ = ["TILE_PARTS", "TILE_TIME", "aggregate_sql", "aggregation_join", "tiles_query"]
 
 _SQL_FUNCTIONS = {
     "count": "count",
@@ -85,4 +87,47 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
     if spec.point_in_time == "available":
         query.add(f" AND (s.{CREATED_TS} IS NULL OR s.{CREATED_TS} <= e.{T_COL})")
     query.add(f" GROUP BY e.{ROW_COL}")
+    return query
+
+
+TILE_TIME = "__fs_tile"
+"""The tile start column of :func:`tiles_query` (``BIGINT`` microseconds, a multiple of the hop)."""
+TILE_PARTS = ("count", "sum", "m2", "min", "max", "last")
+"""The partial aggregates of one column in a tile, in :func:`tiles_query`'s column order."""
+
+
+def tiles_query(
+    scan: Query, view: FeatureView, lo: datetime, hi: datetime, *, wanted: str | None = None
+) -> Query:
+    """Per (key, tile) partial aggregates of the events with ``lo <= event < hi`` (G7 tiles).
+
+    ``lo`` should be a tile start (else the first tile is partial). Columns: the join keys, :data:`TILE_TIME`, ``__fs_n`` (events), ``__fs_max`` (the newest
+    event time, microseconds), then per aggregated column (``view.event_columns``) the
+    :data:`TILE_PARTS`: non-null count, sum, the sum of squared deviations from the tile's
+    mean (what ``stddev`` combines), min, max and the newest non-null value by the total
+    order. ``wanted`` names a relation of (join keys, ``__fs_tile``): only those tiles.
+    """
+    hop = view.hop_us
+    us = f"epoch_us({EVENT_TS})"
+    keys = ", ".join(quote_ident(k) for k in view.join_keys)
+    parts = ["count(*) AS __fs_n", f"max({us}) AS __fs_max"]
+    for i, column in enumerate(view.event_columns):
+        c = quote_ident(column)
+        parts += [
+            f"count({c}) AS __fs_c{i}_count",
+            f"sum({c}) AS __fs_c{i}_sum",
+            f"var_pop({c}) * count({c}) AS __fs_c{i}_m2",
+            f"min({c}) AS __fs_c{i}_min",
+            f"max({c}) AS __fs_c{i}_max",
+            f"arg_max({c}, {newer_order_key()}) FILTER (WHERE {c} IS NOT NULL) AS __fs_c{i}_last",
+        ]
+    query = Query().add(f"SELECT {keys}, {TILE_TIME}, {', '.join(parts)} FROM (SELECT *, ")
+    query.add(f"({us} - ((({us} % {hop}) + {hop}) % {hop})) AS {TILE_TIME} FROM (")
+    query.extend(scan).add(f") WHERE {EVENT_TS} >= ? AND {EVENT_TS} < ?) t", lo, hi)
+    if wanted is not None:
+        match = " AND ".join(
+            f"t.{k} = w.{k}" for k in [*(quote_ident(k) for k in view.join_keys), TILE_TIME]
+        )
+        query.add(f" WHERE EXISTS (SELECT 1 FROM {wanted} w WHERE {match})")
+    query.add(f" GROUP BY {keys}, {TILE_TIME}")
     return query
