@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore._time import to_utc_array, utc_now
+from featurestore._time import parse_timestamp, to_utc, to_utc_array, utc_now
 from featurestore.errors import DefinitionError, EntityFrameError
 from featurestore.materialization.materializer import (
     CREATED_TS_COLUMN,
@@ -121,7 +122,7 @@ def _table_from_columns(
     for name, values in columns.items():
         target = types.get(name)
         if target is not None and pa.types.is_timestamp(target):
-            target = None  # strings or datetimes: converted to UTC by the schema check
+            values = [_utc_value(v, i, name) for i, v in enumerate(values)]
         try:
             arrays[name] = pa.array(values, type=target, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
@@ -130,6 +131,15 @@ def _table_from_columns(
     if not arrays:
         return pa.table({"__empty": pa.nulls(n)}).drop_columns(["__empty"])
     return pa.table(arrays)
+
+
+def _utc_value(value: object, row: int, column: str) -> object:
+    """A pushed timestamp as aware UTC: ISO strings parsed, naive datetimes meaning UTC."""
+    if isinstance(value, str):
+        return parse_timestamp(value, what=f"row {row}, column '{column}'")
+    if isinstance(value, datetime):
+        return to_utc(value)
+    return value
 
 
 def _first_bad(values: Sequence[object], target: pa.DataType | None) -> int | None:
