@@ -13,6 +13,7 @@ from featurestore.cli._app import CliState, LogLevel, PointInTime, app, list_app
 from featurestore.cli.check_transforms import check_transforms
 from featurestore.cli.repo_commands import template_files
 from featurestore.cli.serve import serve
+from featurestore.cli.snapshot import snapshot
 
 __all__ = ["CliState", "LogLevel", "PointInTime", "app", "main", "template_files"]
 
@@ -26,6 +27,7 @@ list_app.command("on-demand-feature-views")(repo_commands.list_on_demand_feature
 list_app.command("feature-services")(repo_commands.list_feature_services)
 app.command()(repo_commands.describe)
 app.command("training-frame")(data_commands.training_frame)
+app.command()(snapshot)
 app.command()(data_commands.materialize)
 app.command("materialize-incremental")(data_commands.materialize_incremental)
 app.command("get-online")(data_commands.get_online)

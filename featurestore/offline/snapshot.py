@@ -36,7 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
-from featurestore.errors import EntityFrameError, term
+from featurestore.errors import DefinitionError, EntityFrameError, term
 from featurestore.offline.entity_frame import (
     EntityFrame,
     _to_arrow_table,
@@ -254,6 +254,13 @@ def _frame(
     point_in_time: PointInTime,
 ) -> SnapshotFrame:
     """The snapshot of stored features (on-demand views run on it afterwards)."""
+    aggregating = [r.view.name for r, _ in requests if r.view.aggregations]
+    if aggregating:
+        msg = (
+            f"Feature view '{aggregating[0]}' has windowed aggregations, which snapshots do not "
+            "compute yet (issue 15). Use get_training_frame with every entity row at as_of."
+        )
+        raise DefinitionError(msg)
     cursor = engine.cursor()
     try:
         fixed = [timestamp_column, *(c.name for c in constants)]
@@ -452,7 +459,7 @@ def _constants(
     if missing:
         msg = (
             f"The on-demand views read request field '{missing[0]}'. Give it one value for "
-            f"every row with {term(f'request={{{missing[0]!r}: ...}}', cli='--request')}"
+            f"every row with {term(f'request={{{missing[0]!r}: ...}}', cli=f'--request {missing[0]}=VALUE')}"
             f", or a column '{missing[0]}' in {term('keys', cli='--keys')}."
         )
         raise EntityFrameError(msg)
