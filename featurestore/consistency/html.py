@@ -121,6 +121,7 @@ def render_html(report: SkewReport, *, max_mismatch_rate: float = 0.0) -> str:
                 s.online_status,
                 s.online_event_timestamp,
                 s.offline_value,
+                s.offline_event_timestamp,
             )
         )
         + "</tr>"
@@ -150,6 +151,6 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; text-align:
 <h2>First differing cells</h2>
 <table><thead><tr><th>request time</th><th>request id</th><th>keys</th><th>feature</th>
 <th>cause</th><th>online value</th><th>status</th><th>online event time</th>
-<th>offline value</th></tr></thead><tbody>{samples}</tbody></table>
+<th>offline value</th><th>offline event time</th></tr></thead><tbody>{samples}</tbody></table>
 </body></html>
 """

@@ -7,19 +7,15 @@ the training path itself (:meth:`OfflineEngine.training_frame`, and for on-deman
 executor), then each served value is compared with its training value.
 
 A differing cell that is not ``stale_definition`` is ``not_materialized`` when the training
-row of a view it comes from is at or past that view's logged watermark ``W``. The replay
-finds out through the same join: when the view's features for the row at ``min(T, W - 1 us)``
-differ from those at ``T``, the newest candidate at ``T`` is at or past ``W`` (a candidate
-below ``W`` at ``T`` is still the newest one, inside the ttl, at ``W - 1 us``). Values may
-coincide though (a newer row of nulls where no row was); then a served record at or past
-``W`` (a window written beyond the watermark) tells it: the training row is at least as new.
-Only differing rows are joined this second time.
+row of a view it comes from has ``event_timestamp >=`` that view's logged watermark ``W`` (or
+the view had no watermark): the join returns each view's winning row's event timestamp
+(``event_columns`` of :meth:`OfflineEngine.training_frame`), so the rule is applied exactly,
+with no second join.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -40,7 +36,6 @@ from featurestore.consistency.log_schema import (
     stored_views_of,
 )
 from featurestore.consistency.report import Cause, FeatureSkew, SkewReport, SkewSample
-from featurestore.definitions import FeatureRef
 from featurestore.errors import FeatureServiceNotFoundError, SkewError
 from featurestore.offline.on_demand import on_demand_training_frame
 from featurestore.online.base import FieldStatus
@@ -51,6 +46,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from featurestore.definitions import FeatureRef
     from featurestore.offline.engine import OfflineEngine
     from featurestore.repo.registry import RegistrySnapshot
     from featurestore.transformations import OnDemandFeatureView
@@ -218,9 +214,13 @@ class _Replay:
                 if ref.feature not in features:
                     features.append(ref.feature)
 
-    def _training(self, entity: pa.Table, refs: list[FeatureRef]) -> pl.DataFrame:
-        """The training values of ``refs`` for ``entity``, columns named ``view__feature``."""
+    def _training(self, entity: pa.Table, refs: list[FeatureRef], views: list[str]) -> pl.DataFrame:
+        """The training values of ``refs`` for ``entity``, columns named ``view__feature``.
+
+        Also the event timestamp of each of ``views``' winning row, in ``_event_column(view)``.
+        """
         names = {r: f"{r.view}__{r.feature}" for r in refs}
+        events = {view: _event_column(view) for view in views}
         if any(r.view in self.on_demand for r in refs):
             table = on_demand_training_frame(
                 self.offline,
@@ -231,6 +231,7 @@ class _Replay:
                 on_demand_views=self.on_demand,
                 timestamp_column=_TIME,
                 point_in_time="event",
+                event_columns=events,
             ).to_arrow()
         else:
             by_view: dict[str, list[str]] = {}
@@ -242,6 +243,7 @@ class _Replay:
                 output_names=names,
                 timestamp_column=_TIME,
                 point_in_time="event",
+                event_columns=events,
             ).to_arrow()
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
@@ -271,64 +273,31 @@ class _Replay:
                 _TIME: log.column(REQUEST_TIME),
             }
         )
-        offline = self._training(entity, refs)
+        offline = self._training(entity, refs, [v for r in refs for v in self.depends[r]])
         online = pl.from_arrow(log)
         assert isinstance(online, pl.DataFrame)
-        differ = {ref: _differ(online, offline, ref) for ref in refs}
-        rows = pl.Series([False] * log.num_rows)
-        for mask in differ.values():
-            rows = rows | mask
-        behind = self._behind(entity, online, rows, chunk) if rows.any() else {}
         current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
+        views = dict.fromkeys(v for r in refs for v in self.depends[r])
+        behind = {view: self._behind(view, online, offline) for view in views}
         for ref in refs:
-            self._compare(ref, online, offline, differ[ref], behind, current, chunk)
+            self._compare(ref, online, offline, behind, current, chunk)
 
-    def _behind(
-        self, entity: pa.Table, online: pl.DataFrame, rows: pl.Series, chunk: _Chunk
-    ) -> dict[str, pl.Series]:
-        """Per view, whether the training row at T is at or past the logged watermark.
+    def _behind(self, view: str, online: pl.DataFrame, offline: pl.DataFrame) -> pl.Series:
+        """Whether the training row of ``view`` was not online yet (DESIGN G5).
 
-        Only ``rows`` (the rows with a differing cell) are joined again; others are False.
-        Besides the second join (module docstring), a view is behind when the record served
-        is itself at or past the watermark (a window written beyond it): the training row,
-        at least as new, is past it too, whatever its values.
+        It was not when its event timestamp is at or past the logged watermark, or when the
+        view had no watermark (nothing was materialized).
         """
-        index = rows.arg_true()
-        events = chunk.events()
-        subset = entity.take(pa.array(index.to_numpy()))
-        times = online.get_column(REQUEST_TIME).gather(index)
-        out: dict[str, pl.Series] = {}
-        for view, features in self.inputs.items():
-            watermark = online.get_column(WATERMARK + view).gather(index)
-            refs = [FeatureRef(view, f) for f in features]
-            at_t = self._training(subset, refs)
-            before = times.zip_with(
-                times < watermark, (watermark - timedelta(microseconds=1)).cast(times.dtype)
-            )
-            shifted = subset.set_column(
-                subset.schema.get_field_index(_TIME), _TIME, before.to_arrow()
-            )
-            at_w = self._training(shifted, refs)
-            late = pl.Series([False] * len(index))
-            for ref in refs:
-                name = f"{ref.view}__{ref.feature}"
-                late = late | _distinct(at_t.get_column(name), at_w.get_column(name))
-            # No watermark: nothing was materialized, every training row is past it.
-            late = late | (watermark.is_null() & _any_value(at_t, refs))
-            for ref, deps in self.depends.items():
-                if view in deps and EVENT + str(ref) in events.columns:
-                    served = events.get_column(EVENT + str(ref)).gather(index)
-                    late = late | (served >= watermark).fill_null(value=False)
-            full = pl.Series([False] * len(rows)).scatter(index, late)
-            out[view] = full
-        return out
+        event = offline.get_column(_event_column(view))
+        watermark = online.get_column(WATERMARK + view)
+        late = event.is_not_null() & (watermark.is_null() | (event >= watermark))
+        return late.fill_null(value=False)
 
     def _compare(
         self,
         ref: FeatureRef,
         online: pl.DataFrame,
         offline: pl.DataFrame,
-        differ: pl.Series,
         behind: dict[str, pl.Series],
         current: dict[str, str],
         chunk: _Chunk,
@@ -336,6 +305,7 @@ class _Replay:
         stats = self.report.features[str(ref)]
         served = online.get_column(VALUE + str(ref))
         trained = offline.get_column(f"{ref.view}__{ref.feature}")
+        differ = _distinct(served, trained)
         on_null, off_null = served.is_null(), trained.is_null()
         value_diff = differ & ~on_null & ~off_null
         stats.cells += len(served)
@@ -357,7 +327,7 @@ class _Replay:
         never = pl.Series([False] * len(served))
         for view in self.depends[ref]:
             stale = stale | (online.get_column(FINGERPRINT + view) != current.get(view, ""))
-            view_late = behind.get(view, late)
+            view_late = behind[view]
             watermark = online.get_column(WATERMARK + view)
             late = late | view_late
             never = never | (view_late & watermark.is_null())
@@ -372,20 +342,25 @@ class _Replay:
         stats.causes["mismatch"] += int(is_mismatch.sum())
         self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_list())
         self.report.lag.never_materialized += int((is_late & never).sum())
-        self._samples(ref, online, trained, differ, is_stale, is_late, chunk)
+        self._samples(ref, online, offline, differ, is_stale, is_late, chunk)
 
     def _samples(
         self,
         ref: FeatureRef,
         online: pl.DataFrame,
-        trained: pl.Series,
+        offline: pl.DataFrame,
         differ: pl.Series,
         is_stale: pl.Series,
         is_late: pl.Series,
         chunk: _Chunk,
     ) -> None:
         keys = [c for c in online.columns if c.startswith(KEY)]
+        trained = offline.get_column(f"{ref.view}__{ref.feature}")
         events = chunk.events().get_column(EVENT + str(ref))
+        # The training row's event time: the newest of the rows the value comes from.
+        winners = offline.select(
+            pl.max_horizontal(*(_event_column(v) for v in self.depends[ref]))
+        ).to_series()
         for i in differ.arg_true().head(self.report_samples).to_list():
             cause: Cause = (
                 "stale_definition" if is_stale[i] else "not_materialized" if is_late[i] else
@@ -402,17 +377,16 @@ class _Replay:
                     offline_value=_python(trained[i]),
                     online_status=online[STATUS + str(ref)][i],
                     online_event_timestamp=events[i],
+                    offline_event_timestamp=winners[i],
                 )
             )
 
     report_samples = 20
 
 
-def _differ(online: pl.DataFrame, offline: pl.DataFrame, ref: FeatureRef) -> pl.Series:
-    """Whether each served value is not the training value (null vs value included)."""
-    return _distinct(
-        online.get_column(VALUE + str(ref)), offline.get_column(f"{ref.view}__{ref.feature}")
-    )
+def _event_column(view: str) -> str:
+    """The replay's column for the event timestamp of ``view``'s winning training row."""
+    return f"__fs_event__{view}"
 
 
 def _distinct(a: pl.Series, b: pl.Series) -> pl.Series:
@@ -422,13 +396,6 @@ def _distinct(a: pl.Series, b: pl.Series) -> pl.Series:
     if a.dtype.is_float() and b.dtype.is_float():
         same = same | (a.is_nan() & b.is_nan()).fill_null(value=False)
     return (a_null ^ b_null) | (~a_null & ~b_null & ~same)
-
-
-def _any_value(frame: pl.DataFrame, refs: list[FeatureRef]) -> pl.Series:
-    found = pl.Series([False] * frame.height)
-    for ref in refs:
-        found = found | frame.get_column(f"{ref.view}__{ref.feature}").is_not_null()
-    return found
 
 
 def _lag(current: pl.Series, view_lag: pl.Series, where: pl.Series) -> pl.Series:

@@ -114,8 +114,10 @@ class SkewSample:
     offline_value: Any
     online_status: str
     online_event_timestamp: datetime | None
-    """The event timestamp of the served record (the training row's is not exposed by the join:
-    see docs/skew.md)."""
+    """The event timestamp of the served record."""
+    offline_event_timestamp: datetime | None = None
+    """The event timestamp of the training row (the newest one, for an on-demand feature
+    that reads several views)."""
 
 
 @dataclass
@@ -180,6 +182,7 @@ class SkewReport:
                     **asdict(s),
                     "request_time": _iso(s.request_time),
                     "online_event_timestamp": _iso(s.online_event_timestamp),
+                    "offline_event_timestamp": _iso(s.offline_event_timestamp),
                     "keys": {k: _jsonable(v) for k, v in s.keys.items()},
                     "online_value": _jsonable(s.online_value),
                     "offline_value": _jsonable(s.offline_value),
@@ -229,7 +232,7 @@ class SkewReport:
                 lines.append(
                     f"    {_iso(s.request_time)} {keys} {s.feature} [{s.cause}]: online "
                     f"{s.online_value!r} ({s.online_status}, event {_iso(s.online_event_timestamp)})"
-                    f" vs offline {s.offline_value!r}"
+                    f" vs offline {s.offline_value!r} (event {_iso(s.offline_event_timestamp)})"
                 )
         if self.skipped_features:
             lines += ["", "  Not compared (no longer in the service): "
