@@ -215,6 +215,9 @@ class ServingConfig(_Section):
 
     api_keys: tuple[Secret, ...] = ()
     """Keys accepted as ``Authorization: Bearer <key>`` or ``X-API-Key``; empty = no auth."""
+    push_api_keys: tuple[Secret, ...] = ()
+    """Keys that may also write (``POST /push``); a key only in ``api_keys`` cannot push.
+    With any key configured, pushing needs one of these."""
     max_entities: Annotated[int, _ge(1)] = 1000
     """Most entity rows one request may ask for (413 beyond)."""
     max_body_bytes: Annotated[int, _ge(1024)] = 1_048_576

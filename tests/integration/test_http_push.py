@@ -1,0 +1,114 @@
+"""``POST /push`` over real HTTP (uvicorn, SQLite): Feast's body, keys, 422s, read-after-push."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from featurestore.serving.app import create_app
+from featurestore.serving.push import PUSH_PATH, push_router
+from featurestore.store import FeatureStore
+from tests.integration.test_http_support import build_repo, running_server
+
+
+def serve(store: FeatureStore):
+    app = create_app(store)
+    if not any(getattr(r, "path", None) == PUSH_PATH for r in app.routes):
+        app.include_router(push_router)  # until serving/app.py registers it
+    return running_server(app)
+
+
+def body(now, **columns):
+    df = {
+        "user_id": [7],
+        "event_timestamp": [(now + timedelta(milliseconds=1)).isoformat()],
+        "txn_count": [41],
+        "avg_amount": [12.5],
+        "segment": ["gold"],
+        "is_vip": [True],
+        "last_seen": [now.isoformat()],
+        **columns,
+    }
+    return {"push_source_name": "user_stats", "df": df, "to": "online_and_offline"}
+
+
+def test_pushed_row_is_readable_at_once_and_in_training_frames(tmp_path: Path) -> None:
+    repo, now = build_repo(tmp_path)
+    with FeatureStore(repo) as store, serve(store) as url, httpx.Client(base_url=url) as client:
+        reply = client.post(PUSH_PATH, json=body(now))
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"view": "user_stats", "rows": 1, "written": 1}
+        read = client.post(
+            "/get-online-features",
+            json={
+                "features": ["user_stats:txn_count", "user_stats:segment"],
+                "entities": {"user_id": [7]},
+            },
+        ).json()
+        assert read["results"][1]["values"] == [41]
+        assert read["results"][2]["values"] == ["gold"]
+        entity = pl.DataFrame({"user_id": [7], "event_timestamp": [now + timedelta(seconds=6)]})
+        frame = store.get_training_frame(entity, ["user_stats:txn_count"]).to_polars()
+        assert frame["txn_count"].to_list() == [41]
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"txn_count": ["many"]}, "row 0, column 'txn_count'"),
+        ({"user_id": [None]}, "row 0 has a null join key 'user_id'"),
+        ({"event_timestamp": ["soon"]}, "row 0, column 'event_timestamp'"),
+        ({"typo": [1]}, "unknown column(s) 'typo'"),
+    ],
+)
+def test_bad_rows_get_422_naming_column_and_row(tmp_path: Path, change, detail) -> None:
+    repo, now = build_repo(tmp_path)
+    with FeatureStore(repo) as store, serve(store) as url, httpx.Client(base_url=url) as client:
+        reply = client.post(PUSH_PATH, json=body(now, **change))
+        assert reply.status_code == 422, reply.text
+        assert detail in reply.json()["detail"]
+        assert store.offline.sources.push_log.files("user_stats") == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        (b"{", 422),
+        (b"[]", 422),
+        (b'{"df": {}}', 422),
+        (b'{"push_source_name": "user_stats", "df": {"user_id": 1}}', 422),
+        (b'{"push_source_name": "user_stats", "df": {}, "to": "everywhere"}', 422),
+        (b'{"push_source_name": "user_stat", "df": {"user_id": [1]}}', 404),
+    ],
+)
+def test_malformed_bodies_are_refused_without_500(tmp_path: Path, payload, status) -> None:
+    repo, _ = build_repo(tmp_path)
+    with FeatureStore(repo) as store, serve(store) as url, httpx.Client(base_url=url) as client:
+        reply = client.post(PUSH_PATH, content=payload)
+        assert reply.status_code == status, reply.text
+        assert "request_id" in reply.json()
+
+
+def test_a_read_only_key_cannot_push(tmp_path: Path) -> None:
+    repo, now = build_repo(tmp_path, serving="{api_keys: [reader], push_api_keys: [writer]}")
+    with FeatureStore(repo) as store, serve(store) as url, httpx.Client(base_url=url) as client:
+        assert client.post(PUSH_PATH, json=body(now)).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert client.post(PUSH_PATH, json=body(now), headers=wrong).status_code == 401
+        reader = {"Authorization": "Bearer reader"}
+        refused = client.post(PUSH_PATH, json=body(now), headers=reader)
+        assert refused.status_code == 403
+        assert "push_api_keys" in refused.json()["detail"]
+        assert store.offline.sources.push_log.files("user_stats") == []
+        writer = {"Authorization": "Bearer writer"}
+        assert client.post(PUSH_PATH, json=body(now), headers=writer).status_code == 200
+        read = client.post(
+            "/get-online-features",
+            json={"features": ["user_stats:txn_count"], "entities": {"user_id": [7]}},
+            headers=reader,
+        )
+        assert read.json()["results"][1]["values"] == [41]
