@@ -15,14 +15,11 @@ from featurestore.errors import (
     FeatureViewNotFoundError,
     OnlineStoreIntegrityError,
 )
-from featurestore.materialization.watermarks import online_status
 from featurestore.offline.engine import OfflineEngine
-from featurestore.offline.on_demand import check_on_demand_views, on_demand_training_frame
 from featurestore.progress import visible
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.functions import AppliedFunctions
-from featurestore.repo.loader import RepoContents, load_repo
-from featurestore.repo.registry import Plan, Registry, RegistrySnapshot, ViewRecord, resolve_refs
+from featurestore.repo.registry import Registry, RegistrySnapshot, ViewRecord, resolve_refs
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -47,6 +44,8 @@ if TYPE_CHECKING:
     from featurestore.online.base import OnlineStore
     from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
+    from featurestore.repo.loader import RepoContents
+    from featurestore.repo.plan import Plan
     from featurestore.repo.registry import OnDemandRecord
     from featurestore.transformations import OnDemandFeatureView
     from featurestore.transformations.check import RowIndependenceReport
@@ -234,6 +233,7 @@ class FeatureStore:
                 installed (one line naming the extra).
         """
         from featurestore.errors import MissingDependencyError, RepoLoadError
+        from featurestore.repo.loader import load_repo
         from featurestore.validation.gx import EXTRA
 
         try:
@@ -256,6 +256,9 @@ class FeatureStore:
         Stored inputs are real source rows (DuckDB ``USING SAMPLE``); request fields get seeded
         random values of their types, nulls included.
         """
+        from featurestore.offline.on_demand import check_on_demand_views
+        from featurestore.repo.loader import load_repo
+
         contents = contents_only if contents_only is not None else load_repo(self.repo_root)
         return check_on_demand_views(
             self.offline,
@@ -381,6 +384,8 @@ class FeatureStore:
         point_in_time: Literal["event", "available"],
     ) -> TrainingFrame | OnDemandTrainingFrame:
         if any(r.view in self.snapshot.on_demand_views for r in refs):
+            from featurestore.offline.on_demand import on_demand_training_frame
+
             return on_demand_training_frame(
                 self.offline,
                 entity_df,
@@ -737,6 +742,8 @@ class FeatureStore:
         ``ViewStatus.problem`` says when the store lost a view's values (see
         :mod:`featurestore.online.epoch`).
         """
+        from featurestore.materialization.watermarks import online_status
+
         return online_status(self.refresh(), self.online)
 
     def online_problem(self) -> str | None:

@@ -28,7 +28,6 @@ from featurestore.definitions import (
 from featurestore.definitions._names import check_name
 from featurestore.definitions.feature_service import LoggingConfig
 from featurestore.errors import DefinitionError, EntityFrameError, RegistryFileError
-from featurestore.transformations.decorator import TransformMode
 from featurestore.types import dtype_from_name
 
 if TYPE_CHECKING:
@@ -440,6 +439,8 @@ def _decode_logging(obj: _Object) -> LoggingConfig | None:
 
 
 def _decode_on_demand(name: str, obj: _Object) -> OnDemandRecord:
+    from featurestore.transformations.decorator import TransformMode  # only with such views
+
     obj.at.build(check_name, name, kind="On-demand feature view")
     modes: tuple[str, ...] = get_args(TransformMode)
     mode = obj.text("mode")

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from featurestore.definitions import Entity, FeatureService, FeatureView
 from featurestore.errors import DefinitionError, RepoLoadError
-from featurestore.transformations import OnDemandFeatureView
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from featurestore.transformations import OnDemandFeatureView
 
 __all__ = ["IGNORE_FILE", "RepoContents", "load_repo", "repo_files"]
 
@@ -38,6 +39,8 @@ class RepoContents:
 
     def add(self, obj: object, *, origin: str) -> None:
         """Add a definition; the same name defined twice differently is an error."""
+        from featurestore.transformations import OnDemandFeatureView  # only repo loads need it
+
         table: dict[str, object]
         if isinstance(obj, Entity):
             table, kind = self.entities, "entity"  # type: ignore[assignment]  # invariant dict

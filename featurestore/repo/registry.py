@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from featurestore.repo.loader import RepoContents
+    from featurestore.repo.plan import Change as Change
+    from featurestore.repo.plan import Plan as Plan
     from featurestore.types import DType
 from featurestore.repo._json import FORMAT_VERSION, decode_snapshot, encode_snapshot
-from featurestore.repo.plan import Change, Plan, check_repo, diff
 from featurestore.repo.snapshot import (
     OnDemandRecord,
     RegistrySnapshot,
@@ -40,9 +41,7 @@ from featurestore.repo.snapshot import (
 
 __all__ = [
     "FORMAT_VERSION",
-    "Change",
     "OnDemandRecord",
-    "Plan",
     "Registry",
     "RegistrySnapshot",
     "TransformRecord",
@@ -138,6 +137,8 @@ class Registry:
             DefinitionError: A service refers to an unknown view or feature, or a join key has
                 different types in different views.
         """
+        from featurestore.repo.plan import Plan, check_repo, diff  # here: readers never plan
+
         check_repo(contents, key_dtypes)
         current = current if current is not None else self.load()
         views: dict[str, ViewRecord] = {}

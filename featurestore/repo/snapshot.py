@@ -25,7 +25,6 @@ from featurestore.errors import (
     FeatureServiceNotFoundError,
     FeatureViewNotFoundError,
 )
-from featurestore.transformations.batch import transform_fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -63,11 +62,24 @@ class TransformRecord:
 
 def transform_record(view: FeatureView, *, origin: str) -> TransformRecord | None:
     """The registry record of ``view``'s transform (defined in repo file ``origin``), if any."""
-    fingerprint = transform_fingerprint(view)
+    fingerprint = _transform_fingerprint(view)
     if fingerprint is None or view.transform is None:
         return None
     name = getattr(view.transform, "__qualname__", repr(view.transform))
     return TransformRecord(function_path=f"{origin}:{name}", fingerprint=fingerprint)
+
+
+def _transform_fingerprint(view: FeatureView) -> str | None:
+    """The view's transform fingerprint, or None (``transform_fingerprint``).
+
+    The transformation modules are imported only for a view that carries its transform; a view
+    read from the registry carries none, so reading a registry imports none of them.
+    """
+    if view.transform is None:
+        return None
+    from featurestore.transformations.batch import transform_fingerprint
+
+    return transform_fingerprint(view)
 
 
 @dataclass(frozen=True)
@@ -201,7 +213,7 @@ def view_fingerprint(
             [a.output_name, a.column, a.function, a.window_us] for a in view.aggregations
         ]
         payload["hop_us"] = view.hop_us
-    transform = transform_fingerprint(view)
+    transform = _transform_fingerprint(view)
     if transform is None and applied is not None:
         transform = applied.fingerprint
     if transform is not None:  # absent key: views without a transform keep their fingerprint
