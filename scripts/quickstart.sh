@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README quickstart, end to end on the embedded SQLite online store: install (if needed),
-# generate the example data, apply, build a training frame, materialize, read online, serve
-# and query over HTTP. Safe to re-run. PORT (default 6566) picks the server's port.
+# generate the example data, apply, build a training frame and a snapshot, materialize, read
+# online, serve and query over HTTP. Safe to re-run. PORT (default 6566) picks the server's port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -22,6 +22,9 @@ step "Registering the definitions"
 featurestore apply
 step "Building a training frame"
 featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output data/training.parquet
+step "Scoring input for every card holder as of one hour ago (a snapshot)"
+AS_OF="$(python -c 'from datetime import UTC, datetime, timedelta; print((datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"))')"
+featurestore snapshot --features user_stats:txn_count_7d,user_stats:avg_amount_7d --as-of "$AS_OF" -o data/snapshot.parquet
 step "Materializing into the online store"
 featurestore materialize-incremental
 step "Reading online features"

@@ -7,7 +7,10 @@ never a cross product: per view, the candidate window ``T - ttl <= event_timesta
 (:func:`featurestore.window.lower_bound_datetime`, both bounds bound parameters DuckDB pushes
 into the Parquet scan) is a filter, and the newest candidate per key is a grouped ``arg_max``
 by the order "newer" (:func:`featurestore.offline.sql.newer_order_key`); the views' winners are
-then joined on the keys.
+then joined on the keys. An aggregation view (G7) is grouped the same way, each aggregate
+over its own window ``start(T) <= event_timestamp <= T`` (:func:`featurestore.window.agg_start`,
+the SQL of :func:`featurestore.offline.join.aggregation.aggregate_sql`); its keys are those
+with an event in the widest window, and a key without one counts 0, as in training frames.
 
 Which rows come back:
 
@@ -35,8 +38,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import duckdb
 import pyarrow as pa
 
+from featurestore._time import from_micros, to_micros
 from featurestore.definitions import FeatureRef
-from featurestore.errors import DefinitionError, EntityFrameError, term
+from featurestore.errors import EntityFrameError, term
 from featurestore.offline.entity_frame import (
     EntityFrame,
     _to_arrow_table,
@@ -45,12 +49,13 @@ from featurestore.offline.entity_frame import (
     validate_entity,
 )
 from featurestore.offline.join import EntityStats, JoinPlan, JoinSpec, ViewRequest
+from featurestore.offline.join.aggregation import aggregate_sql
 from featurestore.offline.join.query import key_match, values_struct
 from featurestore.offline.join.spec import ROW_COL
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, newer_order_key, quote_ident
 from featurestore.offline.training_frame import TrainingFrame
 from featurestore.types import to_arrow, to_duckdb
-from featurestore.window import lower_bound_datetime
+from featurestore.window import agg_start, lower_bound_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -98,14 +103,42 @@ class SnapshotSpec:
     constants: list[RequestConstant]
 
 
-def _newest_per_key(spec: SnapshotSpec, request: ViewRequest) -> Query:
-    """One view's newest candidate at ``as_of`` per key: ``(keys..., __fs_vals)``."""
+def _start(t: datetime, hop_us: int, window_us: int) -> datetime | None:
+    """The first time in an aggregation window read at ``t``; None before year 1."""
+    try:
+        return from_micros(agg_start(to_micros(t), hop_us, window_us))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _per_key(spec: SnapshotSpec, request: ViewRequest) -> Query:
+    """One view's values at ``as_of`` per key with a candidate: ``(keys..., __fs_vals)``.
+
+    The newest candidate's features; for an aggregation view (G7), each aggregate over the
+    key's events in its window ``start(T) <= event_timestamp <= T`` (keys with an event in
+    the widest window).
+    """
     view = request.record.view
     keys = ", ".join(f"s.{quote_ident(k)}" for k in view.join_keys)
-    query = Query().add(
-        f"SELECT {keys}, arg_max({values_struct(request, 's.')}, {newer_order_key('s.')}) "
-        "AS __fs_vals FROM ("
-    )
+    query = Query().add(f"SELECT {keys}, ")
+    lower = lower_bound_datetime(spec.as_of, view.effective_ttl)
+    if view.aggregations:
+        by_name = {a.output_name: a for a in view.aggregations}
+        values, starts = [], []
+        for j, feature in enumerate(request.features):
+            aggregation = by_name[feature]
+            start = _start(spec.as_of, view.hop_us, aggregation.window_us)
+            values.append(
+                f"v{j} := {aggregate_sql(aggregation, 'TRUE' if start is None else f's.{EVENT_TS} >= ?')}"
+            )
+            starts += [] if start is None else [start]
+        query.add(f"struct_pack({', '.join(values)}) AS __fs_vals FROM (", *starts)
+        widest = max(a.window_us for a in view.aggregations)
+        lower = _start(spec.as_of, view.hop_us, widest)
+    else:
+        query.add(
+            f"arg_max({values_struct(request, 's.')}, {newer_order_key('s.')}) AS __fs_vals FROM ("
+        )
     query.extend(request.scan).add(") s")
     if not spec.all_keys:
         casts = ", ".join(
@@ -119,7 +152,6 @@ def _newest_per_key(spec: SnapshotSpec, request: ViewRequest) -> Query:
             f"ON {key_match(request, 's', 'e')}"
         )
     query.add(f" WHERE s.{EVENT_TS} <= ?", spec.as_of)
-    lower = lower_bound_datetime(spec.as_of, view.effective_ttl)
     if lower is not None:
         query.add(f" AND s.{EVENT_TS} >= ?", lower)
     if spec.join.point_in_time == "available":
@@ -136,12 +168,24 @@ def snapshot_query(spec: SnapshotSpec) -> Query:
     views = [f"__fs_v{i}" for i in range(len(join.requests))]
     for i, request in enumerate(join.requests):
         query.add(", " if i else "").add(f"{views[i]} AS (")
-        query.extend(_newest_per_key(spec, request)).add(")")
+        query.extend(_per_key(spec, request)).add(")")
     constants = {c.name: c for c in spec.constants}
     features: dict[str, str] = {}
     for view, request in zip(views, join.requests, strict=True):
-        for j, out in enumerate(request.output_columns):
-            features[out] = f"{view}.__fs_vals.v{j} AS {quote_ident(out)}"
+        counts = {a.output_name for a in request.record.view.aggregations if a.function == "count"}
+        for j, (feature, out) in enumerate(
+            zip(request.features, request.output_columns, strict=True)
+        ):
+            value = f"{view}.__fs_vals.v{j}"
+            if feature in counts:  # no event in the window: 0 (a null key: null, as in training)
+                value = f"coalesce({value}, 0)"
+                if not spec.all_keys:
+                    present = " AND ".join(
+                        f"__fs_entity.{quote_ident(k)} IS NOT NULL"
+                        for k in request.record.view.join_keys
+                    )
+                    value = f"CASE WHEN {present} THEN {value} END"
+            features[out] = f"{value} AS {quote_ident(out)}"
     select: list[str] = []
     params: list[object] = []
     for column in join.entity_columns:
@@ -254,13 +298,6 @@ def _frame(
     point_in_time: PointInTime,
 ) -> SnapshotFrame:
     """The snapshot of stored features (on-demand views run on it afterwards)."""
-    aggregating = [r.view.name for r, _ in requests if r.view.aggregations]
-    if aggregating:
-        msg = (
-            f"Feature view '{aggregating[0]}' has windowed aggregations, which snapshots do not "
-            "compute yet (issue 15). Use get_training_frame with every entity row at as_of."
-        )
-        raise DefinitionError(msg)
     cursor = engine.cursor()
     try:
         fixed = [timestamp_column, *(c.name for c in constants)]

@@ -110,3 +110,18 @@ def test_keys_as_sql_query(store: FeatureStore):
         ].to_list()
         == snap["txn_count_7d"].to_list()
     )
+
+
+def test_snapshot_reads_pushed_rows_after_the_source(store: FeatureStore):
+    row = {
+        "user_id": 3,
+        "event_timestamp": T - timedelta(minutes=1),
+        "txn_count_7d": 4242,
+        "avg_amount_7d": 1.5,
+        "max_amount_7d": 2.0,
+        "distinct_merchants_30d": 1,
+    }
+    store.push("user_stats", [row, {**row, "user_id": 424242}], to="offline")
+    snap = store.get_snapshot(["user_stats:txn_count_7d"], T).to_polars()
+    pushed = snap.filter(pl.col("user_id").is_in([3, 424242]))
+    assert pushed["txn_count_7d"].to_list() == [4242, 4242]
