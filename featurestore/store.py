@@ -518,9 +518,7 @@ class FeatureStore:
         if self._pusher is None:
             from featurestore.materialization.push import Pusher
 
-            self._pusher = Pusher(
-                self.offline.sources, self.online, validation_log=self.validation_log
-            )
+            self._pusher = Pusher(self.offline, self.online, validation_log=self.validation_log)
         return self._pusher
 
     def push(
@@ -565,7 +563,7 @@ class FeatureStore:
 
         for done in report.views:
             record = self.snapshot.feature_views[done.view]
-            if record.view.transform is None and not record.view.aggregations:
+            if record.view.transform is None:
                 heal_pushes(record, self.offline.sources, self.pusher)
 
     def materialize(

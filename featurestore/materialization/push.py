@@ -16,10 +16,10 @@ files it has not seen, conditionally, so the next materialization heals the cras
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +31,7 @@ from featurestore.materialization.materializer import (
     EVENT_TS_COLUMN,
     _BatchWriter,
 )
+from featurestore.materialization.tiles import TileSource
 from featurestore.offline.push_log import PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN, PUSH_TIME_COLUMN
 from featurestore.types import Timestamp, to_arrow
 
@@ -47,6 +48,14 @@ __all__ = ["PushMode", "PushResult", "PushRows", "Pusher", "heal_pushes", "rows_
 logger = logging.getLogger(__name__)
 
 PushMode = Literal["online", "offline", "online_and_offline"]
+
+
+class PushOffline(TileSource, Protocol):
+    """What pushes need from the offline engine (``OfflineEngine`` provides it)."""
+
+    sources: Sources
+
+
 PUSH_MODES: tuple[PushMode, ...] = ("online", "offline", "online_and_offline")
 
 PushRows = object
@@ -164,19 +173,21 @@ class Pusher:
     """Pushes rows of applied feature views to the push log and the online store.
 
     Args:
-        sources: The offline engine's sources (their push log, and source schemas).
+        offline: The offline engine (its sources' push log, source schemas, and the tiles
+            of aggregation views).
         online: The online store (None: only ``to="offline"`` pushes are possible).
         validation_log: Where expectation runs of pushed rows are kept.
     """
 
     def __init__(
         self,
-        sources: Sources,
+        offline: PushOffline,
         online: OnlineStore | None,
         *,
         validation_log: ValidationLog | None = None,
     ) -> None:
-        self.sources = sources
+        self.offline = offline
+        self.sources = offline.sources
         self.online = online
         self.validation_log = validation_log
         self._epoch: str | None = None
@@ -223,8 +234,23 @@ class Pusher:
             log_file = self.sources.push_log.append(
                 view.name, self._log_table(record, table, online=to != "offline", ids=push_ids)
             )
-        written = self.write_online(record, table) if to != "offline" else 0
+        written = self.write_pushed(record, table) if to != "offline" else 0
         return PushResult(view.name, table.num_rows, written, log_file)
+
+    def write_pushed(self, record: ViewRecord, table: pa.Table) -> int:
+        """Write conformed pushed rows online; the records (or tiles) written.
+
+        A plain view gets records; an aggregation view gets the tiles the events fall in,
+        recomputed from the push log, which must hold the rows already.
+        """
+        if not record.view.aggregations:
+            return self.write_online(record, table)
+        from featurestore.materialization.tiles import fold_events
+
+        assert self.online is not None  # checked by _check_pushable
+        if self._epoch is None:
+            self._epoch = self.online.ensure_epoch()
+        return fold_events(self.offline, self.online, record, table)
 
     def _check_pushable(self, record: ViewRecord, to: PushMode) -> None:
         view = record.view
@@ -234,10 +260,11 @@ class Pusher:
                 "rows (they would skip the transform). Push to a view without a transform."
             )
             raise DefinitionError(msg)
-        if view.aggregations:
+        if view.aggregations and to == "online":
             msg = (
-                f"Feature view '{view.name}' aggregates events; pushing events to "
-                "aggregation views is not supported yet (issue 14). Push to a plain view."
+                f"Feature view '{view.name}' aggregates events: its online tiles are computed "
+                "from the push log, so pushed events must go there. Push with "
+                "to='online_and_offline'."
             )
             raise DefinitionError(msg)
         if to != "offline" and not view.online:
@@ -258,7 +285,7 @@ class Pusher:
         """
         view = record.view
         source = view.source
-        types = _column_types(record)
+        types = _column_types(_pushed_record(record))
         try:
             table = rows_to_table(rows, types=types)
         except EntityFrameError as exc:
@@ -423,6 +450,13 @@ def newest_per_key(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
     return rows.take(pa.array(order[picked]))
 
 
+def _pushed_record(record: ViewRecord) -> ViewRecord:
+    """What pushed rows hold: the view's features, or an aggregation view's raw events."""
+    if not record.view.aggregations:
+        return record
+    return replace(record, view=record.view.event_view())
+
+
 def _column_types(record: ViewRecord) -> dict[str, pa.DataType]:
     """The Arrow type of each pushable column, by its name in the view."""
     view = record.view
@@ -493,7 +527,12 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
         table = table.filter(pc.field(PUSH_ONLINE_COLUMN))
         tables.append(table.rename_columns([mapping.get(c, c) for c in table.column_names]))
     table = pa.concat_tables(tables, promote_options="default")
-    written = pusher.write_online(record, pusher.conform(record, _pushed_columns(record, table)))
+    if table.num_rows == 0:
+        written = 0
+    else:
+        written = pusher.write_pushed(
+            record, pusher.conform(record, _pushed_columns(record, table))
+        )
     temp = folder / f"{_HEALED_FILE}.tmp"
     temp.write_text(Path(pending[-1]).name)
     temp.replace(marker)
@@ -502,5 +541,5 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
 
 
 def _pushed_columns(record: ViewRecord, table: pa.Table) -> pa.Table:
-    names = _column_types(record)
+    names = _column_types(_pushed_record(record))
     return table.select([c for c in table.column_names if c in names])

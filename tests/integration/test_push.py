@@ -315,3 +315,48 @@ def test_kill_between_offline_append_and_online_write_is_healed_by_materializati
             "count": offline["count"],
             "amount": offline["amount"],
         }
+
+
+AGG_FEATURES_PY = """
+from datetime import timedelta
+from featurestore import Aggregation, Entity, FeatureView, ParquetSource
+
+user = Entity("user", join_keys=["user_id"])
+spend = FeatureView(
+    "spend",
+    entities=[user],
+    source=ParquetSource("data/events", timestamp_field="ts"),
+    aggregations=[
+        Aggregation("amount", "sum", timedelta(hours=1)),
+        Aggregation(None, "count", timedelta(hours=1)),
+    ],
+    hop=timedelta(minutes=10),
+)
+"""
+
+
+def test_pushed_events_fold_into_aggregation_tiles_at_once(tmp_path: Path) -> None:
+    make_repo(tmp_path, AGG_FEATURES_PY)
+    write_parquet(
+        tmp_path / "data/events/part-0.parquet",
+        {"user_id": [1, 1], "ts": [T, T + timedelta(minutes=5)], "amount": [1.0, 2.0]},
+    )
+    features = ["spend:amount_sum_1h", "spend:count_1h"]
+    at = T + timedelta(minutes=30)
+    with FeatureStore(tmp_path) as store:
+        store.apply()
+        store.materialize(T - timedelta(hours=1), T + timedelta(minutes=20))
+        before = store.get_online_features(features, {"user_id": [1]}, request_time=at)
+        assert before.to_dict() == {"user_id": [1], "amount_sum_1h": [3.0], "count_1h": [2]}
+        with pytest.raises(DefinitionError, match="to='online_and_offline'"):
+            store.push("spend", [{"user_id": 1, "ts": at, "amount": 4.0}], to="online")
+        store.push("spend", [{"user_id": 1, "ts": T + timedelta(minutes=25), "amount": 4.0}])
+        after = store.get_online_features(features, {"user_id": [1]}, request_time=at)
+        assert after.to_dict() == {"user_id": [1], "amount_sum_1h": [7.0], "count_1h": [3]}
+        entity = pl.DataFrame({"user_id": [1], "event_timestamp": [at]})
+        frame = frame_dict(store.get_training_frame(entity, features))
+        assert (frame["amount_sum_1h"], frame["count_1h"]) == ([7.0], [3])
+        # materializing the same window again counts the pushed event once
+        store.materialize(T - timedelta(hours=1), T + timedelta(minutes=30))
+        again = store.get_online_features(features, {"user_id": [1]}, request_time=at)
+        assert again.to_dict() == after.to_dict()
