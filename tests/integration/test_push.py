@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 
 from featurestore import FeatureStore
-from featurestore.errors import DefinitionError, EntityFrameError
+from featurestore.errors import DefinitionError, EntityFrameError, ValidationError
 from featurestore.repo.config import RedisOnlineStoreConfig
 from tests.conftest import make_repo, utc, write_parquet
 
@@ -360,3 +360,21 @@ def test_pushed_events_fold_into_aggregation_tiles_at_once(tmp_path: Path) -> No
         store.materialize(T - timedelta(hours=1), T + timedelta(minutes=30))
         again = store.get_online_features(features, {"user_id": [1]}, request_time=at)
         assert again.to_dict() == after.to_dict()
+
+
+def test_a_push_breaking_the_views_expectations_is_refused(tmp_path: Path) -> None:
+    checked = FEATURES_PY.replace(
+        "from featurestore import",
+        "import great_expectations.expectations as gxe\nfrom featurestore import",
+    ).replace(
+        "schema=[",
+        "expectations=[gxe.ExpectColumnValuesToBeBetween(column='count', min_value=0)],\n"
+        "    schema=[",
+    )
+    with build(tmp_path, features_py=checked) as store:
+        with pytest.raises(ValidationError, match="expect_column_values_to_be_between"):
+            store.push("stats", [{"user_id": 1, "ts": T, "count": -1, "amount": 1.0}])
+        assert store.offline.sources.push_log.files("stats") == []
+        assert online(store, [1])["count"] == [None]
+        store.push("stats", [{"user_id": 1, "ts": T, "count": 3, "amount": 1.0}])
+        assert online(store, [1])["count"] == [3]
