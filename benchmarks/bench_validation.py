@@ -1,16 +1,21 @@
 """What the Great Expectations gate costs materialization, and GE's pandas vs SQL path.
 
     .venv/bin/python benchmarks/bench_validation.py --entities 1000000
+    .venv/bin/python benchmarks/bench_validation.py --small   # a quick check
 
 Same data as bench_materialize.py (one row per entity, 10 features: 5 Int64, 5 Float64).
 1. Materialization into a fresh SQLite file, without a suite and with a 5-expectation suite,
    alternated in one run, each in its own child process (peak RSS = the child's maxrss).
-2. The same 5-expectation suite on the same 1M-row window, run by GE's pandas engine (what
-   featurestore uses: Arrow -> pandas with nullable dtypes -> GE) and by GE's SQL engine
-   (SQLAlchemy) on SQLite, the window loaded into a SQLite table first (timed apart). GE's
-   SQL engine on DuckDB (duckdb-engine 0.17, DuckDB 2.0.1) returned no rows for GE's metric
-   queries ("list index out of range" for every expectation), so SQLite, a SQL backend GE
-   supports, stands in for the push-down.
+2. The same 5-expectation suite on windows of several sizes (default 10k, 100k, 1M rows),
+   run by GE's pandas engine (what featurestore uses: the columns the suite names, Arrow ->
+   pandas with nullable dtypes -> GE) and by GE's SQL engine (SQLAlchemy) on SQLite and on
+   PostgreSQL (``--postgres URL``; a scratch database is created and dropped). The window's
+   rows are computed by DuckDB, so a SQL path first loads them into the database: SQLite by
+   ``executemany``, PostgreSQL by ``COPY`` of pyarrow-written CSV; both parts are timed.
+   GE's SQL engine on DuckDB itself (duckdb-engine 0.17, DuckDB 2.0.1) returns no rows: GE
+   fetches each metric query's result after returning the connection to the pool, and
+   duckdb-engine's results do not survive that (SQLite and PostgreSQL results do), so every
+   expectation fails with "list index out of range".
 """
 
 from __future__ import annotations
@@ -78,59 +83,150 @@ def run_child(root: Path) -> dict[str, float]:
     return result
 
 
-def engine_paths(root: Path, n: int) -> dict[str, float]:
-    """The suite on the window's rows by GE's pandas engine and by its SQL engine (SQLite)."""
+PG_DATABASE = "fs_bench_validation"
+"""Created (and dropped after the run) on the local PostgreSQL server (``--postgres``)."""
+
+PG_TYPES = {pa.int64(): "bigint", pa.float64(): "double precision"}
+
+
+def _sqlite_load(window: pa.Table, db: Path, table: str) -> None:
+    with sqlite3.connect(db) as conn:
+        names = window.column_names
+        conn.execute(f"CREATE TABLE {table} ({', '.join(names)})")
+        columns = [window.column(c).to_pylist() for c in names]
+        conn.executemany(
+            f"INSERT INTO {table} VALUES ({', '.join('?' * len(names))})",
+            zip(*columns, strict=True),
+        )
+
+
+def _postgres_load(window: pa.Table, url: str, table: str) -> None:
+    """COPY the window in as CSV (pyarrow writes it; PostgreSQL parses it): the fast way in."""
+    import psycopg
+    import pyarrow.csv as pacsv
+
+    columns = ", ".join(f"{f.name} {PG_TYPES.get(f.type, 'timestamptz')}" for f in window.schema)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(window, sink, pacsv.WriteOptions(include_header=False))
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} ({columns})")
+        with cur.copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+            copy.write(sink.getvalue().to_pybytes())
+
+
+def _postgres(admin: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def engine_paths(
+    root: Path, sizes: list[int], repeat: int, postgres: str | None
+) -> tuple[float, list[dict[str, float]]]:
+    """The suite on windows of each size, by GE's pandas engine and by its SQL engine.
+
+    Returns the seconds reading the whole window from DuckDB, and per size the best of
+    ``repeat`` runs of each path. A SQL path's time is loading the window into the database
+    (as it must be, the rows being computed by DuckDB) plus GE's check there.
+    """
     from featurestore import FeatureStore
-    from featurestore.materialization.materializer import validate_window
     from featurestore.validation.gx import context, suite_from_json
+    from featurestore.validation.run import validate_table
 
     store = FeatureStore(root)
     store.apply()
     record = store.get_feature_view("wide")
-    context()  # GE imported and its context built before timing
-    began = time.perf_counter()
-    result = validate_window(store.offline, record, START, END, log=None)
-    pandas_total = time.perf_counter() - began
-    if not result.success or result.rows != n:
-        raise SystemExit(result.summary())
+    view = record.view
+    suite = suite_from_json("wide", view.suite_json or "")
+    ctx = context()  # GE imported and its context built before timing
     began = time.perf_counter()
     rows = pa.Table.from_batches(list(store.offline.latest_rows(record, START, END)))
     read = time.perf_counter() - began
+    names = [c for c in rows.column_names if not c.startswith("__fs_")]
+    window = rows.select(names)
+    store.close()
+
+    def sql_check(source: object, table: str) -> float:
+        asset = source.add_table_asset(table, table_name=table)  # type: ignore[attr-defined]
+        batch = asset.add_batch_definition_whole_table("all").get_batch()
+        began = time.perf_counter()
+        outcome = batch.validate(suite, result_format={"result_format": "SUMMARY"})
+        assert outcome.success, outcome
+        return time.perf_counter() - began
 
     db = root / "data/window.sqlite"
     db.unlink(missing_ok=True)
-    began = time.perf_counter()
-    with sqlite3.connect(db) as conn:
-        names = [c for c in rows.column_names if not c.startswith("__fs_")]
-        conn.execute(f"CREATE TABLE w ({', '.join(names)})")
-        columns = [rows.column(c).to_pylist() for c in names]
-        conn.executemany(
-            f"INSERT INTO w VALUES ({', '.join('?' * len(names))})", zip(*columns, strict=True)
+    sqlite = ctx.data_sources.add_sqlite("bench_sqlite", connection_string=f"sqlite:///{db}")
+    pg_source = None
+    if postgres is not None:
+        admin = f"{postgres}/postgres"
+        _postgres(admin, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+        _postgres(admin, f"CREATE DATABASE {PG_DATABASE}")
+        pg_url = f"{postgres}/{PG_DATABASE}"
+        pg_source = ctx.data_sources.add_postgres(
+            "bench_postgres",
+            connection_string=pg_url.replace("postgresql://", "postgresql+psycopg://"),
         )
-    load = time.perf_counter() - began
-    suite = suite_from_json("wide", record.view.suite_json or "")
-    source = context().data_sources.add_sqlite("window", connection_string=f"sqlite:///{db}")
-    batch = source.add_table_asset("w", table_name="w").add_batch_definition_whole_table("all")
-    began = time.perf_counter()
-    outcome = batch.get_batch().validate(suite, result_format={"result_format": "SUMMARY"})
-    sql = time.perf_counter() - began
-    assert outcome.success, outcome
-    store.close()
-    return {
-        "pandas_total": pandas_total,
-        "read": read,
-        "pandas_validate": pandas_total - read,
-        "sql_load": load,
-        "sql_validate": sql,
-    }
+    figures: list[dict[str, float]] = []
+    try:
+        for size in sizes:
+            part = window.slice(0, size)
+            best: dict[str, float] = {"rows": float(part.num_rows)}
+            for attempt in range(repeat):
+                began = time.perf_counter()
+                result = validate_table(view, part, start=START, end=END, kind="validate")
+                pandas = time.perf_counter() - began
+                if not result.success or result.rows != part.num_rows:
+                    raise SystemExit(result.summary())
+                table = f"w_{size}_{attempt}"
+                began = time.perf_counter()
+                _sqlite_load(part, db, table)
+                sqlite_load = time.perf_counter() - began
+                sqlite_check = sql_check(sqlite, table)
+                run = {
+                    "pandas": pandas,
+                    "sqlite_load": sqlite_load,
+                    "sqlite_check": sqlite_check,
+                }
+                if pg_source is not None:
+                    began = time.perf_counter()
+                    _postgres_load(part, pg_url, table)
+                    run["postgres_load"] = time.perf_counter() - began
+                    run["postgres_check"] = sql_check(pg_source, table)
+                for key, seconds in run.items():
+                    best[key] = min(best.get(key, seconds), seconds)
+            figures.append(best)
+    finally:
+        if pg_source is not None:
+            ctx.data_sources.delete("bench_postgres")  # closes GE's engine before the drop
+            _postgres(admin, f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+    return read, figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=[10_000, 100_000, 1_000_000],
+        help="window sizes of the engine comparison (rows, comma-separated)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server for GE's SQL engine ('' to skip); a scratch database is "
+        f"created on it and dropped ({PG_DATABASE})",
+    )
+    parser.add_argument(
+        "--small", action="store_true", help="quick check: 100k entities, 1 run, 2 sizes"
+    )
     parser.add_argument("--child", type=Path)
     args = parser.parse_args()
+    if args.small:
+        args.entities, args.repeat, args.sizes = 100_000, 1, [10_000, 100_000]
     if args.child is not None:
         child(args.child)
         return
@@ -161,16 +257,29 @@ def main() -> None:
     added = best["with suite"] / best["without suite"] - 1
     print(f"  validation adds {added:.0%} (target <= 50%)")
 
-    paths = engine_paths(checked, n)
-    print(f"the 5-expectation suite on the {n:,}-row window")
+    sizes = [k for k in args.sizes if k <= n] or [n]
+    read, paths = engine_paths(checked, sizes, args.repeat, args.postgres)
     print(
-        f"  pandas engine   {paths['pandas_validate']:.2f} s "
-        f"(+ {paths['read']:.2f} s reading the window from DuckDB)"
+        f"the 5-expectation suite on windows of the {n:,}-row view (best of {args.repeat}; "
+        f"reading the whole window from DuckDB took {read:.2f} s, paid by every path)"
     )
-    print(
-        f"  SQL on SQLite   {paths['sql_validate']:.2f} s "
-        f"(+ {paths['sql_load']:.2f} s loading the window into a SQLite table)"
-    )
+    header = f"  {'rows':>9}  {'pandas':>8}  {'SQLite: load + check':>22}"
+    if args.postgres:
+        header += f"  {'PostgreSQL: load + check':>26}"
+    print(header + "  faster")
+    for p in paths:
+        totals = {"pandas": p["pandas"], "SQLite": p["sqlite_load"] + p["sqlite_check"]}
+        line = (
+            f"  {p['rows']:>9,.0f}  {p['pandas']:>7.3f}s  "
+            f"{p['sqlite_load']:>7.3f} + {p['sqlite_check']:.3f} = {totals['SQLite']:.3f}s"
+        )
+        if "postgres_load" in p:
+            totals["PostgreSQL"] = p["postgres_load"] + p["postgres_check"]
+            line += (
+                f"  {p['postgres_load']:>9.3f} + {p['postgres_check']:.3f} = "
+                f"{totals['PostgreSQL']:.3f}s"
+            )
+        print(f"{line}  {min(totals, key=totals.__getitem__)}")
 
 
 if __name__ == "__main__":

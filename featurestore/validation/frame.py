@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from featurestore.validation.gate import rows_time_range
-from featurestore.validation.run import validate_table
+from featurestore.validation.run import columns_named, validate_table
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from featurestore.validation.result import ExpectationFailure, ValidationResult
 
 __all__ = ["FrameValidation", "check_training_frame", "validate_frame"]
-
-_COLUMN_ARGS = ("column", "column_A", "column_B", "column_list", "column_set")
-"""The arguments by which an expectation names the columns it is about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +119,7 @@ def validate_frame(
         reasons: list[str] = []
         for item in suite["expectations"]:
             kwargs = item.get("kwargs", {})
-            named = _columns_named(kwargs)
+            named = columns_named(kwargs)
             absent = [c for c in named if c not in features]
             shown = f"{item['type']}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
             if not named:
@@ -136,7 +133,7 @@ def validate_frame(
             skipped[view.name] = tuple(reasons)
         if not runnable:
             continue
-        used = list(dict.fromkeys(c for item in runnable for c in _columns_named(item["kwargs"])))
+        used = list(dict.fromkeys(c for item in runnable for c in columns_named(item["kwargs"])))
         columns[view.name] = {f: features[f] for f in used}
         rows = table.select([features[f] for f in used]).rename_columns(used)
         results[view.name] = validate_table(
@@ -148,18 +145,6 @@ def validate_frame(
             suite_json=json.dumps({**suite, "expectations": runnable}, sort_keys=True),
         )
     return FrameValidation(results=results, columns=columns, skipped=skipped)
-
-
-def _columns_named(kwargs: Mapping[str, Any]) -> list[str]:
-    """The columns an expectation's arguments name."""
-    named: list[str] = []
-    for arg in _COLUMN_ARGS:
-        value = kwargs.get(arg)
-        if isinstance(value, str):
-            named.append(value)
-        elif isinstance(value, list | tuple):
-            named += [str(v) for v in value]
-    return named
 
 
 class _Frame(Protocol):
