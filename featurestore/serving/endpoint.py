@@ -35,6 +35,7 @@ from featurestore.errors import (
     OnlineStoreUnavailableError,
     RegistryConflictError,
 )
+from featurestore.serving.deadlines import deadlines_of
 from featurestore.serving.encoding import encode_online_response
 from featurestore.serving.errors import (
     RETRY_AFTER_S,
@@ -45,7 +46,7 @@ from featurestore.serving.errors import (
     status_for,
 )
 from featurestore.serving.middleware import request_id_of
-from featurestore.serving.schemas import GetOnlineFeaturesRequest, parse_request
+from featurestore.serving.schemas import OnlineQuery, parse_request
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
     from featurestore.online.response import OnlineResponse
     from featurestore.serving.app import ServerState
+    from featurestore.serving.deadlines import Deadlines
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -140,9 +142,7 @@ async def run_blocking(state: ServerState, call: Callable[[], T]) -> T:
         raise OnlineStoreUnavailableError(msg) from None
 
 
-async def _lookup(
-    state: ServerState, query: GetOnlineFeaturesRequest, request_time: datetime
-) -> OnlineResponse:
+async def _lookup(state: ServerState, query: OnlineQuery, request_time: datetime) -> OnlineResponse:
     store = state.store
     selection = query.feature_selection
     entities = query.entities
@@ -160,7 +160,7 @@ async def _lookup(
     return await run_blocking(state, lookup)
 
 
-def _views_of(state: ServerState, query: GetOnlineFeaturesRequest) -> dict[str, str]:
+def _views_of(state: ServerState, query: OnlineQuery) -> dict[str, str]:
     """Output name -> feature view of a request's features (cached per registry snapshot)."""
     store = state.store
     key = (id(store.snapshot), query.selection_key, query.full_feature_names)
@@ -233,25 +233,18 @@ class OnlineFeaturesEndpoint:
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one request."""
         state = self.state
-        settings = state.settings
         body_read = False
         try:
             if scope["method"] != "POST":
                 raise ServingError(_POST_ONLY, status_code=405)
             require_key(state, scope["headers"])  # before reading (and buffering) any body
-            try:
-                async with asyncio.timeout(settings.body_timeout_s):
-                    body = await _read_body(receive, settings.max_body_bytes)
-            except TimeoutError:
-                msg = (
-                    f"The request body did not arrive within {settings.body_timeout_s:g} s "
-                    "(serving.body_timeout_s)."
-                )
-                raise ServingError(msg, status_code=408) from None
+            body = await self._read_body_in_time(receive)
             body_read = True
             payload = await _answer(state, body)
             status = 200
@@ -268,3 +261,32 @@ class OnlineFeaturesEndpoint:
                 headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    async def _read_body_in_time(self, receive: Receive) -> bytes:
+        """The request body, which must arrive within ``serving.body_timeout_s`` (408 beyond).
+
+        The deadline cancels this task; it is one entry of the loop's ``Deadlines``, not a
+        timer of its own (see ``serving/deadlines.py``).
+        """
+        settings = self.state.settings
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        if deadlines is None or self._loop is not loop:
+            self._loop = loop
+            deadlines = self._deadlines = deadlines_of(loop)
+        task = asyncio.current_task()
+        assert task is not None  # an ASGI app runs in a task
+        deadlines.add(task, settings.body_timeout_s, task.cancel)
+        try:
+            return await _read_body(receive, settings.max_body_bytes)
+        except asyncio.CancelledError:
+            if task in deadlines:  # cancelled by someone else (shutdown)
+                raise
+            task.uncancel()
+            msg = (
+                f"The request body did not arrive within {settings.body_timeout_s:g} s "
+                "(serving.body_timeout_s)."
+            )
+            raise ServingError(msg, status_code=408) from None
+        finally:
+            deadlines.remove(task)

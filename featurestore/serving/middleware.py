@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from featurestore.serving.errors import INTERNAL_ERROR_DETAIL, error_body
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
     from featurestore.serving.metrics import ServingMetrics
 
@@ -72,9 +72,9 @@ class ServingMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id, declared = _request_id_and_length(scope["headers"])
         scope[REQUEST_ID_KEY] = request_id
-        header_id = request_id.encode()
+        header_id = (b"x-request-id", request_id.encode())
         status = 500
         started = False
 
@@ -83,11 +83,10 @@ class ServingMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", header_id)]
+                message["headers"] = [*message.get("headers", ()), header_id]
             await send(message)
 
         try:
-            declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 detail = (
                     f"Request body of {declared} bytes is over the server's limit of "
@@ -107,24 +106,33 @@ class ServingMiddleware:
             path = scope.get("path", "")
             route = path if path in self.routes else "other"
             self.metrics.request_duration.observe(time.perf_counter() - start, route)
-            self.metrics.requests.inc(route, str(status))
+            self.metrics.requests.inc(route, _STATUS_TEXT.get(status) or str(status))
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id" and _CLIENT_ID.match(value):
-            return str(value.decode())
-    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+_STATUS_TEXT = {status: str(status) for status in range(100, 600)}
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
+def _request_id_and_length(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, int | None]:
+    """The request id and the declared body length, from one pass over the headers.
+
+    The id is the client's first well-formed ``X-Request-ID``, else a new one; the length is
+    the first ``Content-Length`` (None when absent or not a number).
+    """
+    request_id: str | None = None
+    length: int | None = None
+    length_seen = False
+    for name, value in headers:
+        if name == b"content-length" and not length_seen:
+            length_seen = True
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
+                length = None
+        elif name == b"x-request-id" and request_id is None and _CLIENT_ID.match(value):
+            request_id = value.decode()
+    if request_id is None:
+        request_id = f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+    return request_id, length
 
 
 async def _send_error(send: Send, status: int, detail: str, request_id: str) -> None:

@@ -7,7 +7,8 @@ the ``serving:`` settings, per connection, before any request reaches the app:
 
 - ``idle_timeout_s``: a connection without a request in progress (new, or kept alive after a
   response) is closed;
-- ``header_timeout_s``: from a request's first byte to the end of its headers (408, closed);
+- ``header_timeout_s``: from a request's first byte to the end of its headers (408, closed;
+  checked by the loop's ``Deadlines``, not a timer per request: see ``serving/deadlines.py``);
 - ``max_header_bytes``: bytes received while a request's head is incomplete (431, closed);
 - ``max_connections``: at the limit, a new connection closes the connection idle the longest
   (or is itself closed when every connection has a request in progress). The limit is lowered
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from featurestore.serving.deadlines import deadlines_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -134,7 +137,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.limits.idle_timeout_s  # type: ignore[assignment]  # uvicorn types it int; call_later takes a float
         self._in_head = False
         self._head_bytes = 0
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines_of(self.loop)
         self._idle_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -175,8 +178,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timeout)
+        self._deadlines.add(self, self.limits.header_timeout_s, self._head_timeout)
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data``; refuse a request whose head grows past ``max_header_bytes``."""
@@ -189,7 +191,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """The head is in: stop its timer and hand the request to uvicorn (and the app)."""
         self._in_head = False
-        self._cancel_head_timer()
+        self._cancel_head_deadline()
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -199,22 +201,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection and its timers."""
-        self._cancel_head_timer()
+        self._cancel_head_deadline()
         super().connection_lost(exc)
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _cancel_head_deadline(self) -> None:
+        self._deadlines.remove(self)
 
     def _head_timeout(self) -> None:
-        self._head_timer = None
         if self._in_head and not self.transport.is_closing():
             self._refuse(408, "Request head not received within serving.header_timeout_s.")
 
     def _refuse(self, status: int, message: str) -> None:
         self._in_head = False
-        self._cancel_head_timer()
+        self._cancel_head_deadline()
         body = message.encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
