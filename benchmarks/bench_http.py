@@ -9,6 +9,11 @@ measured against.
 
 Usage:
     python benchmarks/bench_http.py [--duration 10] [--entities 10000] [--json out.json]
+        [--tree DIR]
+
+``--tree`` measures the featurestore of another checkout with this script (e.g. 0.1 from
+``git worktree add /tmp/v01 1886b85``): the repo is built and both servers run with that
+checkout's code.
 
 Needs ``wrk`` (Debian: apt-get install wrk) and ``redis-server`` on PATH (or REDIS_URL; keys
 are written under a unique prefix and deleted afterwards). Starts its own redis-server on a
@@ -43,6 +48,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._redis import redis_url as private_redis_url  # noqa: E402
+
+
+def _tree_from_argv() -> Path:
+    """The checkout to measure, first on ``sys.path``: --tree, else $BENCH_TREE, else this."""
+    tree = Path(os.environ.get("BENCH_TREE", ROOT))
+    if "--tree" in sys.argv[:-1]:
+        tree = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()
+    sys.path.insert(0, str(tree))
+    return tree
+
+
+TREE = _tree_from_argv()
 
 SERVER_PIDS: dict[str, int] = {}
 """Base URL -> server process id, for its CPU time per request."""
@@ -253,7 +270,11 @@ def bare_app_factory():
 @contextmanager
 def server(cmd: list[str], port: int, env: dict[str, str], log: Path):
     with log.open("w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        # Run from the log's directory: a checkout as the working directory would come first
+        # on the server's sys.path (python -m), ahead of PYTHONPATH.
+        proc = subprocess.Popen(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=log.parent
+        )
         SERVER_PIDS[f"http://127.0.0.1:{port}"] = proc.pid
         try:
             wait_for(
@@ -270,6 +291,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--entities", type=int, default=10_000, help="users in the data")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
@@ -280,7 +302,16 @@ def main() -> None:
     with ExitStack() as stack:
         redis_url = stack.enter_context(private_redis_url())
         repo = build_repo(workdir / "repo", redis_url, prefix, args.entities)
-        env = {**os.environ, "BENCH_REPO": str(repo), "FEATURESTORE_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "BENCH_REPO": str(repo),
+            "FEATURESTORE_LOG_LEVEL": "warning",
+            "PYTHONPATH": os.pathsep.join([str(TREE), os.environ.get("PYTHONPATH", "")]),
+            "BENCH_TREE": str(TREE),
+        }
+        import featurestore
+
+        print(f"featurestore from {Path(featurestore.__file__).parent}", file=sys.stderr)
         ours_port, bare_port = free_port(), free_port()
         ours = stack.enter_context(
             server(
