@@ -13,11 +13,16 @@ fresh process about 50 ms, a third of a small training frame's own work (issue 1
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import os
 import re
+import tempfile
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,7 +30,6 @@ from featurestore.errors import ConfigError, closest, term
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from pathlib import Path
     from typing import Self
 
     import yaml
@@ -316,8 +320,6 @@ def load_config(repo_root: Path) -> RepoConfig:
         ConfigError: The file is missing, is not YAML, has unknown keys or bad values, or
             refers to an unset environment variable.
     """
-    import yaml  # here: sections built in Python need no YAML
-
     path = repo_root / CONFIG_FILE
     if not path.is_file():
         option = term("FeatureStore(repo_path=...)", cli="--repo", http="FEATURESTORE_REPO")
@@ -327,14 +329,11 @@ def load_config(repo_root: Path) -> RepoConfig:
         )
         raise ConfigError(msg)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        # Not str(exc): it quotes the offending line, which may hold a literal secret.
-        msg = f"{path} is not valid YAML: {_yaml_problem(exc)}."
-        raise ConfigError(msg) from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         msg = f"{path} cannot be read as UTF-8 text: {exc}."
         raise ConfigError(msg) from None
+    raw = _parse(text, path)
     if not isinstance(raw, dict):
         msg = f"{path} must be a mapping with at least 'project: <name>'."
         raise ConfigError(msg)
@@ -346,6 +345,76 @@ def load_config(repo_root: Path) -> RepoConfig:
         msg = f"{path} is invalid: {' '.join(check.problems)}"
         raise ConfigError(msg)
     return config
+
+
+_CACHE_FORMAT = 1
+
+
+def _parse(text: str, path: Path) -> object:
+    """The YAML document ``text`` (read from ``path``), parsed once per content.
+
+    Importing PyYAML costs a fresh process about 8 ms, as much as the rest of loading the
+    config (issue 10 item 13). So a document that JSON holds exactly (types included) is kept
+    in ``__pycache__/featurestore.yaml.json`` beside the file, under the SHA-256 of its text,
+    and a later load of the same text reads it back without PyYAML. Like Python's own
+    ``__pycache__``, the cache trusts whoever can write the repo folder. A missing, stale or
+    unreadable cache is ignored and a folder that cannot be written is no error;
+    ``${ENV}`` references and validation run on every load, after this.
+
+    Raises:
+        ConfigError: ``text`` is not YAML.
+    """
+    cache = path.parent / "__pycache__" / f"{path.name}.json"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with contextlib.suppress(OSError, ValueError):
+        entry = json.loads(cache.read_bytes())
+        if (
+            isinstance(entry, dict)
+            and entry.get("format") == _CACHE_FORMAT
+            and entry.get("sha256") == digest
+            and "document" in entry
+        ):
+            return entry["document"]
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Not str(exc): it quotes the offending line, which may hold a literal secret.
+        msg = f"{path} is not valid YAML: {_yaml_problem(exc)}."
+        raise ConfigError(msg) from None
+    if _json_holds(document):
+        _write_cache(cache, {"format": _CACHE_FORMAT, "sha256": digest, "document": document})
+    return document
+
+
+def _json_holds(value: object) -> bool:
+    """Whether JSON gives ``value`` back exactly: same types, no NaN, string keys only."""
+    if value is None or type(value) in (str, bool, int):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_json_holds(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_holds(v) for k, v in value.items())
+    return False
+
+
+def _write_cache(cache: Path, entry: dict[str, object]) -> None:
+    """Write ``entry`` to ``cache`` atomically (readers see the old file or the new one)."""
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+        temp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entry, handle)
+            temp.replace(cache)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
