@@ -26,6 +26,7 @@ from featurestore.ordering import (
     NULL_CREATED_US,
     OrderKey,
     newer_lexsort,
+    newest_first_sql,
     newest_probe_sql,
     order_key_sql,
     pack_order_key,
@@ -181,6 +182,9 @@ def test_duckdb_order_struct_and_probe_agree_with_order_key(keys: list[OrderKey]
     assert [rid for i, rid in ids] == [row_id(keys[i].file_rank, keys[i].row) for i, _ in ids]
     newest = con.sql(f"SELECT arg_max(i, {key_sql}) FROM ({_TYPED})").fetchall()[0][0]
     assert keys[newest] == max(keys)
+    newest_first = newest_first_sql("e", "c", "f", "r")
+    ids = con.sql(f"SELECT i FROM ({_TYPED}) ORDER BY {newest_first}, i").fetchall()
+    assert [keys[i] for (i,) in ids] == sorted(keys, reverse=True)
     probe = newest_probe_sql("CAST(make_timestamp(?::BIGINT) AS TIMESTAMPTZ)")
     below = con.sql(
         f"SELECT i, {probe} >= {key_sql} FROM ({_TYPED}) ORDER BY i", params=[t]
