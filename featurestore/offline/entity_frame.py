@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from featurestore._time import to_utc_array
+from featurestore._time import from_micros, to_utc_array
 from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, term
 from featurestore.offline.join.spec import ROW_COL, EntityStats
@@ -200,8 +200,11 @@ def _parquet_entity(
         )
         raise EntityFrameError(msg)
     stat_expr = ts_expr.replace("CAST(", "TRY_CAST(", 1) if ts_type == "VARCHAR" else ts_expr
+    # Microseconds, not timestamps: DuckDB gives those to Python with a ZoneInfo, whose import
+    # (and time zone file) a small training frame would pay for (issue 10 item 13).
     row = cursor.sql(
-        f"SELECT count(*), min({stat_expr}), max({stat_expr}), {bad_expr} FROM read_parquet(?)",
+        f"SELECT count(*), epoch_us(min({stat_expr})), epoch_us(max({stat_expr})), {bad_expr} "
+        "FROM read_parquet(?)",
         params=[pattern],
     ).fetchall()[0]
     assert row is not None  # an aggregate always yields one row
@@ -211,7 +214,8 @@ def _parquet_entity(
             "ISO 8601 timestamps. Fix them, e.g. '2026-11-27T09:00:00Z'."
         )
         raise EntityFrameError(msg)
-    stats = EntityStats(rows=int(row[0]), min_ts=row[1], max_ts=row[2])
+    min_ts, max_ts = (None if us is None else from_micros(us) for us in row[1:3])
+    stats = EntityStats(rows=int(row[0]), min_ts=min_ts, max_ts=max_ts)
     types[timestamp_column] = "TIMESTAMP WITH TIME ZONE"
     return EntityFrame(_parquet_query(cursor, pattern, ts_expr, ts_col), columns, types, stats)
 
