@@ -75,16 +75,16 @@ def write_tiles(
 ) -> tuple[int, int]:
     """Recompute and write the tiles of the window ``[start, end)``.
 
-    ``watermark`` is the view's watermark after this window; tiles it expires are skipped.
+    ``watermark`` is the view's watermark after this window (None: none); tiles it expires
+    are skipped (a window that does not move the watermark keeps the older tiles reads
+    before the watermark still need).
     Returns (tiles computed, tile records written).
     """
     view = record.view
     hop, end_us = view.hop_us, to_micros(end)
     lo = floor_to(to_micros(start), hop)
-    horizon = None
     if watermark is not None:
-        horizon = expiry_horizon(max(to_micros(watermark), end_us), hop, widest_us(view))
-        lo = max(lo, horizon)
+        lo = max(lo, expiry_horizon(to_micros(watermark), hop, widest_us(view)))
     if lo >= end_us:
         return 0, 0
     batches = offline.tiles(record, from_micros(lo), end, batch_size=batch_size)
