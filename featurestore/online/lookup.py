@@ -441,8 +441,9 @@ def _decode_view(
     statuses, events, all_present = _statuses(view, records, fields or _head_columns(records), now)
     indexes = view.indexes
     if fields is not None:
-        columns = [list(fields[codec.first_slot + i]) for i in indexes]
-        _apply_bitmaps(columns, indexes, fields[BITMAP_FIELD : codec.first_slot])
+        first = codec.first_slot
+        columns = [list(fields[first + i]) for i in indexes]
+        _apply_bitmaps(columns, indexes, fields[BITMAP_FIELD:first])
         if not all_present:
             for column in columns:
                 for row, status in enumerate(statuses):
