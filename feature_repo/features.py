@@ -1,5 +1,6 @@
-"""Card-payment fraud features: per user, per merchant and per (user, merchant) pair, plus
-an on-demand feature computed from the transaction's amount at request time.
+"""Card-payment fraud features: per user, per merchant and per (user, merchant) pair,
+sliding-window aggregates of each card holder's raw transactions, plus an on-demand feature
+computed from the transaction's amount at request time.
 
 Run ``python generate_data.py`` once to create the Parquet files under data/, then
 ``featurestore apply`` to register these definitions.
@@ -11,6 +12,7 @@ import great_expectations.expectations as gxe
 import polars as pl
 
 from featurestore import (
+    Aggregation,
     Entity,
     FeatureService,
     FeatureView,
@@ -90,6 +92,27 @@ user_merchant_stats = FeatureView(
     owner="risk-ml@example.com",
 )
 
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+# Computed by featurestore from every raw transaction, the same way in training frames and
+# online (tiles of one hour, combined at request time): docs/aggregations.md.
+user_txn_windows = FeatureView(
+    name="user_txn_windows",
+    entities=[user],
+    source=ParquetSource(path="data/transactions.parquet", timestamp_field="event_timestamp"),
+    aggregations=[
+        Aggregation(None, "count", HOUR),
+        Aggregation(None, "count", DAY),
+        Aggregation(None, "count", 7 * DAY),
+        Aggregation("amount", "sum", HOUR),
+        Aggregation("amount", "sum", DAY),
+        Aggregation("amount", "sum", 7 * DAY),
+        Aggregation("amount", "max", 7 * DAY),
+    ],
+    description="A card holder's transactions in the last hour, day and week.",
+    owner="risk-ml@example.com",
+)
+
 txn = RequestSource("txn", schema=[Field("amount", Float64, "The transaction's amount.")])
 
 
@@ -110,6 +133,7 @@ fraud_v1 = FeatureService(
         user_stats,
         merchant_stats[["merchant_txn_count_1d", "merchant_fraud_rate_30d"]],
         user_merchant_stats,
+        user_txn_windows,
         txn_features,
     ],
     description="Features of the card-fraud model, version 1.",

@@ -47,6 +47,10 @@ _PAIRS_PER_USER = 2
 _PAIR_EVERY_DAYS = 3
 _MERCHANT_SNAPSHOTS_PER_DAY = 4
 _UNKNOWN_USER_SHARE = 0.02
+_TXNS_PER_DAY = 2
+"""Raw card transactions per user per day (``transactions.parquet``, the aggregation view's
+events), at random times of the day."""
+_NO_AMOUNT_SHARE = 0.01
 _CATEGORIES = ("grocery", "fuel", "travel", "electronics", "restaurants", "gaming", "fashion")
 
 _US = 1_000_000
@@ -227,6 +231,35 @@ def _user_merchant_stats(
         )
 
 
+def _transactions(
+    users: int, merchants: int, days: int, start_us: int, seed: int, chunk_rows: int
+) -> Iterator[pa.Table]:
+    """Raw card transactions: ``_TXNS_PER_DAY`` per user per day, some without an amount."""
+    per_user = days * _TXNS_PER_DAY
+    users_per_chunk = max(1, chunk_rows // per_user)
+    for first in range(0, users, users_per_chunk):
+        last = min(users, first + users_per_chunk)
+        rng = np.random.default_rng([seed, 5, first])
+        user_ids = np.repeat(np.arange(first, last, dtype=np.int64), per_user)
+        n = user_ids.size
+        day = np.tile(np.repeat(np.arange(days, dtype=np.int64), _TXNS_PER_DAY), last - first)
+        event = start_us + day * _DAY_US + rng.integers(0, _DAY_US, n)
+        regular = _user_merchants(user_ids, merchants, seed)[np.arange(n), rng.integers(0, 2, n)]
+        merchant_idx = np.where(rng.random(n) < 0.7, regular, rng.integers(0, merchants, n))
+        amount = np.round(rng.lognormal(3.5, 1.0, n), 2)
+        yield pa.table(
+            {
+                "user_id": pa.array(user_ids, type=pa.int64()),
+                "merchant_id": _merchant_ids(merchant_idx),
+                "event_timestamp": _ts(event),
+                # A declined authorization has no amount: aggregations skip the null.
+                "amount": pa.array(
+                    amount, type=pa.float64(), mask=rng.random(n) < _NO_AMOUNT_SHARE
+                ),
+            }
+        )
+
+
 def _entities(
     rows: int, users: int, merchants: int, days: int, start_us: int, seed: int
 ) -> pa.Table:
@@ -267,7 +300,9 @@ def generate(
     """Write the example fraud repo's data files into ``out_dir``.
 
     Writes ``user_stats.parquet`` (about ``rows`` rows: one per user per day),
-    ``merchant_stats.parquet``, ``user_merchant_stats.parquet`` and ``entities.parquet``
+    ``merchant_stats.parquet``, ``user_merchant_stats.parquet``, ``transactions.parquet``
+    (raw card transactions, 2 per user per day: ``user_id``, ``merchant_id``,
+    ``event_timestamp``, ``amount`` with 1% nulls) and ``entities.parquet``
     (``entity_rows`` labelled transactions: ``user_id``, ``merchant_id``,
     ``event_timestamp``, ``amount``, ``is_fraud``). Users are ``0..users-1`` (Int64);
     merchants are ``m_00000``... (String). About 2% of entity rows name users with no data,
@@ -321,6 +356,7 @@ def generate(
         "user_merchant_stats.parquet": _user_merchant_stats(
             users, merchants, days, start_us, seed, chunk_rows
         ),
+        "transactions.parquet": _transactions(users, merchants, days, start_us, seed, chunk_rows),
         "entities.parquet": iter([_entities(entity_rows, users, merchants, days, start_us, seed)]),
     }
     files: dict[str, Path] = {}

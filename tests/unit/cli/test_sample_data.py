@@ -16,6 +16,7 @@ FILES = [
     "user_stats.parquet",
     "merchant_stats.parquet",
     "user_merchant_stats.parquet",
+    "transactions.parquet",
     "entities.parquet",
 ]
 
@@ -40,6 +41,7 @@ def test_sizes_keys_and_time_range(tmp_path: Path):
         "user_stats.parquet": 1_000,
         "merchant_stats.parquet": 50 * 10 * 4,
         "user_merchant_stats.parquet": 100 * 2 * 3,
+        "transactions.parquet": 100 * 10 * 2,
         "entities.parquet": 200,
     }
     users = pq.read_table(data.files["user_stats.parquet"])
