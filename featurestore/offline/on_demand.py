@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, SourceError
@@ -321,10 +322,39 @@ class OnDemandTrainingFrame:
 # -- skew-proofing at apply ---------------------------------------------------------------------
 
 
+def _sample_aggregates(
+    engine: OfflineEngine, view: FeatureView, features: list[str], rows: int, seed: int
+) -> pa.Table:
+    """Sample values of an aggregation view's features: each over a window of one sampled event.
+
+    Such a window's sum, mean, min, max and last are the event's value, its count 1 (0 for
+    a null value; a count of events is 1) and its stddev null: values the view really gives.
+    """
+    events = None
+    if view.event_columns:
+        events = _sample_view(engine, view.event_view(), list(view.event_columns), rows, seed)
+    n = events.num_rows if events is not None else rows
+    by_name = {a.output_name: a for a in view.aggregations}
+    out: dict[str, pa.Array] = {}
+    for name in features:
+        a = by_name[name]
+        if a.column is None or events is None:
+            out[name] = pa.array([1] * n, pa.int64())
+        elif a.function == "count":
+            out[name] = pc.cast(events.column(a.column).is_valid(), pa.int64())
+        elif a.function == "stddev":
+            out[name] = pa.nulls(n, pa.float64())
+        else:
+            out[name] = events.column(a.column)
+    return pa.table(out)
+
+
 def _sample_view(
     engine: OfflineEngine, view: FeatureView, features: list[str], rows: int, seed: int
 ) -> pa.Table:
     """Up to ``rows`` random source rows of ``view``: its features, typed as declared."""
+    if view.aggregations:
+        return _sample_aggregates(engine, view, features, rows, seed)
     if view.transform is not None:  # the features exist only in the transform's output
         return engine.transformed.sample_features(view, features, rows=rows, seed=seed)
     origin = {dst: src for src, dst in view.source.field_mapping.items()}
