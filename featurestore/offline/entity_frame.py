@@ -226,14 +226,19 @@ def _parquet_query(
     """The Parquet entity frame's query; ``__fs_row`` numbers rows by (file name, row in file).
 
     The position is the file's offset (row counts of the files before it, from the footers)
-    plus the row's number in its file: no window function over the whole frame.
+    plus the row's number in its file: no window function over the whole frame. A path to one
+    local file needs no footers (nor the query that reads them).
     """
-    files = cursor.sql(
-        "SELECT file_name, num_rows FROM parquet_file_metadata(?) ORDER BY file_name",
-        params=[pattern],
-    ).fetchall()
+    files: list[tuple[str, int]] = []
+    single = not glob.has_magic(pattern) and Path(pattern).is_file()
+    if not single:
+        files = cursor.sql(
+            "SELECT file_name, num_rows FROM parquet_file_metadata(?) ORDER BY file_name",
+            params=[pattern],
+        ).fetchall()
+        single = len(files) == 1
     replace = f"REPLACE ({ts_expr} AS {ts_col})"
-    if len(files) == 1:
+    if single:
         return Query().add(
             f"SELECT * EXCLUDE (file_row_number) {replace}, "
             f"CAST(file_row_number AS BIGINT) AS {ROW_COL} "

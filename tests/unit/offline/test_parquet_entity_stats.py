@@ -30,7 +30,8 @@ def test_parquet_entity_stats_equal_oracle(tmp_path_factory, times, text, offset
     path = tmp_path_factory.mktemp("entity") / "entities.parquet"
     if text:
         zone = timezone(offset)
-        column = pa.array([None if t is None else t.astimezone(zone).isoformat() for t in times])
+        texts = [None if t is None else t.astimezone(zone).isoformat() for t in times]
+        column = pa.array(texts, pa.string())
     else:
         column = pa.array(times, pa.timestamp("us", tz="UTC"))
     ids = pa.array(range(len(times)), pa.int64())
