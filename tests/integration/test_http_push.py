@@ -112,3 +112,24 @@ def test_a_read_only_key_cannot_push(tmp_path: Path) -> None:
             headers=reader,
         )
         assert read.json()["results"][1]["values"] == [41]
+
+
+def test_a_push_breaking_expectations_gets_422(tmp_path: Path) -> None:
+    from tests.integration.test_http_support import FEATURES_PY
+
+    checked = FEATURES_PY.replace(
+        "from featurestore import",
+        "import great_expectations.expectations as gxe\nfrom featurestore import",
+    ).replace(
+        "    ttl=timedelta(days=2),\n)",
+        "    ttl=timedelta(days=2),\n"
+        "    expectations=[gxe.ExpectColumnValuesToBeBetween(column='txn_count', min_value=0)],\n)",
+        1,
+    )
+    assert "expectations=" in checked
+    repo, now = build_repo(tmp_path, features_py=checked)
+    with FeatureStore(repo) as store, serve(store) as url, httpx.Client(base_url=url) as client:
+        reply = client.post(PUSH_PATH, json=body(now, txn_count=[-3]))
+        assert reply.status_code == 422, reply.text
+        assert "expect_column_values_to_be_between" in reply.json()["detail"]
+        assert store.offline.sources.push_log.files("user_stats") == []
