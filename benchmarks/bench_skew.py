@@ -12,6 +12,9 @@
 
 Usage:
     python benchmarks/bench_skew.py [--duration 10] [--log-rows 1000000] [--json out.json]
+        [--only http|skew] [--small]
+
+``--small`` is a quick check (3 s per measurement, 100,000 logged rows).
 
 Needs ``wrk`` and ``redis-server`` on PATH (or REDIS_URL), as bench_http.py.
 """
@@ -165,13 +168,40 @@ def skew_figures(repo: Path, log_rows: int) -> dict[str, Any]:
     }
 
 
+def serve_and_measure(
+    stack: ExitStack, repo: Path, duration_s: int, workdir: Path
+) -> list[dict[str, Any]]:
+    env = {**os.environ, "FEATURESTORE_LOG_LEVEL": "warning"}
+    port = bench_http.free_port()
+    url = stack.enter_context(
+        bench_http.server(
+            [sys.executable, "-m", "featurestore", "--repo", str(repo), "serve",
+             "--port", str(port)],
+            port,
+            env,
+            workdir / "server.log",
+        )
+    )  # fmt: skip
+    check = httpx.post(
+        f"{url}/get-online-features",
+        json={"feature_service": "svc_on", "entities": {"user_id": [1]}},
+        timeout=5,
+    )
+    assert check.status_code == 200, check.text
+    return http_figures(url, duration_s, workdir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk measurement")
     parser.add_argument("--log-rows", type=int, default=1_000_000, help="rows to log and replay")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--only", choices=["http", "skew"], help="run one of the two parts")
+    parser.add_argument("--small", action="store_true", help="3 s runs, 100,000 logged rows")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if args.small:
+        args.duration, args.log_rows = 3, 100_000
+    if args.only != "skew" and shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     workdir = Path(tempfile.mkdtemp(prefix="bench-skew-"))
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -184,26 +214,12 @@ def main() -> None:
 
         with FeatureStore(repo) as store:
             store.apply()
-        env = {**os.environ, "FEATURESTORE_LOG_LEVEL": "warning"}
-        port = bench_http.free_port()
-        url = stack.enter_context(
-            bench_http.server(
-                [sys.executable, "-m", "featurestore", "--repo", str(repo), "serve",
-                 "--port", str(port)],
-                port,
-                env,
-                workdir / "server.log",
-            )
-        )  # fmt: skip
-        check = httpx.post(
-            f"{url}/get-online-features",
-            json={"feature_service": "svc_on", "entities": {"user_id": [1]}},
-            timeout=5,
-        )
-        assert check.status_code == 200, check.text
-        http = http_figures(url, args.duration, workdir)
-        skew = skew_figures(repo, args.log_rows)
-    results = {"http_1x10_c10": http, "skew_report": skew}
+        results: dict[str, Any] = {"load_average": os.getloadavg()}
+        if args.only != "skew":
+            results["http_1x10_c10"] = serve_and_measure(stack, repo, args.duration, workdir)
+        if args.only != "http":
+            results["skew_report"] = skew_figures(repo, args.log_rows)
+        results["load_average_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
