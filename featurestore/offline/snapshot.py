@@ -177,13 +177,12 @@ def _per_key(spec: SnapshotSpec, request: ViewRequest) -> Query:
 def snapshot_query(spec: SnapshotSpec) -> Query:
     """The snapshot in DuckDB SQL: the entity columns, then the features (module docstring)."""
     join = spec.join
-    query = Query().add("WITH ")
-    if not spec.all_keys:
-        query.add("__fs_entity AS (").extend(join.entity).add("), ")
     views = [f"__fs_v{i}" for i in range(len(join.requests))]
-    for i, request in enumerate(join.requests):
-        query.add(", " if i else "").add(f"{views[i]} AS (")
-        query.extend(_per_key(spec, request)).add(")")
+    parts = [] if spec.all_keys else [("__fs_entity", join.entity)]
+    parts += [(v, _per_key(spec, r)) for v, r in zip(views, join.requests, strict=True)]
+    query = Query().add("WITH ")
+    for i, (name, part) in enumerate(parts):
+        query.add(", " if i else "").add(f"{name} AS (").extend(part).add(")")
     constants = {c.name: c for c in spec.constants}
     features: dict[str, str] = {}
     for view, request in zip(views, join.requests, strict=True):
@@ -370,6 +369,12 @@ def _frame(
 
 def _shared_keys(requests: list[tuple[ViewRecord, list[str]]]) -> list[str]:
     """The join keys every view has (``keys=None`` needs one entity key to list)."""
+    if not requests:
+        msg = (
+            "The requested on-demand views read no feature view, so a snapshot has no keys to "
+            f"list. Pass {term('keys=<a frame or SQL query of keys>', cli='--keys FILE')}."
+        )
+        raise EntityFrameError(msg)
     first = requests[0][0].view
     for record, _ in requests[1:]:
         if set(record.view.join_keys) != set(first.join_keys):

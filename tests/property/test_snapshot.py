@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
+from featurestore.errors import EntityFrameError
 from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import pit_oracle
@@ -54,6 +55,13 @@ m_ttl = FeatureView(name="m_ttl", entities=[user, merchant],
 )
 def u_plus(df: pl.DataFrame) -> pl.DataFrame:
     return df.select((pl.col("f_int") + pl.col("bump")).alias("bumped"))
+
+@on_demand_feature_view(
+    sources=[RequestSource("req2", schema=[Field("bump", Int64)])],
+    schema=[Field("doubled", Int64)],
+)
+def doubled(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select((pl.col("bump") * 2).alias("doubled"))
 """
 
 TTLS = {"u_nottl": None, "u_zero": None, "u_ttl": TTL, "v_ttl": TTL}
@@ -291,3 +299,14 @@ def test_snapshot_equals_online_reads_after_materializing_through_t(
             assert set(by_user) <= set(USERS)
     finally:
         fs.close()
+
+
+def test_on_demand_view_of_request_fields_only_needs_keys(store: FeatureStore) -> None:
+    with pytest.raises(EntityFrameError, match="no keys to list"):
+        store.get_snapshot(["doubled:doubled"], BASE, request={"bump": 2})
+    keys = pa.table({"user_id": pa.array([7, None], pa.int64())})
+    snap = store.get_snapshot(["doubled:doubled"], BASE, keys=keys, request={"bump": 2})
+    assert snap.to_arrow().to_pylist() == [
+        {"user_id": 7, "event_timestamp": BASE, "bump": 2, "doubled": 4},
+        {"user_id": None, "event_timestamp": BASE, "bump": 2, "doubled": 4},
+    ]
