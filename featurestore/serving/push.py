@@ -8,12 +8,16 @@ fields (Feast's ``allow_registry_cache``, ``transform_on_write``) are ignored.
 Pushing is a write: with API keys configured it needs a key from ``serving.push_api_keys``;
 a key only in ``serving.api_keys`` (read-only) gets 403. Rows are checked before anything is
 written, and a bad row gets a 422 naming the column and the row. The push itself (fsync of
-the push log, then the online write) runs in the server's thread pool, never on the event
-loop, so it does not hold up lookups.
+the push log, then the online write) runs in a thread pool of its own, never on the event
+loop nor in the lookups' threads, so pushes do not hold up lookups. It is not cut short by a
+timeout: an answer means the rows were written (a 503 after a timed-out push that still
+completed would make clients push the rows twice).
 """
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -22,7 +26,6 @@ from fastapi.responses import Response
 
 from featurestore.errors import ValidationError
 from featurestore.serving.auth import ApiKeyChecker
-from featurestore.serving.endpoint import run_blocking
 from featurestore.serving.errors import ServingError
 from featurestore.serving.schemas import ErrorResponse
 
@@ -34,6 +37,7 @@ __all__ = ["PUSH_PATH", "push_router"]
 
 PUSH_PATH: Final = "/push"
 _MODES: Final = ("online", "offline", "online_and_offline")
+_PUSH_THREADS: Final = 8
 _UNAUTHORIZED: Final = (
     "Missing or invalid API key: send 'Authorization: Bearer <key>' with a key listed in "
     "serving.push_api_keys."
@@ -70,6 +74,17 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
         (503, "The online store is unreachable; retry."),
     )
 }
+
+
+def _push_executor(request: Request) -> ThreadPoolExecutor:
+    """The threads pushes run in: their own, so fsyncs never hold the lookups' threads."""
+    executor: ThreadPoolExecutor | None = getattr(
+        request.app.state, "featurestore_push_executor", None
+    )
+    if executor is None:
+        executor = ThreadPoolExecutor(max_workers=_PUSH_THREADS, thread_name_prefix="fs-push")
+        request.app.state.featurestore_push_executor = executor
+    return executor
 
 
 def _push_auth(request: Request, state: ServerState) -> ApiKeyChecker:
@@ -143,6 +158,7 @@ async def push(request: Request) -> Response:
         except ValidationError as exc:
             raise ServingError(str(exc)) from exc
 
-    result = await run_blocking(state, call)
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(_push_executor(request), call)
     body = orjson.dumps({"view": result.view, "rows": result.rows, "written": result.written})
     return Response(body, media_type="application/json")
