@@ -160,31 +160,35 @@ class FeatureServer(FastAPI):
     go to FastAPI's middleware stack and router. FastAPI's layers (its telemetry check, error,
     body-limit and exception middleware, exit stack, router) cost about 20 us per request, a
     quarter of a small lookup, and the endpoint needs none of them: it answers every error
-    itself. So an online request enters ``ServingMiddleware`` straight from ``__call__``.
+    itself. So ``__call__`` hands an online request to ``ServingMiddleware`` with its endpoint
+    directly (the same middleware instance, the same work, two hops fewer).
     """
 
     serving: ServingMiddlewareSettings
     _front: _FrontDoor
+    _middleware: ServingMiddleware
 
     def build_middleware_stack(self) -> ASGIApp:
         """``ServingMiddleware`` -> online routes, else FastAPI's own stack."""
         settings = self.serving
         self._front = _FrontDoor(settings.routes, super().build_middleware_stack())
-        return ServingMiddleware(
+        self._middleware = ServingMiddleware(
             self._front,
             metrics=settings.metrics,
             max_body_bytes=settings.max_body_bytes,
             routes=ROUTE_PATHS,
         )
+        return self._middleware
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """An online request enters the middleware stack directly; others go through FastAPI."""
+        """An online request goes through ``ServingMiddleware`` to its endpoint directly."""
         if scope["type"] == "http" and self.middleware_stack is not None:
             if self.root_path:
                 scope["root_path"] = self.root_path
-            if self._front.endpoint_of(scope) is not None:
+            endpoint = self._front.endpoint_of(scope)
+            if endpoint is not None:
                 scope["app"] = self
-                await self.middleware_stack(scope, receive, send)
+                await self._middleware.serve(endpoint, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

@@ -107,9 +107,8 @@ def encode_online_response(
     """
     rows = len(response)
     dtypes = response.dtypes
-    # Lists shared by many columns are serialized once, as fragments of the body.
-    all_present = orjson.Fragment(orjson.dumps([_PRESENT] * rows))
-    all_epoch = orjson.Fragment(orjson.dumps([EPOCH_TEXT] * rows))
+    all_present = _shared([_PRESENT] * rows)
+    all_epoch = _shared([EPOCH_TEXT] * rows)
     names: list[str] = []
     results: list[dict[str, Any]] = []
     for name, values in response.join_keys.items():
@@ -137,18 +136,14 @@ def encode_online_response(
             seen_statuses = column_statuses
             present = column_statuses.count(FieldStatus.PRESENT) == rows
             # orjson writes str enum members several times slower than str.
-            wire_statuses = (
-                all_present
-                if present
-                else orjson.Fragment(orjson.dumps([s.value for s in column_statuses]))
-            )
+            wire_statuses = all_present if present else _shared([s.value for s in column_statuses])
         stamps = event_micros.get(name)
         if stamps is None:
             column_texts = all_epoch
         else:
             if stamps is not seen_stamps:
                 seen_stamps = stamps
-                texts = orjson.Fragment(orjson.dumps(_rfc3339_column(stamps)))
+                texts = _shared(_rfc3339_column(stamps))
             column_texts = texts
             if request_us is not None and views:
                 view = views.get(name)
@@ -167,6 +162,15 @@ def encode_online_response(
             }
         )
     return orjson.dumps({"metadata": {"feature_names": names}, "results": results}, option=_OPTIONS)
+
+
+def _shared(texts: list[str]) -> list[str] | orjson.Fragment:
+    """A list of texts several columns send: serialized once, as a fragment of the body.
+
+    Short lists are left to the body's one ``orjson.dumps``: below ``_SMALL`` rows an extra
+    call costs more than writing the list again.
+    """
+    return orjson.Fragment(orjson.dumps(texts)) if len(texts) > _SMALL else texts
 
 
 def _echo_dtype(dtype: DType | None) -> DType | None:

@@ -71,6 +71,10 @@ class ServingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.serve(self.app, scope, receive, send)
+
+    async def serve(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one HTTP request with ``app`` (the wrapped app, or a route it would reach)."""
         start = time.perf_counter()
         request_id, declared = _request_id_and_length(scope["headers"])
         scope[REQUEST_ID_KEY] = request_id
@@ -95,7 +99,7 @@ class ServingMiddleware:
                 )
                 await _send_error(send_with_id, 413, detail, request_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await app(scope, receive, send_with_id)
         except Exception:
             logger.exception("request %s failed unexpectedly", request_id)
             if not started:
