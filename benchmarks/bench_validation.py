@@ -6,16 +6,14 @@
 Same data as bench_materialize.py (one row per entity, 10 features: 5 Int64, 5 Float64).
 1. Materialization into a fresh SQLite file, without a suite and with a 5-expectation suite,
    alternated in one run, each in its own child process (peak RSS = the child's maxrss).
-2. The same 5-expectation suite on windows of several sizes (default 10k, 100k, 1M rows),
-   run by GE's pandas engine (what featurestore uses: the columns the suite names, Arrow ->
-   pandas with nullable dtypes -> GE) and by GE's SQL engine (SQLAlchemy) on SQLite and on
-   PostgreSQL (``--postgres URL``; a scratch database is created and dropped). The window's
-   rows are computed by DuckDB, so a SQL path first loads them into the database: SQLite by
-   ``executemany``, PostgreSQL by ``COPY`` of pyarrow-written CSV; both parts are timed.
-   GE's SQL engine on DuckDB itself (duckdb-engine 0.17, DuckDB 2.0.1) returns no rows: GE
-   fetches each metric query's result after returning the connection to the pool, and
-   duckdb-engine's results do not survive that (SQLite and PostgreSQL results do), so every
-   expectation fails with "list index out of range".
+2. The same 5-expectation suite on windows of several sizes (default 10k to 1M rows), run by
+   GE's pandas engine (the columns the suite names, Arrow -> pandas with nullable dtypes ->
+   GE), by GE's SQL engine on DuckDB over the Arrow rows (featurestore/validation/
+   duckdb_sql.py: nothing loaded), and by GE's SQL engine on SQLite and on PostgreSQL
+   (``--postgres URL``; a scratch database is created and dropped), which must first load the
+   rows: SQLite by ``executemany``, PostgreSQL by ``COPY`` of pyarrow-written CSV, both timed.
+   featurestore picks pandas or SQL on DuckDB by window size (validation/run.py,
+   ``SQL_MIN_ROWS``) from these figures.
 """
 
 from __future__ import annotations
@@ -174,21 +172,22 @@ def engine_paths(
             part = window.slice(0, size)
             best: dict[str, float] = {"rows": float(part.num_rows)}
             for attempt in range(repeat):
-                began = time.perf_counter()
-                result = validate_table(view, part, start=START, end=END, kind="validate")
-                pandas = time.perf_counter() - began
-                if not result.success or result.rows != part.num_rows:
-                    raise SystemExit(result.summary())
+                run: dict[str, float] = {}
+                for engine in ("pandas", "sql"):
+                    began = time.perf_counter()
+                    result = validate_table(
+                        view, part, start=START, end=END, kind="validate", engine=engine
+                    )
+                    run[engine] = time.perf_counter() - began
+                    if not result.success or result.rows != part.num_rows:
+                        raise SystemExit(result.summary())
                 table = f"w_{size}_{attempt}"
                 began = time.perf_counter()
                 _sqlite_load(part, db, table)
                 sqlite_load = time.perf_counter() - began
                 sqlite_check = sql_check(sqlite, table)
-                run = {
-                    "pandas": pandas,
-                    "sqlite_load": sqlite_load,
-                    "sqlite_check": sqlite_check,
-                }
+                run["sqlite_load"] = sqlite_load
+                run["sqlite_check"] = sqlite_check
                 if pg_source is not None:
                     began = time.perf_counter()
                     _postgres_load(part, pg_url, table)
@@ -211,7 +210,7 @@ def main() -> None:
     parser.add_argument(
         "--sizes",
         type=lambda text: [int(k) for k in text.split(",")],
-        default=[10_000, 100_000, 1_000_000],
+        default=[10_000, 30_000, 100_000, 300_000, 1_000_000],
         help="window sizes of the engine comparison (rows, comma-separated)",
     )
     parser.add_argument(
@@ -227,6 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.small:
         args.entities, args.repeat, args.sizes = 100_000, 1, [10_000, 100_000]
+        args.postgres = ""  # the quick check needs no PostgreSQL server
     if args.child is not None:
         child(args.child)
         return
@@ -258,19 +258,23 @@ def main() -> None:
     print(f"  validation adds {added:.0%} (target <= 50%)")
 
     sizes = [k for k in args.sizes if k <= n] or [n]
-    read, paths = engine_paths(checked, sizes, args.repeat, args.postgres)
+    read, paths = engine_paths(checked, sizes, args.repeat, args.postgres or None)
     print(
         f"the 5-expectation suite on windows of the {n:,}-row view (best of {args.repeat}; "
         f"reading the whole window from DuckDB took {read:.2f} s, paid by every path)"
     )
-    header = f"  {'rows':>9}  {'pandas':>8}  {'SQLite: load + check':>22}"
+    header = f"  {'rows':>9}  {'pandas':>8}  {'SQL on DuckDB':>13}  {'SQLite: load + check':>22}"
     if args.postgres:
         header += f"  {'PostgreSQL: load + check':>26}"
     print(header + "  faster")
     for p in paths:
-        totals = {"pandas": p["pandas"], "SQLite": p["sqlite_load"] + p["sqlite_check"]}
+        totals = {
+            "pandas": p["pandas"],
+            "SQL on DuckDB": p["sql"],
+            "SQLite": p["sqlite_load"] + p["sqlite_check"],
+        }
         line = (
-            f"  {p['rows']:>9,.0f}  {p['pandas']:>7.3f}s  "
+            f"  {p['rows']:>9,.0f}  {p['pandas']:>7.3f}s  {p['sql']:>12.3f}s  "
             f"{p['sqlite_load']:>7.3f} + {p['sqlite_check']:.3f} = {totals['SQLite']:.3f}s"
         )
         if "postgres_load" in p:

@@ -1,13 +1,13 @@
 """Runs a feature view's suite with Great Expectations on the rows of one window.
 
-GE's pandas engine runs it, on the columns the suite names. GE's SQL engine was measured
-against it on windows of 10k, 100k and 1M rows (benchmarks/bench_validation.py,
-benchmarks/README.md "Validation"): on 1M rows GE's SQL check alone is faster (about 1.0 s on
-SQLite or PostgreSQL against 1.5 s), but a window's rows are computed by DuckDB, where GE's SQL
-engine does not work (duckdb-engine returns no rows to GE), and loading them into SQLite or
-PostgreSQL first costs 3.2-3.7 s; with the load, pandas is faster at every size measured (1.5 s
-against 4.2 s on SQLite and 4.7 s on PostgreSQL at 1M rows, 0.24 s against 0.6-0.7 s at 100k,
-0.06 s against 0.07-0.08 s at 10k). So every window, large or small, takes this path.
+GE runs it with its pandas engine on small windows and with its SQL engine on DuckDB over the
+window's Arrow rows (:mod:`featurestore.validation.duckdb_sql`, nothing loaded) on large ones,
+from :data:`SQL_MIN_ROWS` rows on. Measured by benchmarks/bench_validation.py with a
+5-expectation suite (benchmarks/README.md, "Validation"; 2 cores, loaded): pandas 0.14 s
+against 0.17 s at 100k rows, SQL on DuckDB 0.26 s against 0.29 s at 300k and 0.22 s against
+1.01 s at 1M; GE's SQL engine has a fixed cost of about 0.2 s per run (many small queries),
+pandas grows with the rows. GE's SQL engine on SQLite or PostgreSQL needs the rows loaded
+first, which costs more than either path (2.9 s and 3.6 s at 1M, load included).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from featurestore._time import utc_now
+from featurestore.errors import MissingDependencyError
 from featurestore.frames import arrow_to_pandas
-from featurestore.validation.gx import context, suite_from_json
+from featurestore.validation.gx import EXTRA, context, suite_from_json
 from featurestore.validation.result import (
     SAMPLE_VALUES,
     ExpectationFailure,
@@ -36,11 +37,15 @@ if TYPE_CHECKING:
 
     from featurestore.definitions import FeatureView
 
-__all__ = ["columns_named", "validate_table"]
+__all__ = ["SQL_MIN_ROWS", "Engine", "columns_named", "validate_table"]
 
 logger = logging.getLogger(__name__)
 
 _DATASOURCE = "featurestore"
+SQL_MIN_ROWS = 200_000
+"""Windows of at least this many rows run on GE's SQL engine (on DuckDB), smaller ones on its
+pandas engine: the crossover measured by benchmarks/bench_validation.py (module doc)."""
+Engine = Literal["pandas", "sql"]
 _COLUMN_ARGS = ("column", "column_A", "column_B", "column_list", "column_set")
 """The arguments by which an expectation names the columns it is about."""
 _lock = threading.Lock()
@@ -55,11 +60,13 @@ def validate_table(
     end: datetime,
     kind: RunKind,
     suite_json: str | None = None,
+    engine: Engine | None = None,
 ) -> ValidationResult:
     """Run ``view``'s suite on ``table`` (its join keys, features and timestamp columns).
 
     ``suite_json`` replaces the view's suite (a training frame runs the part of it about the
-    columns it has).
+    columns it has). ``engine`` picks GE's engine; by default the window's size does
+    (:data:`SQL_MIN_ROWS`).
 
     Raises:
         MissingDependencyError: Great Expectations is not installed.
@@ -78,36 +85,20 @@ def validate_table(
     if all(named):
         wanted = {c for columns in named for c in columns}
         table = table.select([c for c in table.column_names if c in wanted])
-    frame = arrow_to_pandas(table, what=f"validating feature view '{view.name}'")
+    if engine is None:
+        engine = "sql" if table.num_rows >= SQL_MIN_ROWS else "pandas"
     with _lock:
         ctx = context()
-        try:
-            source = ctx.data_sources.get(_DATASOURCE)
-        except (KeyError, ValueError):
-            source = ctx.data_sources.add_pandas(_DATASOURCE)
-        try:
-            asset = source.get_asset(view.name)
-        except LookupError:
-            asset = source.add_dataframe_asset(view.name)
-        definition = asset.add_batch_definition_whole_dataframe(f"{view.name}-{id(frame)}")
-        try:
-            batch = definition.get_batch(batch_parameters={"dataframe": frame})
-            outcome = batch.validate(
-                suite,
-                result_format={
-                    "result_format": "SUMMARY",
-                    "partial_unexpected_count": SAMPLE_VALUES,
-                },
-            )
-        finally:
-            asset.delete_batch_definition(definition.name)
+        run = _run_sql if engine == "sql" else _run_pandas
+        outcome = run(ctx, view.name, table, suite)
     # GE's JSON may still hold numpy scalars (observed values): made plain JSON values here.
     result: dict[str, Any] = json.loads(json.dumps(outcome.to_json_dict(), default=_plain))
     failures = tuple(_failure(r) for r in result["results"] if not r["success"])
     logger.info(
-        "validated %d rows of %s in %.2f s: %d of %d expectations failed",
+        "validated %d rows of %s (GE's %s engine) in %.2f s: %d of %d expectations failed",
         table.num_rows,
         view.name,
+        engine,
         time.perf_counter() - began,
         len(failures),
         len(result["results"]),
@@ -125,6 +116,45 @@ def validate_table(
         failures=failures,
         gx_result=result,
     )
+
+
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES}
+
+
+def _run_pandas(ctx: Any, name: str, table: pa.Table, suite: Any) -> Any:
+    """GE's validation result of ``suite`` on ``table`` by its pandas engine."""
+    # Nullable dtypes: an integer column with nulls stays exact (not float64) for GE.
+    frame = arrow_to_pandas(table, what=f"validating feature view '{name}'")
+    try:
+        source = ctx.data_sources.get(_DATASOURCE)
+    except (KeyError, ValueError):
+        source = ctx.data_sources.add_pandas(_DATASOURCE)
+    try:
+        asset = source.get_asset(name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name)
+    definition = asset.add_batch_definition_whole_dataframe(f"{name}-{id(frame)}")
+    try:
+        batch = definition.get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(suite, result_format=_RESULT_FORMAT)
+    finally:
+        asset.delete_batch_definition(definition.name)
+
+
+def _run_sql(ctx: Any, name: str, table: pa.Table, suite: Any) -> Any:
+    """GE's validation result of ``suite`` on ``table`` by its SQL engine, on DuckDB.
+
+    Raises:
+        MissingDependencyError: duckdb-engine (part of the ``validation`` extra) is missing.
+    """
+    try:
+        from featurestore.validation.duckdb_sql import duckdb_batch
+    except ImportError as exc:
+        feature = f"Checking windows of {SQL_MIN_ROWS:,} rows or more with Great Expectations"
+        raise MissingDependencyError(feature=feature, extra=EXTRA) from exc
+
+    with duckdb_batch(ctx, table) as batch:
+        return batch.validate(suite, result_format=_RESULT_FORMAT)
 
 
 def columns_named(kwargs: Mapping[str, Any]) -> list[str]:

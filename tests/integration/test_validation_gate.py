@@ -1,5 +1,6 @@
 """The Great Expectations gate of materialization (issue 12, DESIGN G6), with the real GE package,
-on SQLite and on a real redis-server: a clean window lands; a window with one bad row writes
+on SQLite and on a real redis-server, through GE's pandas engine and its SQL engine on DuckDB
+(the path of large windows): a clean window lands; a window with one bad row writes
 nothing (the stored records compared byte for byte) and keeps the watermark; ``warn`` writes
 and records; a batch-transformed view is checked on its transformed rows."""
 
@@ -15,6 +16,7 @@ import redis
 from featurestore import FeatureStore
 from featurestore.errors import ValidationError
 from featurestore.repo.config import RedisOnlineStoreConfig
+from featurestore.validation import run
 from tests.conftest import make_repo, utc, write_parquet
 
 FEATURES_PY = """
@@ -98,8 +100,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["pandas", "sql"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """GE's engine the windows run on: the size threshold moved so these small windows take it."""
+    monkeypatch.setattr(run, "SQL_MIN_ROWS", 0 if request.param == "sql" else 10**12)
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[FeatureStore]:
+def store(
+    tmp_path: Path, backend: str, engine: str, request: pytest.FixtureRequest
+) -> Iterator[FeatureStore]:
     fs = make_store(tmp_path / "repo", backend, request, "block")
     fs.apply()
     yield fs

@@ -1,6 +1,7 @@
 """Running a view's suite with the real Great Expectations: its verdict, unexpected counts and
 samples equal a brute-force oracle's on random columns with nulls, NaN, infinities, signed
-zeros and boundary values; runs are kept per view and window (issue 12 item 2)."""
+zeros and boundary values, for both of GE's engines; runs are kept per view and window (issue 12
+item 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import great_expectations.expectations as gxe
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featurestore import Entity, FeatureView, Field, ParquetSource
@@ -22,7 +23,7 @@ from featurestore.validation.result import (
     ValidationLog,
     ValidationResult,
 )
-from featurestore.validation.run import validate_table
+from featurestore.validation.run import Engine, validate_table
 from tests.conftest import utc
 
 USER = Entity("user", join_keys=["user_id"])
@@ -78,6 +79,8 @@ def out_of(values: list[float | int | None], low: float | None, high: float | No
     ]
 
 
+@pytest.mark.parametrize("engine", ["pandas", "sql"])
+@settings(deadline=None)
 @given(
     amounts=st.lists(FLOATS, min_size=1, max_size=30),
     counts=st.lists(INTS, min_size=30, max_size=30),
@@ -85,8 +88,13 @@ def out_of(values: list[float | int | None], low: float | None, high: float | No
     high=st.one_of(st.none(), st.sampled_from([100.0, 1e300])),
 )
 def test_ges_verdict_equals_the_oracle(
-    amounts: list[float | None], counts: list[int | None], low: float, high: float | None
+    engine: Engine,
+    amounts: list[float | None],
+    counts: list[int | None],
+    low: float,
+    high: float | None,
 ):
+    """Both of GE's engines (pandas for small windows, SQL on DuckDB for large ones)."""
     counts = counts[: len(amounts)]
     view = make_view(
         [
@@ -95,7 +103,9 @@ def test_ges_verdict_equals_the_oracle(
             gxe.ExpectColumnValuesToNotBeNull(column="cnt"),
         ]
     )
-    result = validate_table(view, table(amounts, counts), start=START, end=END, kind="validate")
+    result = validate_table(
+        view, table(amounts, counts), start=START, end=END, kind="validate", engine=engine
+    )
     bad_amounts = out_of(amounts, low, high)
     bad_counts = out_of(counts, 0, 100)
     null_counts = sum(c is None for c in counts)
@@ -134,10 +144,16 @@ def test_a_failure_is_described_in_one_line():
     assert whole.describe() == "expect_column_mean_to_be_between(column=a): observed -3.5"
 
 
-def test_a_column_expectation_reports_the_observed_value():
+@pytest.mark.parametrize("engine", ["pandas", "sql"])
+def test_a_column_expectation_reports_the_observed_value(engine: Engine):
     view = make_view([gxe.ExpectColumnMeanToBeBetween(column="amount", min_value=0)])
     result = validate_table(
-        view, table([-1.0, -2.0], [1, 1]), start=START, end=END, kind="validate"
+        view,
+        table([-1.0, -2.0, math.nan], [1, 1, 1]),
+        start=START,
+        end=END,
+        kind="validate",
+        engine=engine,
     )
     (failure,) = result.failures
     assert failure.unexpected_count is None
