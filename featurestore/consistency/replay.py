@@ -10,12 +10,17 @@ A differing cell that is not ``stale_definition`` is ``not_materialized`` when t
 row of a view it comes from has ``event_timestamp >=`` that view's logged watermark ``W`` (or
 the view had no watermark): the join returns each view's winning row's event timestamp
 (``event_columns`` of :meth:`OfflineEngine.training_frame`), so the rule is applied exactly,
-with no second join.
+with no second join. A training row that was pushed (DESIGN G8: the view's push log) counts as
+online from its push time instead: it was not online at ``T`` if pushed after ``T``, it was if
+pushed online at or before ``T``, and a row pushed offline only is judged by the watermark
+like a source row. A training row is taken to be a pushed row when the push log holds a row
+with its keys and event timestamp (the newest push of it).
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -56,7 +61,8 @@ __all__ = ["CHUNK_ROWS", "skew_report"]
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 262_144
-"""Logged rows replayed per training frame: the memory a replay needs is about one chunk."""
+"""Logged rows replayed per training frame: the memory a replay needs is about two chunks (one
+replayed, the next one read meanwhile)."""
 
 _TIME = "fs_request_time"
 
@@ -97,8 +103,13 @@ def skew_report(
     report = SkewReport(service=service, since=since, until=until)
     replay = _Replay(offline, snapshot, definition.refs, on_demand_views, report)
     replay.report_samples = samples
-    for chunk in _chunks(_files(root, service, since, until), since, until, report):
-        replay.run(chunk)
+    chunks = _chunks(_files(root, service, since, until), since, until, report)
+    # The next chunk is read while this one is replayed (Parquet reads release the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skew-read") as reader:
+        upcoming = reader.submit(next, chunks, None)
+        while (chunk := upcoming.result()) is not None:
+            upcoming = reader.submit(next, chunks, None)
+            replay.run(chunk)
     report.samples.sort(key=lambda s: (s.request_time, s.request_id, s.feature))
     del report.samples[samples:]
     return report
@@ -205,6 +216,7 @@ class _Replay:
         self.depends = {r: stored_views_of(snapshot, r) for r in refs}
         odfv_refs = [r for r in refs if r.view in snapshot.on_demand_views]
         self.on_demand = on_demand_views(odfv_refs) if odfv_refs else {}
+        self._push_cache: dict[str, pl.DataFrame | None] = {}
         self.inputs: dict[str, list[str]] = {}
         """Per stored view, the features whose values decide whether it was behind."""
         for ref in refs:
@@ -282,6 +294,10 @@ class _Replay:
         current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
         views = dict.fromkeys(v for r in refs for v in self.depends[r])
         behind = {view: self._behind(view, online, offline) for view in views}
+        for view, late in behind.items():
+            pushes = self._pushes(view)
+            if pushes is not None:
+                behind[view] = _push_aware(view, late, pushes, online, offline)
         for ref in refs:
             self._compare(ref, online, offline, behind, current, chunk)
 
@@ -295,6 +311,15 @@ class _Replay:
         watermark = online.get_column(WATERMARK + view)
         late = event.is_not_null() & (watermark.is_null() | (event >= watermark))
         return late.fill_null(value=False)
+
+    def _pushes(self, view: str) -> pl.DataFrame | None:
+        """The view's pushed rows: keys, event time, push time, pushed online (None if none).
+
+        One row per (keys, event time): the newest push of it. Read once per replay.
+        """
+        if view not in self._push_cache:
+            self._push_cache[view] = _read_pushes(self.offline, self.snapshot, view)
+        return self._push_cache[view]
 
     def _compare(
         self,
@@ -385,6 +410,71 @@ class _Replay:
             )
 
     report_samples = 20
+
+
+_PUSHED_AT = "__fs_push_time"
+_PUSHED_ONLINE = "__fs_push_online"
+
+
+def _read_pushes(
+    offline: OfflineEngine, snapshot: RegistrySnapshot, view: str
+) -> pl.DataFrame | None:
+    """A view's push log as (join keys, event column, push time, pushed online), or None."""
+    from featurestore.offline.push_log import PUSH_ONLINE_COLUMN, PUSH_TIME_COLUMN
+
+    record = snapshot.feature_views[view]
+    source = record.view.source
+    renamed = {dst: src for src, dst in getattr(source, "field_mapping", {}).items()}
+    keys = {renamed.get(k, k): k for k in record.view.join_keys}
+    timestamp = renamed.get(source.timestamp_field, source.timestamp_field)
+    table = offline.sources.push_log.read(
+        view, [*keys, timestamp, PUSH_TIME_COLUMN, PUSH_ONLINE_COLUMN]
+    )
+    if table is None or not table.num_rows:
+        return None
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    utc = pl.Datetime("us", "UTC")
+    return (
+        frame.rename({**keys, PUSH_TIME_COLUMN: _PUSHED_AT, PUSH_ONLINE_COLUMN: _PUSHED_ONLINE})
+        .with_columns(
+            _utc(pl.col(timestamp)).alias(_event_column(view)),
+            _utc(pl.col(_PUSHED_AT)).cast(utc),
+        )
+        .select([*keys.values(), _event_column(view), _PUSHED_AT, _PUSHED_ONLINE])
+        .unique(subset=[*keys.values(), _event_column(view)], keep="last", maintain_order=True)
+    )
+
+
+def _utc(column: pl.Expr) -> pl.Expr:
+    """A timestamp column as UTC microseconds (a naive one means UTC)."""
+    return column.dt.replace_time_zone(None).dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+
+
+def _push_aware(
+    view: str, late: pl.Series, pushes: pl.DataFrame, online: pl.DataFrame, offline: pl.DataFrame
+) -> pl.Series:
+    """``late`` with pushed training rows judged by their push time (module docstring)."""
+    event = _event_column(view)
+    keys = [c for c in pushes.columns if c not in (event, _PUSHED_AT, _PUSHED_ONLINE)]
+    rows = pl.DataFrame(
+        {
+            **{k: online.get_column(KEY + k).cast(pushes.schema[k]) for k in keys},
+            event: offline.get_column(event).cast(pushes.schema[event]),
+            "__fs_t": online.get_column(REQUEST_TIME),
+            "__fs_late": late,
+        }
+    ).with_row_index("__fs_i")
+    joined = rows.join(pushes, on=[*keys, event], how="left").sort("__fs_i")
+    return joined.select(
+        pl.when(pl.col(_PUSHED_AT).is_null())
+        .then(pl.col("__fs_late"))
+        .when(pl.col(_PUSHED_AT) > pl.col("__fs_t"))
+        .then(True)
+        .when(pl.col(_PUSHED_ONLINE).fill_null(value=False))
+        .then(False)
+        .otherwise(pl.col("__fs_late"))
+    ).to_series()
 
 
 def _event_column(view: str) -> str:

@@ -170,3 +170,49 @@ def test_newer_row_with_the_values_of_an_older_one_hidden_by_the_ttl_is_not_mate
     assert (sample.online_value, sample.offline_value) == (None, 5)
     assert sample.offline_event_timestamp == T0 + 3 * HOUR
     assert report.passes()
+
+
+def test_a_pushed_row_counts_as_online_from_its_push_time(tmp_path: Path) -> None:
+    """DESIGN G8: a pushed row is online from its push time, whatever the watermark.
+
+    Served before the push, a value that training now answers from the pushed row (older
+    than the watermark) is ``not_materialized``, not a mismatch; served after it, the pushed
+    value is the training value. A pushed row newer than the watermark, online since before
+    the request, overwritten online behind the store's back, is a ``mismatch`` (the watermark
+    alone would have called it ``not_materialized``).
+    """
+    from featurestore._time import to_micros, utc_now
+    from featurestore.online.codec import KeyEncoder, RecordCodec
+    from featurestore.types import Int64
+
+    root = make_repo(tmp_path / "repo", FEATURES_PY.replace("days=30", "days=3650"))
+    _source(root, [(2, 24, 2, 20.0), (3, 48, 3, 30.0)])
+    watermark = T0 + 9 * 24 * HOUR
+    with FeatureStore(root) as store:
+        store.apply()
+        store.materialize(T0, watermark)
+        before = T0 + 10 * 24 * HOUR  # a request time before the pushes (they happen now)
+        store.get_online_features("svc", [{"user_id": 2, "x": 1.0}], request_time=before)
+        store.push("stats", [{"user_id": 2, "ts": T0 + 3 * 24 * HOUR, "cnt": 7, "amount": 70.0}])
+        store.push("stats", [{"user_id": 3, "ts": T0 + 19 * 24 * HOUR, "cnt": 9, "amount": 90.0}])
+        store.get_online_features("svc", [{"user_id": 2, "x": 1.0}], request_time=before)
+        record = store.get_feature_view("stats")
+        codec = RecordCodec([f.dtype for f in record.view.schema], fingerprint=record.fingerprint)
+        event = to_micros(T0 + 19 * 24 * HOUR)
+        key = KeyEncoder({"user_id": Int64}).encode_columns([[3]])
+        written = codec.encode_rows([event], [to_micros(utc_now())], [[99], [90.0]])
+        assert store.online.write_records("stats", key, written) == 1
+        after = utc_now() + timedelta(days=1)
+        store.get_online_features("svc", [{"user_id": 3, "x": 1.0}], request_time=after)
+        report = store.skew_report("svc")
+    assert report.rows == 3
+    cnt = report.features["stats:cnt"]
+    assert cnt.causes == {"stale_definition": 0, "not_materialized": 1, "mismatch": 1}
+    assert cnt.equal == 1  # user 2 served after the push: the pushed value
+    assert report.features["stats:amount"].causes == {
+        "stale_definition": 0,
+        "not_materialized": 1,
+        "mismatch": 0,
+    }
+    late = next(s for s in report.samples if s.feature == "stats:cnt" and s.keys["user_id"] == 2)
+    assert (late.cause, late.online_value, late.offline_value) == ("not_materialized", 2, 7)
