@@ -250,6 +250,9 @@ class SqliteOnlineStore:
         """All requested records in one query (see OnlineStore)."""
         if len(requests) == 1 and len(requests[0].views) == 1:
             return [[self._read_one(requests[0].views[0], requests[0].entity_key)]]
+        views = requests[0].views if requests else ()
+        if len(views) > 1 and all(r.views == views for r in requests):
+            return self._read_grid(requests, views)
         params: list[object] = []
         for request in requests:
             for view in request.views:
@@ -266,6 +269,33 @@ class SqliteOnlineStore:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
         return [[found.get((v, r.entity_key)) for v in r.views] for r in requests]
+
+    def _read_grid(
+        self, requests: Sequence[ReadRequest], views: tuple[str, ...]
+    ) -> list[list[bytes | None]]:
+        """The records when every request reads the same views (e.g. an aggregation's tiles).
+
+        One query of ``view IN (...) AND entity_key IN (...)``: index probes, without
+        compiling a VALUES table of every (view, key) pair (measured 1.6x faster on 100
+        keys x 169 tiles, benchmarks/bench_aggregations.py).
+        """
+        keys = [r.entity_key for r in requests]
+        found: dict[tuple[str, bytes], bytes] = {}
+        step = max(1, _MAX_PAIRS * 2 - len(views))
+        with self._lock:
+            try:
+                for start in range(0, len(keys), step):
+                    chunk = keys[start : start + step]
+                    sql = (
+                        f"SELECT view, entity_key, record FROM {_TABLE} "
+                        f"WHERE view IN ({','.join('?' * len(views))}) "
+                        f"AND entity_key IN ({','.join('?' * len(chunk))})"
+                    )
+                    for view, key, record in self._conn.execute(sql, [*views, *chunk]):
+                        found[view, key] = record
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        return [[found.get((v, r.entity_key)) for v in views] for r in requests]
 
     def _read_one(self, view: str, entity_key: bytes) -> bytes | None:
         """One record by primary key (the cheapest statement for a single lookup)."""
