@@ -3,11 +3,12 @@
 Config is loaded once at the edge (the CLI, the server, ``FeatureStore``); components receive
 their own section only.
 
-Each section is a frozen dataclass whose annotations are its rules: the type, and ``Annotated``
-bounds and patterns. One validator reads them, for ``featurestore.yaml`` and for sections built
-in Python alike, and words every problem in the file's terms (the key path, the closest key or
-type, never a configured value). Not pydantic: importing it and building its models cost a
-fresh process about 50 ms, a third of a small training frame's own work (issue 10 item 13).
+Each section is a frozen record (``_Section``, keyword-built like a dataclass) whose annotations
+are its rules: the type, and ``Annotated`` bounds and patterns. One validator reads them, for
+``featurestore.yaml`` and for sections built in Python alike, and words every problem in the
+file's terms (the key path, the closest key or type, never a configured value). Not pydantic:
+importing it and building its models cost a fresh process about 50 ms, a third of a small
+training frame's own work (issue 10 item 13).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 import tempfile
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "featurestore.yaml"
+_T = typing.TypeVar("_T")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -123,26 +125,82 @@ class _Pattern:
 # -- the sections ------------------------------------------------------------------------------
 
 
+class _Default:
+    """A setting's default built anew for each section (``setting(default_factory=...)``)."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], object]) -> None:
+        self.factory = factory
+
+
+def setting(*, default_factory: Callable[[], _T]) -> _T:
+    """A setting whose default is ``default_factory()``, called for each new section."""
+    default: Any = _Default(default_factory)
+    return typing.cast("_T", default)
+
+
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(setting,))
 class _Section:
-    """Validation, repr and copies for the sections (every subclass is a frozen dataclass)."""
+    """A frozen record of settings, built by keyword and validated by its annotations.
 
-    __slots__ = ()
-    __dataclass_fields__: ClassVar[dict[str, Any]]
+    Each annotated class attribute is a setting, its value the default (or ``setting(...)``);
+    sections compare, hash and copy by their settings' values. Not ``dataclasses``: writing
+    the methods of six classes cost a fresh process ~3 ms (issue 10 item 13).
+    """
 
-    def __post_init__(self) -> None:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+    _names: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, object]] = {}
+
+    def __init_subclass__(cls) -> None:
+        names = [n for n in vars(cls).get("__annotations__", {}) if not n.startswith("_")]
+        cls._names = tuple(names)
+        cls._defaults = {n: vars(cls)[n] for n in names if n in vars(cls)}
+
+    def __init__(self, **values: Any) -> None:
+        cls = type(self)
+        unknown = [n for n in values if n not in cls._names]
+        if unknown:
+            msg = f"{cls.__name__}() got an unexpected keyword argument '{unknown[0]}'"
+            raise TypeError(msg)
+        for name in cls._names:
+            if name not in values:
+                if name not in cls._defaults:
+                    msg = f"{cls.__name__}() missing required keyword argument: '{name}'"
+                    raise TypeError(msg)
+                default = cls._defaults[name]
+                values[name] = default.factory() if isinstance(default, _Default) else default
         check = _Check(secrets=_secrets(values))
-        for name, value in check.settings(type(self), values, where="").items():
-            object.__setattr__(self, name, value)
+        converted = check.settings(cls, values, where="")
         if check.problems:
-            msg = f"{type(self).__name__} is invalid: {' '.join(check.problems)}"
+            msg = f"{cls.__name__} is invalid: {' '.join(check.problems)}"
             raise ConfigError(msg)
+        for name in cls._names:
+            object.__setattr__(self, name, converted[name])
+
+    def __setattr__(self, name: str, value: object) -> None:
+        msg = f"cannot assign to field '{name}'"
+        raise FrozenInstanceError(msg)
+
+    def __delattr__(self, name: str) -> None:
+        msg = f"cannot delete field '{name}'"
+        raise FrozenInstanceError(msg)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Section):
+            return NotImplemented
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
 
     def __repr__(self) -> str:
         shown = (
-            f"{f.name}={_mask_password(v) if f.name == 'url' and isinstance(v, str) else v!r}"
-            for f in fields(self)
-            for v in [getattr(self, f.name)]
+            f"{n}={_mask_password(v) if n == 'url' and isinstance(v, str) else v!r}"
+            for n, v in zip(self._names, self._values(), strict=True)
         )
         return f"{type(self).__name__}({', '.join(shown)})"
 
@@ -155,10 +213,10 @@ class _Section:
             >>> RepoConfig(project="a").model_copy(update={"project": "b"}).project
             'b'
         """
-        return replace(self, **(update or {}))
+        values = dict(zip(self._names, self._values(), strict=True))
+        return type(self)(**{**values, **(update or {})})
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class DuckDBOfflineStoreConfig(_Section):
     """``offline_store: {type: duckdb}``: DuckDB reads the Parquet sources in place."""
 
@@ -170,7 +228,6 @@ class DuckDBOfflineStoreConfig(_Section):
     """Where DuckDB spills; relative to the repo. Default: DuckDB's own choice."""
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class SqliteOnlineStoreConfig(_Section):
     """``online_store: {type: sqlite, path: data/online.db}``: the embedded default."""
 
@@ -181,7 +238,6 @@ class SqliteOnlineStoreConfig(_Section):
     """How long a reader or writer waits for a lock before failing."""
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class RedisOnlineStoreConfig(_Section):
     """``online_store: {type: redis, url: "${REDIS_URL}"}``: the production store."""
 
@@ -213,7 +269,6 @@ OnlineStoreConfig: typing.TypeAlias = SqliteOnlineStoreConfig | RedisOnlineStore
 """The ``online_store`` section, chosen by its ``type`` key."""
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class ServingConfig(_Section):
     """``serving:``: the feature server's settings."""
 
@@ -247,7 +302,6 @@ class ServingConfig(_Section):
         return any(key.get_secret_value() for key in self.api_keys)
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class FeatureLoggingConfig(_Section):
     """``feature_logging:``: where services with ``logging=`` write what they serve (G5)."""
 
@@ -261,7 +315,6 @@ class FeatureLoggingConfig(_Section):
     """Seconds a logged row waits at most before it is written."""
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class RepoConfig(_Section):
     """The contents of ``featurestore.yaml``.
 
@@ -273,10 +326,10 @@ class RepoConfig(_Section):
     project: Annotated[str, _Pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")]
     registry: str = "data/registry.json"
     """The registry file, relative to the repo."""
-    offline_store: DuckDBOfflineStoreConfig = field(default_factory=DuckDBOfflineStoreConfig)
-    online_store: OnlineStoreConfig = field(default_factory=SqliteOnlineStoreConfig)
-    serving: ServingConfig = field(default_factory=ServingConfig)
-    feature_logging: FeatureLoggingConfig = field(default_factory=FeatureLoggingConfig)
+    offline_store: DuckDBOfflineStoreConfig = setting(default_factory=DuckDBOfflineStoreConfig)
+    online_store: OnlineStoreConfig = setting(default_factory=SqliteOnlineStoreConfig)
+    serving: ServingConfig = setting(default_factory=ServingConfig)
+    feature_logging: FeatureLoggingConfig = setting(default_factory=FeatureLoggingConfig)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -438,7 +491,7 @@ def _hints(section: type[_Section]) -> dict[str, Any]:
     hints = _HINTS.get(section)
     if hints is None:
         hints = typing.get_type_hints(section, include_extras=True)
-        hints = _HINTS[section] = {f.name: hints[f.name] for f in fields(section)}
+        hints = _HINTS[section] = {name: hints[name] for name in section._names}
     return hints
 
 
@@ -553,9 +606,9 @@ class _Check:
                 hint = _did_you_mean(str(key), known, prefix)
                 hint = hint or f" The keys there are: {', '.join(known)}."
                 self.problems.append(f"'{_join(where, key)}' is not a setting.{hint}")
-        for setting in fields(section):
-            if setting.name not in data and setting.default is setting.default_factory is MISSING:
-                self.problems.append(f"'{_join(where, setting.name)}' is required.")
+        for name in section._names:
+            if name not in data and name not in section._defaults:
+                self.problems.append(f"'{_join(where, name)}' is required.")
         values = self.settings(section, {k: v for k, v in data.items() if k in known}, where=where)
         return section(**values) if len(self.problems) == start else None
 

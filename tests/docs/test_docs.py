@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import typing
 from pathlib import Path
@@ -11,26 +10,27 @@ import pytest
 import typer.main
 
 from featurestore.cli.main import app
-from featurestore.repo.config import RepoConfig
+from featurestore.repo.config import RepoConfig, _Section
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 
-def _sections(annotation: object) -> list[type]:
+def _sections(annotation: object) -> list[type[_Section]]:
     """The config sections an annotation can hold (unwrapping Annotated, unions, Optional)."""
-    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, _Section):
         return [annotation]
     return [m for arg in typing.get_args(annotation) for m in _sections(arg)]
 
 
-def _config_keys(section: type, prefix: str = "") -> set[str]:
+def _config_keys(section: type[_Section], prefix: str = "") -> set[str]:
     keys: set[str] = set()
-    hints = typing.get_type_hints(section, include_extras=True)
-    for setting in dataclasses.fields(section):
-        path = f"{prefix}{setting.name}"
+    for name, annotation in typing.get_type_hints(section, include_extras=True).items():
+        if name.startswith("_"):  # the base class's own bookkeeping, not a setting
+            continue
+        path = f"{prefix}{name}"
         keys.add(path)
-        for sub in _sections(hints[setting.name]):
+        for sub in _sections(annotation):
             keys |= _config_keys(sub, f"{path}.")
     return keys
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import string
 import subprocess
 import sys
@@ -262,6 +263,18 @@ def test_sections_are_frozen_and_compare_by_value():
         config.project = "q"  # type: ignore[misc]
     assert config == RepoConfig(project="p")
     assert hash(config) == hash(RepoConfig(project="p"))
+    assert config != RepoConfig(project="q")
+    assert config.serving is not RepoConfig(project="p").serving  # defaults are built anew
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+def test_sections_take_known_keywords_only_and_need_the_required_ones():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'projet'"):
+        RepoConfig(projet="p")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="missing required keyword argument: 'project'"):
+        RepoConfig()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="missing required keyword argument: 'type'"):
+        RedisOnlineStoreConfig()  # type: ignore[call-arg]
 
 
 INT_BOUNDS = {"max_entities": 1, "max_body_bytes": 1024, "max_connections": 1}
