@@ -152,10 +152,7 @@ def bench_raw_parquet(folder: Path, batch: int, pushes: int) -> float:
 SERVER = """
 import sys, uvicorn
 from featurestore.serving.app import create_app
-from featurestore.serving.push import PUSH_PATH, push_router
 app = create_app(repo_path=sys.argv[1])
-if not any(getattr(r, "path", None) == PUSH_PATH for r in app.routes):
-    app.include_router(push_router)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
 

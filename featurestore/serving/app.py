@@ -25,6 +25,7 @@ from featurestore.serving.endpoint import error_reply
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.middleware import ServingMiddleware, request_id_of
 from featurestore.serving.protocol import FILE_RESERVE, LIMITS_KEY, ConnectionLimits
+from featurestore.serving.push import PUSH_PATH, push_router
 from featurestore.serving.reload import RegistryWatcher
 from featurestore.serving.routes import (
     ROUTE_PATHS,
@@ -176,7 +177,7 @@ class FeatureServer(FastAPI):
             self._front,
             metrics=settings.metrics,
             max_body_bytes=settings.max_body_bytes,
-            routes=ROUTE_PATHS,
+            routes=ROUTE_PATHS | {PUSH_PATH},
         )
         return self._middleware
 
@@ -277,6 +278,7 @@ def create_app(
         routes=online_routes(state), metrics=metrics, max_body_bytes=settings.max_body_bytes
     )
     app.include_router(router)
+    app.include_router(push_router)
     app.add_exception_handler(FeatureStoreError, _handle_feature_store_error)
     return app
 

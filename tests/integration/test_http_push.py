@@ -8,18 +8,17 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from featurestore.serving.app import create_app
-from featurestore.serving.push import PUSH_PATH, push_router
+from featurestore.serving.push import PUSH_PATH
 from featurestore.store import FeatureStore
 from tests.integration.test_http_support import build_repo, running_server
 
 
 def serve(store: FeatureStore):
-    app = create_app(store)
-    if not any(getattr(r, "path", None) == PUSH_PATH for r in app.routes):
-        app.include_router(push_router)  # until serving/app.py registers it
-    return running_server(app)
+    return running_server(create_app(store))
 
 
 def body(now, **columns):
@@ -133,3 +132,45 @@ def test_a_push_breaking_expectations_gets_422(tmp_path: Path) -> None:
         assert reply.status_code == 422, reply.text
         assert "expect_column_values_to_be_between" in reply.json()["detail"]
         assert store.offline.sources.push_log.files("user_stats") == []
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-13-01", "now"]),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+columns = st.sampled_from(
+    ["user_id", "event_timestamp", "txn_count", "avg_amount", "segment", "is_vip", "last_seen", "x"]
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory):
+    repo, _ = build_repo(tmp_path_factory.mktemp("push-fuzz"))
+    with FeatureStore(repo) as store, serve(store) as url:
+        yield url
+
+
+@settings(max_examples=60)
+@given(
+    df=st.dictionaries(columns, st.lists(json_values, min_size=0, max_size=3), max_size=8),
+    to=st.sampled_from(["online", "offline", "online_and_offline", "nowhere", None]),
+)
+def test_random_push_bodies_never_get_a_server_error(fuzz_server: str, df, to) -> None:
+    payload: dict[str, object] = {"push_source_name": "user_stats", "df": df}
+    if to is not None:
+        payload["to"] = to
+    reply = httpx.post(fuzz_server + PUSH_PATH, json=payload, timeout=30)
+    assert reply.status_code < 500, reply.text
+    if reply.status_code >= 400:
+        assert isinstance(reply.json()["detail"], str)
