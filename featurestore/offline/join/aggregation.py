@@ -63,8 +63,11 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
     by_name = {a.output_name: a for a in view.aggregations}
     widest = max(a.window_us for a in view.aggregations)
     values = []
-    for j, feature in enumerate(request.features):
-        aggregation = by_name[feature]
+    for j, (taken, _) in enumerate(request.taken):
+        if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
+            values.append(f"v{j} := max(s.{EVENT_TS})")
+            continue
+        aggregation = by_name[taken]
         start = agg_start_sql(f"e.{T_COL}", hop, aggregation.window_us)
         values.append(f"v{j} := {aggregate_sql(aggregation, f's.{EVENT_TS} >= {start}')}")
     query = Query().add(f"SELECT e.{ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals FROM (")

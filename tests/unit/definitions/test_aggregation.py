@@ -103,3 +103,39 @@ def test_registry_roundtrip_and_fingerprint_covers_aggregations(tmp_path: Path) 
         (repo / "features.py").write_text(FEATURES.format(hours=hours, hop=hop))
         plan = FeatureStore(repo).plan()
         assert [c.name for c in plan.changes if c.needs_materialization] == ["w"], (hours, hop)
+
+
+def test_event_column_of_an_aggregation_view_is_its_newest_event(tmp_path: Path) -> None:
+    """The skew report's event column: the newest event of the widest window (null: none)."""
+    from featurestore import FeatureRef
+
+    repo = make_repo(tmp_path, FEATURES.format(hours=4, hop="None"))
+    schema = pa.schema(
+        [("card_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("amount", pa.float64())]
+    )
+    write_parquet(
+        repo / "data/tx.parquet",
+        {"card_id": [1, 1], "ts": [utc(2026, 1, 1, 1), utc(2026, 1, 1, 3)], "amount": [1.0, 2.0]},
+        schema,
+    )
+    store = FeatureStore(repo)
+    store.apply()
+    entity = pa.table(
+        {
+            "card_id": [1, 1, 2],
+            "event_timestamp": pa.array(
+                [utc(2026, 1, 1, 2), utc(2026, 1, 1, 12), utc(2026, 1, 1, 2)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+    frame = store.offline.training_frame(
+        entity,
+        [(store.get_feature_view("w"), ["n"])],
+        output_names={FeatureRef("w", "n"): "n"},
+        timestamp_column="event_timestamp",
+        point_in_time="event",
+        event_columns={"w": "w_ts"},
+    ).to_arrow()
+    assert frame.column("n").to_pylist() == [1, 0, 0]
+    assert frame.column("w_ts").to_pylist() == [utc(2026, 1, 1, 1), None, None]
