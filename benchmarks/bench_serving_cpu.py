@@ -9,6 +9,7 @@ on ``sys.path``, so two versions can be compared side by side on the same data:
     git worktree add /tmp/v01 1886b85
     python benchmarks/bench_serving_cpu.py --tree /tmp/v01   # 0.1
     python benchmarks/bench_serving_cpu.py                    # this checkout
+    python benchmarks/bench_serving_cpu.py --against /tmp/v01 --rounds 2   # both, ABAB
 
 Workloads as bench_http.py: 1 entity x 10 features (one view) and 100 entities x 50 features
 (5 views x 10), over SQLite and over a private redis-server (or REDIS_URL). Each figure is the
@@ -18,9 +19,13 @@ the same run: the same requests answered by a raw ASGI app that parses the JSON,
 keys and reads the same records through the same store adapter. ``--profile`` prints the top
 functions of a cProfile run of one workload instead.
 
+``--against DIR`` runs the measurement for DIR and for ``--tree`` alternately (ABAB..., one
+process each, ``--rounds`` times), keeps each figure's best round and prints the ratios.
+
 Usage:
     python benchmarks/bench_serving_cpu.py [--tree DIR] [--stores sqlite,redis]
         [--requests 3000] [--repeats 5] [--entities 10000] [--small] [--profile 1x10:sqlite]
+        [--against DIR [--rounds 2]]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import cProfile
 import json
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -275,6 +281,30 @@ async def run(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps(rows, indent=1))
 
 
+def compare(args: argparse.Namespace) -> None:
+    """Measure ``--against`` (A) and ``--tree`` (B) alternately; print the best and B / A."""
+    trees = {"A": args.against.resolve(), "B": args.tree.resolve()}
+    best: dict[tuple[str, str, str], float] = {}
+    passthrough = ["--stores", args.stores, "--requests", str(args.requests)]
+    passthrough += ["--repeats", str(args.repeats), "--entities", str(args.entities)]
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-ab-") as tmp:
+        for round_ in range(args.rounds):
+            for label, tree in trees.items():
+                out = Path(tmp) / f"{label}{round_}.json"
+                command = [sys.executable, __file__, "--tree", str(tree), "--json", str(out)]
+                subprocess.run([*command, *passthrough], check=True)
+                for row in json.loads(out.read_text()):
+                    key = (label, row["store"], row["workload"])
+                    best[key] = min(best.get(key, float("inf")), row["cpu_us"])
+    print(f"\nbest of {args.rounds} rounds, CPU us per request: A = {trees['A']}, B = {trees['B']}")
+    for store in args.stores.split(","):
+        for workload in WORKLOADS:
+            a, b = best["A", store, workload], best["B", store, workload]
+            print(f"  {store:6} {workload:7} A {a:8.1f}  B {b:8.1f}  B/A {b / a:5.3f}")
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure")
@@ -285,9 +315,14 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="a quick check: 500 x 3")
     parser.add_argument("--profile", help="WORKLOAD:STORE to profile (e.g. 1x10:sqlite)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--against", type=Path, help="another checkout to compare, ABAB")
+    parser.add_argument("--rounds", type=int, default=2, help="A/B rounds with --against")
     args = parser.parse_args()
     if args.small:
         args.requests, args.repeats = 500, 3
+    if args.against is not None:
+        compare(args)
+        return
     _use_tree(args.tree.resolve())
     import logging
 
