@@ -23,6 +23,7 @@ Each message is one Feast push body (JSON): ``{"push_source_name": VIEW, "df": {
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -45,6 +46,8 @@ __all__ = ["Delivery", "IngestStats", "MessageSource", "ingest"]
 logger = logging.getLogger(__name__)
 
 _MODES = ("online", "offline", "online_and_offline")
+_REFRESH_S = 5.0
+"""How often a running consumer re-reads the registry (a later apply's definitions)."""
 
 
 class Delivery(Protocol):
@@ -144,7 +147,11 @@ async def ingest(
 
     stats = IngestStats()
     seen = _SeenIds(store)
+    refreshed = time.monotonic()
     while max_messages is None or stats.messages < max_messages:
+        if time.monotonic() - refreshed > _REFRESH_S:  # pick up applies, as the server does
+            await anyio.to_thread.run_sync(store.refresh)
+            refreshed = time.monotonic()
         want = (
             batch_size if max_messages is None else min(batch_size, max_messages - stats.messages)
         )

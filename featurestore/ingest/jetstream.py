@@ -106,11 +106,9 @@ class JetStreamSource:
 
     async def fetch(self, max_messages: int, timeout_s: float) -> Sequence[JetStreamDelivery]:
         """Up to ``max_messages`` messages; empty after ``timeout_s`` without one."""
-        import nats.errors
-
         try:
             messages = await self._sub.fetch(max_messages, timeout=timeout_s)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own subclass, or asyncio's (the builtin)
             return []
         deliveries = []
         for msg in messages:
