@@ -127,6 +127,13 @@ def skew_figures(repo: Path, log_rows: int) -> dict[str, Any]:
         logging_s = time.perf_counter() - start
         files = list((repo / "data/feature_logs/service=svc_two").rglob("*.parquet"))
         logged = sum(pq.read_metadata(f).num_rows for f in files)
+        refs = [str(r) for r in store.snapshot.feature_services["svc_two"].refs]
+        # Warm-up: what the first training frames of a process import (pandas, via DuckDB's
+        # register; polars, for the in-memory join of large frames) is charged to neither.
+        import polars  # noqa: F401
+
+        first = pq.read_table(files[0], columns=["key:user_id", "request_time"]).slice(0, 10)
+        store.get_training_frame(first.rename_columns(["user_id", "event_timestamp"]), refs)
         with PeakMemory() as report_memory:
             start = time.perf_counter()
             report = store.skew_report("svc_two")
@@ -136,10 +143,9 @@ def skew_figures(repo: Path, log_rows: int) -> dict[str, Any]:
             [pq.read_table(f, columns=["key:user_id", "request_time"]) for f in files]
         )
         entity = keys.rename_columns(["user_id", "event_timestamp"])
-        features = [r for r in store.snapshot.feature_services["svc_two"].refs]
         with PeakMemory() as training_memory:
             start = time.perf_counter()
-            frame = store.get_training_frame(entity, [str(r) for r in features]).to_arrow()
+            frame = store.get_training_frame(entity, refs).to_arrow()
             training_s = time.perf_counter() - start
         assert frame.num_rows == logged
         # The same, with the entity rows read from the log files by DuckDB (as the report
@@ -150,7 +156,7 @@ def skew_figures(repo: Path, log_rows: int) -> dict[str, Any]:
             f"FROM read_parquet('{pattern}')"
         )
         start = time.perf_counter()
-        from_files = store.get_training_frame(query, [str(r) for r in features]).to_arrow()
+        from_files = store.get_training_frame(query, refs).to_arrow()
         training_files_s = time.perf_counter() - start
         assert from_files.num_rows == logged
     return {

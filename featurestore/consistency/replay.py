@@ -292,14 +292,57 @@ class _Replay:
         online = pl.from_arrow(log)
         assert isinstance(online, pl.DataFrame)
         current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
-        views = dict.fromkeys(v for r in refs for v in self.depends[r])
+        differing = self._count(refs, online, offline)
+        if not differing:
+            return
+        views = dict.fromkeys(v for r in differing for v in self.depends[r])
         behind = {view: self._behind(view, online, offline) for view in views}
         for view, late in behind.items():
             pushes = self._pushes(view)
             if pushes is not None:
                 behind[view] = _push_aware(view, late, pushes, online, offline)
-        for ref in refs:
+        for ref in differing:
             self._compare(ref, online, offline, behind, current, chunk)
+
+    def _count(
+        self, refs: list[FeatureRef], online: pl.DataFrame, offline: pl.DataFrame
+    ) -> list[FeatureRef]:
+        """Count every feature's cells in one polars pass; the features with a differing cell.
+
+        (One ``select`` of all the features' sums: polars runs them side by side.)
+        """
+        both = pl.DataFrame(
+            [online.get_column(VALUE + str(r)) for r in refs]
+            + [offline.get_column(f"{r.view}__{r.feature}") for r in refs]
+        )
+        sums: list[pl.Expr] = []
+        for i, ref in enumerate(refs):
+            a, b = pl.col(VALUE + str(ref)), pl.col(f"{ref.view}__{ref.feature}")
+            floats = (
+                both.schema[VALUE + str(ref)].is_float()
+                and both.schema[f"{ref.view}__{ref.feature}"].is_float()
+            )
+            differ = _distinct_expr(a, b, floats=floats)
+            a_null, b_null = a.is_null(), b.is_null()
+            sums += [
+                (a_null & b_null).sum().alias(f"{i}:both_null"),
+                (a_null & ~b_null).sum().alias(f"{i}:null_online_only"),
+                (~a_null & b_null).sum().alias(f"{i}:null_offline_only"),
+                (differ & ~a_null & ~b_null).sum().alias(f"{i}:value_mismatches"),
+                (~differ & ~a_null).sum().alias(f"{i}:equal"),
+            ]
+        counts = both.select(sums).row(0, named=True)
+        differing = []
+        for i, ref in enumerate(refs):
+            stats = self.report.features[str(ref)]
+            stats.cells += both.height
+            for name in ("both_null", "null_online_only", "null_offline_only",
+                         "value_mismatches", "equal"):  # fmt: skip
+                setattr(stats, name, getattr(stats, name) + int(counts[f"{i}:{name}"]))
+            if sum(int(counts[f"{i}:{n}"]) for n in
+                   ("null_online_only", "null_offline_only", "value_mismatches")):  # fmt: skip
+                differing.append(ref)
+        return differing
 
     def _behind(self, view: str, online: pl.DataFrame, offline: pl.DataFrame) -> pl.Series:
         """Whether the training row of ``view`` was not online yet (DESIGN G5).
@@ -334,16 +377,7 @@ class _Replay:
         served = online.get_column(VALUE + str(ref))
         trained = offline.get_column(f"{ref.view}__{ref.feature}")
         differ = _distinct(served, trained)
-        on_null, off_null = served.is_null(), trained.is_null()
-        value_diff = differ & ~on_null & ~off_null
-        stats.cells += len(served)
-        stats.both_null += int((on_null & off_null).sum())
-        stats.null_online_only += int((on_null & ~off_null).sum())
-        stats.null_offline_only += int((~on_null & off_null).sum())
-        stats.value_mismatches += int(value_diff.sum())
-        stats.equal += int((~differ & ~on_null).sum())
-        if not differ.any():
-            return
+        value_diff = differ & served.is_not_null() & trained.is_not_null()
         if served.dtype.is_numeric() and value_diff.any():
             a = served.filter(value_diff).cast(pl.Float64)
             b = trained.filter(value_diff).cast(pl.Float64)
@@ -480,6 +514,14 @@ def _push_aware(
 def _event_column(view: str) -> str:
     """The replay's column for the event timestamp of ``view``'s winning training row."""
     return f"__fs_event__{view}"
+
+
+def _distinct_expr(a: pl.Expr, b: pl.Expr, *, floats: bool) -> pl.Expr:
+    """:func:`_distinct` as a polars expression."""
+    same = (a == b).fill_null(value=False)
+    if floats:
+        same = same | (a.is_nan() & b.is_nan()).fill_null(value=False)
+    return (a.is_null() ^ b.is_null()) | (a.is_not_null() & b.is_not_null() & ~same)
 
 
 def _distinct(a: pl.Series, b: pl.Series) -> pl.Series:
