@@ -126,7 +126,7 @@ class _Pattern:
 
 
 class _Default:
-    """A setting's default built anew for each section (``setting(default_factory=...)``)."""
+    """A setting's default built anew for each section (``_setting(default_factory=...)``)."""
 
     __slots__ = ("factory",)
 
@@ -134,17 +134,17 @@ class _Default:
         self.factory = factory
 
 
-def setting(*, default_factory: Callable[[], _T]) -> _T:
+def _setting(*, default_factory: Callable[[], _T]) -> _T:
     """A setting whose default is ``default_factory()``, called for each new section."""
     default: Any = _Default(default_factory)
     return typing.cast("_T", default)
 
 
-@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(setting,))
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(_setting,))
 class _Section:
     """A frozen record of settings, built by keyword and validated by its annotations.
 
-    Each annotated class attribute is a setting, its value the default (or ``setting(...)``);
+    Each annotated class attribute is a setting, its value the default (or ``_setting(...)``);
     sections compare, hash and copy by their settings' values. Not ``dataclasses``: writing
     the methods of six classes cost a fresh process ~3 ms (issue 10 item 13).
     """
@@ -326,10 +326,10 @@ class RepoConfig(_Section):
     project: Annotated[str, _Pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")]
     registry: str = "data/registry.json"
     """The registry file, relative to the repo."""
-    offline_store: DuckDBOfflineStoreConfig = setting(default_factory=DuckDBOfflineStoreConfig)
-    online_store: OnlineStoreConfig = setting(default_factory=SqliteOnlineStoreConfig)
-    serving: ServingConfig = setting(default_factory=ServingConfig)
-    feature_logging: FeatureLoggingConfig = setting(default_factory=FeatureLoggingConfig)
+    offline_store: DuckDBOfflineStoreConfig = _setting(default_factory=DuckDBOfflineStoreConfig)
+    online_store: OnlineStoreConfig = _setting(default_factory=SqliteOnlineStoreConfig)
+    serving: ServingConfig = _setting(default_factory=ServingConfig)
+    feature_logging: FeatureLoggingConfig = _setting(default_factory=FeatureLoggingConfig)
 
 
 # -- loading -----------------------------------------------------------------------------------
