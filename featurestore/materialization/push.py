@@ -131,6 +131,10 @@ def _table_from_columns(
     for name, values in columns.items():
         target = types.get(name)
         if target is not None and pa.types.is_timestamp(target):
+            parsed = _iso_strings(values)
+            if parsed is not None:
+                arrays[name] = parsed
+                continue
             values = [_utc_value(v, i, name) for i, v in enumerate(values)]
         try:
             arrays[name] = pa.array(values, type=target, from_pandas=True)
@@ -140,6 +144,25 @@ def _table_from_columns(
     if not arrays:
         return pa.table({"__empty": pa.nulls(n)}).drop_columns(["__empty"])
     return pa.table(arrays)
+
+
+def _iso_strings(values: list[object]) -> pa.Array | None:
+    """ISO 8601 strings parsed by Arrow (with offsets, or naive = UTC); None if it cannot.
+
+    Arrow parses a whole column at once; values it refuses go through :func:`_utc_value`,
+    one by one, which names the bad row.
+    """
+    if not all(v is None or isinstance(v, str) for v in values):
+        return None
+    strings = pa.array(values, pa.string())
+    utc = pa.timestamp("us", tz="UTC")
+    for parse in (utc, pa.timestamp("us")):  # with an offset, or naive (meaning UTC)
+        try:
+            parsed: pa.Array = pc.cast(strings, parse).cast(utc)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return parsed
+    return None
 
 
 def _utc_value(value: object, row: int, column: str) -> object:
@@ -430,24 +453,31 @@ _PUSH_COLS = (PUSH_TIME_COLUMN, PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN)
 def newest_per_key(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
     """The newest row of each key tuple by the order "newer" (later rows win ties).
 
-    ``rows`` has the join keys, ``__fs_event_ts`` and ``__fs_created_ts``; within one push the
-    row number is the last component of the order, as in its push file.
+    ``rows`` has the join keys (no nulls), ``__fs_event_ts`` and ``__fs_created_ts``; within
+    one push the row number is the last component of the order, as in its push file.
     """
     import numpy as np
 
     from featurestore.ordering import NULL_CREATED_US, newer_lexsort
 
     n = rows.num_rows
+    if n < 2:
+        return rows
     events = rows.column(EVENT_TS_COLUMN).cast(pa.int64()).to_numpy()
     created = pc.fill_null(rows.column(CREATED_TS_COLUMN).cast(pa.int64()), NULL_CREATED_US)
     order = newer_lexsort(events, created.to_numpy(), np.arange(n, dtype=np.int64))
-    # Rank every row in the order, then keep each key's highest-ranked row.
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64)
+    # Sort by (keys, rank); the last row of each run of equal keys is that key's newest.
     ranked = rows.select(list(keys)).append_column("__rank", pa.array(rank))
-    best = ranked.group_by(list(keys)).aggregate([("__rank", "max")])
-    picked = np.sort(best.column("__rank_max").to_numpy())
-    return rows.take(pa.array(order[picked]))
+    by = [(k, "ascending") for k in keys] + [("__rank", "ascending")]
+    index = pc.sort_indices(ranked, sort_keys=by).to_numpy()
+    boundary = np.zeros(n - 1, dtype=bool)  # row i and row i + 1 differ in some key
+    for key in keys:
+        column = rows.column(key).take(pa.array(index))
+        boundary |= pc.not_equal(column.slice(1), column.slice(0, n - 1)).to_numpy()
+    last = np.append(boundary, True)
+    return rows.take(pa.array(np.sort(index[last])))
 
 
 def _pushed_record(record: ViewRecord) -> ViewRecord:
