@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from featurestore.online.base import FieldStatus
 from featurestore.online.codec import RecordCodec
-from featurestore.online.layout import RECORD_VERSION
+from featurestore.online.layout import FINGERPRINT_FIELD, RECORD_VERSION, VERSION_FIELD
 from featurestore.types import Float64, Int64
 from featurestore.window import floor_to
 
@@ -128,25 +128,20 @@ def combine(
     Returns the values, one status for all of them and the newest event time combined
     (None when the window holds no event). The status is:
 
-    * ``NOT_FOUND``: the view was never materialized (no watermark);
     * ``STALE_DEFINITION``: a tile was written with another definition or format;
+    * ``NOT_FOUND``: the view was never materialized (no watermark; a new definition has
+      none until it is);
     * ``OUTSIDE_MAX_AGE``: the tiles cannot give the exact value at ``now_us``: its window
       reaches tiles that may have expired (``floor(T) < floor(W) - hop``), or the tile
       holding ``T`` also holds events after ``T`` (a read in the past); values are null;
     * ``PRESENT`` otherwise: exact; an empty window gives count 0 and null for the others.
     """
     nulls: list[Any] = [None] * len(plan.features)
+    decoded = _decode(plan.codec, records)
+    if decoded is None:
+        return nulls, FieldStatus.STALE_DEFINITION, None
     if watermark_us is None:
         return nulls, FieldStatus.NOT_FOUND, None
-    fingerprint = plan.codec.fingerprint
-    decoded: list[list[Any] | None] = []
-    for record in records:
-        if record is None:
-            decoded.append(None)
-            continue
-        if record[0] != RECORD_VERSION or plan.codec.head(record).fingerprint != fingerprint:
-            return nulls, FieldStatus.STALE_DEFINITION, None
-        decoded.append(plan.codec.decode(record))
     hop = plan.hop_us
     if floor_to(now_us, hop) < floor_to(watermark_us, hop) - hop:
         return nulls, FieldStatus.OUTSIDE_MAX_AGE, None
@@ -163,7 +158,30 @@ def combine(
     return values, FieldStatus.PRESENT, max(newest) if newest else None
 
 
-def _combine_one(function: str, column: int, tiles: list[list[Any]]) -> Any:
+def _decode(
+    codec: RecordCodec, records: Sequence[bytes | None]
+) -> list[Sequence[Any] | None] | None:
+    """Each tile's values (None: no tile), or None when a tile is of another definition.
+
+    Present tiles are unpacked in one ``struct`` call (tile records have one fixed size);
+    null slots read 0, which :func:`_combine_one` never uses (a part is read only from
+    tiles whose count of the column is non-zero).
+    """
+    present = [r for r in records if r is not None]
+    if not present:
+        return [None] * len(records)
+    columns = codec.unpack_columns(present)
+    if columns is None:  # another definition or format: other sizes
+        return None
+    if columns[VERSION_FIELD].count(RECORD_VERSION) != len(present) or columns[
+        FINGERPRINT_FIELD
+    ].count(codec.fingerprint) != len(present):
+        return None
+    rows = iter(list(zip(*columns[codec.first_slot :], strict=True)))
+    return [None if r is None else next(rows) for r in records]
+
+
+def _combine_one(function: str, column: int, tiles: list[Sequence[Any]]) -> Any:
     if column < 0:
         return sum(t[0] for t in tiles)
     at = _HEAD + column * len(PARTS)

@@ -139,3 +139,32 @@ def test_event_column_of_an_aggregation_view_is_its_newest_event(tmp_path: Path)
     ).to_arrow()
     assert frame.column("n").to_pylist() == [1, 0, 0]
     assert frame.column("w_ts").to_pylist() == [utc(2026, 1, 1, 1), None, None]
+
+
+def test_online_statuses_not_found_then_present_then_stale(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, FEATURES.format(hours=4, hop="None"))
+    schema = pa.schema(
+        [("card_id", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")), ("amount", pa.float64())]
+    )
+    write_parquet(
+        repo / "data/tx.parquet",
+        {"card_id": [1, 1], "ts": [utc(2026, 1, 1, 1), utc(2026, 1, 1, 3)], "amount": [1.0, 2.0]},
+        schema,
+    )
+    store = FeatureStore(repo)
+    store.apply()
+    at = utc(2026, 1, 1, 4)
+    read = lambda: store.get_online_features(
+        ["w:n", "w:amount_sum_4h"], [{"card_id": 1}], request_time=at
+    )  # noqa: E731
+    assert read().statuses["n"] == ["NOT_FOUND"]
+    store.materialize(utc(2026, 1, 1), at)
+    got = read()
+    assert got.statuses["n"] == ["PRESENT"]
+    assert got.to_dict() == {"card_id": [1], "n": [1], "amount_sum_4h": [3.0]}
+    (repo / "features.py").write_text(FEATURES.format(hours=6, hop="None").replace("4h", "6h"))
+    store.apply()
+    features = ["w:n", "w:amount_sum_6h"]
+    stale = store.get_online_features(features, [{"card_id": 1}], request_time=at)
+    assert stale.statuses["n"] == ["STALE_DEFINITION"]
+    assert stale.to_dict()["n"] == [None]
