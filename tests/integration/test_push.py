@@ -25,7 +25,6 @@ import pytest
 
 from featurestore import FeatureStore
 from featurestore.errors import DefinitionError, EntityFrameError, ValidationError
-from featurestore.repo.config import RedisOnlineStoreConfig
 from tests.conftest import make_repo, utc, write_parquet
 
 FEATURES_PY = """
@@ -70,16 +69,15 @@ def build(
             ]
         ),
     )
-    config = None
-    if backend == "redis":
+    if backend == "redis":  # in featurestore.yaml, so that other processes use it too
         assert request is not None
         url = request.getfixturevalue("redis_server_url")
-        base = FeatureStore(root).config
-        online: Any = RedisOnlineStoreConfig(
-            type="redis", url=url, key_prefix=f"fstest-push-{uuid.uuid4().hex[:8]}"
+        prefix = f"fstest-push-{uuid.uuid4().hex[:8]}"
+        (root / "featurestore.yaml").write_text(
+            "project: test\nregistry: data/registry.json\n"
+            f"online_store: {{type: redis, url: '{url}', key_prefix: {prefix}}}\n"
         )
-        config = base.model_copy(update={"online_store": online})
-    store = FeatureStore(root, config=config)
+    store = FeatureStore(root)
     store.apply()
     return store
 
@@ -276,10 +274,11 @@ store.push("stats", [{"user_id": 1, "ts": datetime(2025, 12, 31, 12, tzinfo=UTC)
 """
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def test_kill_between_offline_append_and_online_write_is_healed_by_materialization(
-    tmp_path: Path,
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    store = build(tmp_path)
+    store = build(tmp_path, backend, request)
     store.materialize(T - timedelta(days=1), T + timedelta(seconds=1))
     # a newer value for user 1 will be pushed late (event before the watermark) and crash
     store.push("stats", [{"user_id": 1, "ts": T - timedelta(days=2), "count": 0, "amount": 0.0}])
