@@ -19,9 +19,9 @@ those the watermark's advance expires are deleted.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,7 +33,7 @@ from featurestore.types import to_arrow
 from featurestore.window import floor_to
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
 
     from featurestore.online.base import OnlineStore
@@ -88,7 +88,7 @@ def write_tiles(
     if lo >= end_us:
         return 0, 0
     batches = offline.tiles(record, from_micros(lo), end, batch_size=batch_size)
-    return _write(online, record, batches, lambda tile: min(tile + hop, end_us))
+    return _write(online, record, batches, lambda tiles: np.minimum(tiles + hop, end_us))
 
 
 def fold_events(
@@ -136,7 +136,7 @@ def fold_events(
     wanted = table.group_by([*keys, _TILE]).aggregate([])
     lo, hi = min(tiles), max(tiles) + hop
     batches = offline.tiles(record, from_micros(lo), from_micros(hi), wanted=wanted)
-    _, written = _write(online, record, batches, lambda tile: tile + hop)
+    _, written = _write(online, record, batches, lambda tiles: tiles + hop)
     return written
 
 
@@ -161,8 +161,9 @@ def _write(
     online: OnlineStore,
     record: ViewRecord,
     batches: Iterator[pa.RecordBatch],
-    coverage: Any,
+    coverage: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[int, int]:
+    """Encode tile batches (numpy, no per-value Python work) and write them tile by tile."""
     view = record.view
     keys = list(view.join_keys)
     encoder = KeyEncoder({k: record.key_dtypes[k] for k in keys})
@@ -171,19 +172,34 @@ def _write(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        names = batch.schema.names
-        key_columns = [_python_keys(batch.column(k), record.key_dtypes[k]) for k in keys]
-        values = [batch.column(i).to_pylist() for i in range(len(keys) + 1, len(names))]
-        tiles = batch.column(_TILE).to_pylist()
-        entity_keys = encoder.encode_columns(key_columns)
-        events = values[0]
-        records = codec.encode_rows([coverage(t) for t in tiles], events, values)
-        grouped: dict[int, tuple[list[bytes], list[bytes]]] = defaultdict(lambda: ([], []))
-        for tile, key, rec in zip(tiles, entity_keys, records, strict=True):
-            grouped[tile][0].append(key)
-            grouped[tile][1].append(rec)
-        for tile, (tile_keys, tile_records) in sorted(grouped.items()):
-            written += online.write_records(tile_view(view.name, tile), tile_keys, tile_records)
+        tiles = batch.column(_TILE).to_numpy()
+        order = np.argsort(tiles, kind="stable")
+        batch = batch.take(pa.array(order))  # grouped by tile
+        tiles = tiles[order]
+        first = len(keys) + 1
+        values, nulls = [], []
+        for i in range(first, batch.num_columns):
+            column = batch.column(i)
+            null = pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
+            values.append(pc.fill_null(column, 0).to_numpy(zero_copy_only=False))
+            nulls.append(null)
+        records = codec.encode_arrays(coverage(tiles), values[0], None, values, nulls)
+        key_arrays = [batch.column(k) for k in keys]
+        entity_keys: Sequence[bytes] | None = None
+        if all(record.key_dtypes[k].name in ("Int32", "Int64") for k in keys):
+            entity_keys = encoder.encode_arrays([a.to_numpy() for a in key_arrays])
+        if entity_keys is None:
+            entity_keys = encoder.encode_columns(
+                [
+                    _python_keys(a, record.key_dtypes[k])
+                    for a, k in zip(key_arrays, keys, strict=True)
+                ]
+            )
+        assert records is not None  # tile schemas are fixed-width
+        bounds = np.flatnonzero(np.diff(tiles)) + 1
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(tiles)], strict=True):
+            name = tile_view(view.name, int(tiles[lo]))
+            written += online.write_records(name, entity_keys[lo:hi], records[lo:hi])
         computed += batch.num_rows
     logger.debug("%s: %d tiles computed, %d written", view.name, computed, written)
     return computed, written
