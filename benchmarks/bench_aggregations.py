@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="1M events, 100k entity rows")
     parser.add_argument("--repeat", type=int, default=2, help="runs per case; the best counts")
     parser.add_argument("--reads", type=int, default=2000, help="online reads per case")
+    parser.add_argument("--online-only", action="store_true", help="skip the training frames")
     parser.add_argument("--case")
     parser.add_argument("--repo", type=Path)
     parser.add_argument("--out", type=Path)
@@ -263,11 +264,18 @@ def main() -> None:
         f"3 windows x 3 functions (hop 1 h)"
     )
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores, shared)")
+    if not args.online_only:
+        frames(repo, args.repeat)
+    online(repo, args.reads, args.keys)
+
+
+def frames(repo: Path, repeat: int) -> None:
+    """The training-frame cases, best of ``repeat`` each, checked equal."""
     cases = [("raw_range", "raw DuckDB, range join + FILTER"),
              ("raw_tiles", "raw DuckDB, hourly tiles + current hour"),
              ("fs", "featurestore training frame")]  # fmt: skip
     results: dict[str, dict[str, object]] = {}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for case, _label in cases:
             r = measure(case, repo)
             if case not in results or float(r["seconds"]) < float(results[case]["seconds"]):  # type: ignore[arg-type]
@@ -279,14 +287,13 @@ def main() -> None:
         assert r["rows"] == base["rows"], (case, r["rows"], base["rows"])
         for x, y in zip(r["sums"], base["sums"], strict=True):  # type: ignore[call-overload]
             assert abs(x - y) <= 1e-9 * max(abs(y), 1.0), (case, "differs from", yardstick)
-    print(f"training frame, best of {args.repeat} (load {os.getloadavg()[0]:.2f})")
+    print(f"training frame, best of {repeat} (load {os.getloadavg()[0]:.2f})")
     print(f"{'case':<44} {'seconds':>8} {'peak RSS MB':>12} {'vs best raw':>12}")
     for case, label in cases:
         r = results[case]
         ratio = float(r["seconds"]) / float(base["seconds"])  # type: ignore[arg-type]
         mark = " (yardstick)" if case == yardstick else ""
         print(f"{label + mark:<44} {r['seconds']:>8} {r['peak_rss_mb']:>12} {ratio:>11.2f}x")
-    online(repo, args.reads, args.keys)
 
 
 if __name__ == "__main__":
