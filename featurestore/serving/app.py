@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from featurestore.errors import FeatureStoreError, OnlineStoreError, RegistryConflictError
 from featurestore.serving.auth import ApiKeyChecker
-from featurestore.serving.endpoint import error_reply
+from featurestore.serving.endpoint import OnlineFeaturesEndpoint, error_reply
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.middleware import ServingMiddleware, request_id_of
 from featurestore.serving.protocol import FILE_RESERVE, LIMITS_KEY, ConnectionLimits
@@ -162,7 +162,8 @@ class FeatureServer(FastAPI):
     body-limit and exception middleware, exit stack, router) cost about 20 us per request, a
     quarter of a small lookup, and the endpoint needs none of them: it answers every error
     itself. So ``__call__`` hands an online request to ``ServingMiddleware`` with its endpoint
-    directly (the same middleware instance, the same work, two hops fewer).
+    directly (the same middleware instance and work, two hops fewer), and the lookup endpoint
+    returns its reply for the middleware to send (``ServingMiddleware.answer``).
     """
 
     serving: ServingMiddlewareSettings
@@ -189,7 +190,10 @@ class FeatureServer(FastAPI):
             endpoint = self._front.endpoint_of(scope)
             if endpoint is not None:
                 scope["app"] = self
-                await self._middleware.serve(endpoint, scope, receive, send)
+                if isinstance(endpoint, OnlineFeaturesEndpoint):
+                    await self._middleware.answer(endpoint.respond, scope, receive, send)
+                else:
+                    await self._middleware.serve(endpoint, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

@@ -141,16 +141,15 @@ def encode_online_response(
         if stamps is None:
             column_texts = all_epoch
         else:
-            if stamps is not seen_stamps:
+            if stamps is not seen_stamps:  # the first column of a view (they share stamps)
                 seen_stamps = stamps
                 texts = _shared(_rfc3339_column(stamps))
-            column_texts = texts
-            if request_us is not None and views:
-                view = views.get(name)
-                if view is not None and view not in aged:
+                view = views.get(name) if views else None
+                if request_us is not None and view is not None and view not in aged:
                     aged.add(view)
                     assert metrics is not None
                     _observe_ages(metrics, view, request_us, stamps, column_statuses, present)
+            column_texts = texts
         dtype = dtypes.get(name)
         results.append(
             {

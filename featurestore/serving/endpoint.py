@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from featurestore.online.response import OnlineResponse
     from featurestore.serving.app import ServerState
     from featurestore.serving.deadlines import Deadlines
+    from featurestore.serving.middleware import Reply
 
     Scope = MutableMapping[str, Any]
     Message = MutableMapping[str, Any]
@@ -237,7 +238,19 @@ class OnlineFeaturesEndpoint:
         self._deadlines: Deadlines | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one request."""
+        """Answer one request (ASGI)."""
+        reply = await self.respond(scope, receive)
+        if reply is not None:
+            status, headers, payload = reply
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+
+    async def respond(self, scope: Scope, receive: Receive) -> Reply | None:
+        """The reply to one request: status, headers and body (None: the client left).
+
+        ``ServingMiddleware.answer`` sends it (the server's path); ``__call__`` is the same
+        endpoint as a plain ASGI app.
+        """
         state = self.state
         body_read = False
         try:
@@ -247,10 +260,8 @@ class OnlineFeaturesEndpoint:
             body = await self._read_body_in_time(receive)
             body_read = True
             payload = await _answer(state, body)
-            status = 200
-            headers = [_JSON, (b"content-length", b"%d" % len(payload))]
         except _Disconnected:
-            return
+            return None
         except FeatureStoreError as exc:
             status, extra, payload = error_reply(exc, request_id_of(scope))
             headers = [_JSON, (b"content-length", b"%d" % len(payload))]
@@ -259,8 +270,8 @@ class OnlineFeaturesEndpoint:
                 headers.append(_ALLOW)
             if not body_read:
                 headers.append(_CLOSE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+            return status, headers, payload
+        return 200, [_JSON, (b"content-length", b"%d" % len(payload))], payload
 
     async def _read_body_in_time(self, receive: Receive) -> bytes:
         """The request body, which must arrive within ``serving.body_timeout_s`` (408 beyond).

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     Receive = Callable[[], Awaitable[Message]]
     Send = Callable[[Message], Awaitable[None]]
     ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+    Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+    """Status, headers and body of a response."""
+    Responder = Callable[[Scope, Receive], Awaitable[Reply | None]]
+    """An endpoint that returns its reply (None: the client left) instead of sending it."""
 
 __all__ = ["REQUEST_ID_KEY", "ServingMiddleware", "request_id_of"]
 
@@ -92,11 +96,7 @@ class ServingMiddleware:
 
         try:
             if declared is not None and declared > self.max_body_bytes:
-                detail = (
-                    f"Request body of {declared} bytes is over the server's limit of "
-                    f"{self.max_body_bytes} bytes (serving.max_body_bytes); send fewer entities "
-                    "per request."
-                )
+                detail = _too_large(declared, self.max_body_bytes)
                 await _send_error(send_with_id, 413, detail, request_id)
             else:
                 await app(scope, receive, send_with_id)
@@ -107,10 +107,44 @@ class ServingMiddleware:
             else:
                 raise
         finally:
-            path = scope.get("path", "")
-            route = path if path in self.routes else "other"
-            self.metrics.request_duration.observe(time.perf_counter() - start, route)
-            self.metrics.requests.inc(route, _STATUS_TEXT.get(status) or str(status))
+            self._record(scope, start, status)
+
+    async def answer(self, respond: Responder, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one HTTP request whose reply ``respond`` returns, as ``serve`` would.
+
+        The same request id, body limit, metrics and last-resort 500 as ``serve``, for an
+        endpoint that returns its reply instead of sending it (the online endpoint): no
+        wrapped ``send`` per request, which costs about 2 us of a small lookup's 55.
+        """
+        start = time.perf_counter()
+        request_id, declared = _request_id_and_length(scope["headers"])
+        scope[REQUEST_ID_KEY] = request_id
+        status = 500
+        try:
+            reply: Reply | None
+            if declared is not None and declared > self.max_body_bytes:
+                detail = _too_large(declared, self.max_body_bytes)
+                reply = _error_reply(413, detail, request_id)
+            else:
+                try:
+                    reply = await respond(scope, receive)
+                except Exception:
+                    logger.exception("request %s failed unexpectedly", request_id)
+                    reply = _error_reply(500, INTERNAL_ERROR_DETAIL, request_id)
+            if reply is None:  # the client left before its request was complete
+                return
+            status, headers, body = reply
+            headers.append((b"x-request-id", request_id.encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self._record(scope, start, status)
+
+    def _record(self, scope: Scope, start: float, status: int) -> None:
+        path = scope.get("path", "")
+        route = path if path in self.routes else "other"
+        self.metrics.request_duration.observe(time.perf_counter() - start, route)
+        self.metrics.requests.inc(route, _STATUS_TEXT.get(status) or str(status))
 
 
 _STATUS_TEXT = {status: str(status) for status in range(100, 600)}
@@ -139,8 +173,19 @@ def _request_id_and_length(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str,
     return request_id, length
 
 
-async def _send_error(send: Send, status: int, detail: str, request_id: str) -> None:
+def _too_large(declared: int, limit: int) -> str:
+    return (
+        f"Request body of {declared} bytes is over the server's limit of {limit} bytes "
+        "(serving.max_body_bytes); send fewer entities per request."
+    )
+
+
+def _error_reply(status: int, detail: str, request_id: str) -> Reply:
     body = error_body(detail, request_id)
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    return status, [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())], body
+
+
+async def _send_error(send: Send, status: int, detail: str, request_id: str) -> None:
+    status, headers, body = _error_reply(status, detail, request_id)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
