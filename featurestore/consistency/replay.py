@@ -217,6 +217,8 @@ class _Replay:
         odfv_refs = [r for r in refs if r.view in snapshot.on_demand_views]
         self.on_demand = on_demand_views(odfv_refs) if odfv_refs else {}
         self._push_cache: dict[str, pl.DataFrame | None] = {}
+        self.tolerant = {r for r in refs if _inexact(snapshot, r, self.depends[r])}
+        """Features compared within :data:`REL_TOLERANCE` (float aggregates, DESIGN G7)."""
         self.inputs: dict[str, list[str]] = {}
         """Per stored view, the features whose values decide whether it was behind."""
         for ref in refs:
@@ -322,7 +324,7 @@ class _Replay:
                 both.schema[VALUE + str(ref)].is_float()
                 and both.schema[f"{ref.view}__{ref.feature}"].is_float()
             )
-            differ = _distinct_expr(a, b, floats=floats)
+            differ = _distinct_expr(a, b, floats=floats, tolerant=ref in self.tolerant)
             a_null, b_null = a.is_null(), b.is_null()
             sums += [
                 (a_null & b_null).sum().alias(f"{i}:both_null"),
@@ -376,7 +378,7 @@ class _Replay:
         stats = self.report.features[str(ref)]
         served = online.get_column(VALUE + str(ref))
         trained = offline.get_column(f"{ref.view}__{ref.feature}")
-        differ = _distinct(served, trained)
+        differ = _distinct(served, trained, tolerant=ref in self.tolerant)
         value_diff = differ & served.is_not_null() & trained.is_not_null()
         if served.dtype.is_numeric() and value_diff.any():
             a = served.filter(value_diff).cast(pl.Float64)
@@ -516,21 +518,43 @@ def _event_column(view: str) -> str:
     return f"__fs_event__{view}"
 
 
-def _distinct_expr(a: pl.Expr, b: pl.Expr, *, floats: bool) -> pl.Expr:
+REL_TOLERANCE = 1e-9
+"""Float sums, means and standard deviations of aggregation views (and on-demand features
+computed from them) agree within this relative error online and offline (DESIGN G7: tiles
+are summed in another order than the events); a smaller difference is equal."""
+
+
+def _inexact(snapshot: RegistrySnapshot, ref: FeatureRef, views: tuple[str, ...]) -> bool:
+    """Whether ``ref`` is compared within :data:`REL_TOLERANCE`."""
+    record = snapshot.feature_views.get(ref.view)
+    if record is not None:
+        return any(
+            a.output_name == ref.feature and a.function in ("sum", "mean", "stddev")
+            for a in record.view.aggregations
+        )
+    return any(snapshot.feature_views[v].view.aggregations for v in views)
+
+
+def _distinct_expr(a: pl.Expr, b: pl.Expr, *, floats: bool, tolerant: bool = False) -> pl.Expr:
     """:func:`_distinct` as a polars expression."""
     same = (a == b).fill_null(value=False)
     if floats:
         same = same | (a.is_nan() & b.is_nan()).fill_null(value=False)
+        if tolerant:
+            close = (a - b).abs() <= REL_TOLERANCE * pl.max_horizontal(a.abs(), b.abs())
+            same = same | close.fill_null(value=False)
     return (a.is_null() ^ b.is_null()) | (a.is_not_null() & b.is_not_null() & ~same)
 
 
-def _distinct(a: pl.Series, b: pl.Series) -> pl.Series:
-    """Cell-wise "not the same value": nulls equal nulls, NaN equals NaN (the same float)."""
-    a_null, b_null = a.is_null(), b.is_null()
-    same = (a == b).fill_null(value=False)
-    if a.dtype.is_float() and b.dtype.is_float():
-        same = same | (a.is_nan() & b.is_nan()).fill_null(value=False)
-    return (a_null ^ b_null) | (~a_null & ~b_null & ~same)
+def _distinct(a: pl.Series, b: pl.Series, *, tolerant: bool = False) -> pl.Series:
+    """Cell-wise "not the same value": nulls equal nulls, NaN equals NaN (the same float).
+
+    With ``tolerant``, floats within :data:`REL_TOLERANCE` of each other are the same.
+    """
+    floats = a.dtype.is_float() and b.dtype.is_float()
+    frame = pl.DataFrame({"a": a, "b": b})
+    expr = _distinct_expr(pl.col("a"), pl.col("b"), floats=floats, tolerant=tolerant)
+    return frame.select(expr).to_series()
 
 
 def _lag(current: pl.Series, view_lag: pl.Series, where: pl.Series) -> pl.Series:
