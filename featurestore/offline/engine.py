@@ -19,7 +19,6 @@ import pyarrow as pa
 
 from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, SourceError
-from featurestore.offline.join.aggregation import tiles_query
 from featurestore.offline.entity_frame import (
     EntityInput,
     feature_types,
@@ -27,6 +26,7 @@ from featurestore.offline.entity_frame import (
     validate_entity,
 )
 from featurestore.offline.join import JoinSpec, ViewRequest, plan_join
+from featurestore.offline.join.aggregation import tiles_query
 from featurestore.offline.join.planner import needs_source_rows
 from featurestore.offline.latest_rows import latest_rows_query
 from featurestore.offline.sources import Sources

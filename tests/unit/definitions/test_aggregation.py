@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -154,9 +155,12 @@ def test_online_statuses_not_found_then_present_then_stale(tmp_path: Path) -> No
     store = FeatureStore(repo)
     store.apply()
     at = utc(2026, 1, 1, 4)
-    read = lambda: store.get_online_features(
-        ["w:n", "w:amount_sum_4h"], [{"card_id": 1}], request_time=at
-    )  # noqa: E731
+
+    def read() -> Any:
+        return store.get_online_features(
+            ["w:n", "w:amount_sum_4h"], [{"card_id": 1}], request_time=at
+        )
+
     assert read().statuses["n"] == ["NOT_FOUND"]
     store.materialize(utc(2026, 1, 1), at)
     got = read()
