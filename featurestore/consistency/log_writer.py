@@ -241,8 +241,10 @@ class FeatureLogger:
                 rows += len(request[3])
                 self._taken += len(request[3])  # only this thread writes it
                 if len(waiting) >= _CONVERT_REQUESTS:
+                    # No time.sleep(0) here: under load, giving the interpreter away after
+                    # each batch let the queue grow by thousands (measured in /metrics)
+                    # while the writer waited to get it back.
                     self._convert(pending, group, raw.pop(group))
-                    time.sleep(0)  # let serving threads take the interpreter
                 if rows < self._config.batch_rows:
                     continue
             for group, requests in raw.items():
