@@ -85,7 +85,8 @@ def plans(
             a, b = sorted([draw(grid_times(max_seconds=28)), draw(grid_times(max_seconds=28))])
             if max(a, T0) < min(b, W):
                 ops.append(("window", (max(a, T0), min(b, W))))
-    cuts = sorted({T0, W, *draw(st.lists(grid_times(max_seconds=28), max_size=3))})
+    inner = draw(st.lists(grid_times(max_seconds=22), max_size=3))
+    cuts = sorted({T0, W, *(c for c in inner if T0 < c < W)})
     covering = [(a, b) for a, b in itertools.pairwise(cuts) if a < b]
     random.Random(draw(st.integers(0, 2**32))).shuffle(covering)
     late = draw(st.lists(pushed_events(), max_size=2))  # pushed after the covering windows
