@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from featurestore._html import html_table
-from featurestore._time import to_micros, to_utc, utc_now
+from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import (
     DefinitionError,
@@ -411,7 +411,7 @@ class FeatureStore:
     def get_snapshot(
         self,
         features: str | list[str],
-        as_of: datetime,
+        as_of: datetime | str,
         *,
         keys: EntityInput | None = None,
         request: Mapping[str, object] | None = None,
@@ -426,7 +426,7 @@ class FeatureStore:
 
         Args:
             features: ``"view:feature"`` refs, or a feature service name.
-            as_of: The time ``T`` (naive means UTC).
+            as_of: The time ``T``: a datetime (naive means UTC) or an ISO 8601 string.
             keys: None for every key with a candidate row at ``T`` in a view read (sorted by
                 key; the views must share their join keys), or a pandas/polars/Arrow frame or
                 DuckDB SQL query of keys: one row per row, in order, all its columns kept.
@@ -448,7 +448,7 @@ class FeatureStore:
             self.offline,
             refs,
             dict(zip(refs, names, strict=True)),
-            as_of=to_utc(as_of),
+            as_of=parse_timestamp(as_of, what="as_of") if isinstance(as_of, str) else to_utc(as_of),
             keys=keys,
             request=request or {},
             feature_views=self.snapshot.feature_views,

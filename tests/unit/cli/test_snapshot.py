@@ -125,3 +125,10 @@ def test_snapshot_reads_pushed_rows_after_the_source(store: FeatureStore):
     snap = store.get_snapshot(["user_stats:txn_count_7d"], T).to_polars()
     pushed = snap.filter(pl.col("user_id").is_in([3, 424242]))
     assert pushed["txn_count_7d"].to_list() == [4242, 4242]
+
+
+def test_as_of_may_be_an_iso_string(store: FeatureStore):
+    by_string = store.get_snapshot(["user_stats:txn_count_7d"], AS_OF).to_arrow()
+    assert by_string.equals(store.get_snapshot(["user_stats:txn_count_7d"], T).to_arrow())
+    with pytest.raises(EntityFrameError, match="as_of"):
+        store.get_snapshot(["user_stats:txn_count_7d"], "yesterday")
