@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from featurestore._time import from_micros, to_micros
 from featurestore.errors import MaterializationError
-from featurestore.online.codec import KeyEncoder
+from featurestore.online.codec import KeyEncoder, PackedBytes
 from featurestore.online.tiles import expiry_horizon, tile_codec, tile_view, widest_us
 from featurestore.types import to_arrow
 from featurestore.window import floor_to
@@ -199,10 +199,20 @@ def _write(
         bounds = np.flatnonzero(np.diff(tiles)) + 1
         for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(tiles)], strict=True):
             name = tile_view(view.name, int(tiles[lo]))
-            written += online.write_records(name, entity_keys[lo:hi], records[lo:hi])
+            written += online.write_records(
+                name, _rows(entity_keys, lo, hi), _rows(records, lo, hi)
+            )
         computed += batch.num_rows
     logger.debug("%s: %d tiles computed, %d written", view.name, computed, written)
     return computed, written
+
+
+def _rows(items: Sequence[bytes], lo: int, hi: int) -> Sequence[bytes]:
+    """``items[lo:hi]``, still packed when ``items`` is (SQLite's bulk write takes it whole)."""
+    if isinstance(items, PackedBytes):
+        size = items.itemsize
+        return PackedBytes(items.buffer[lo * size : hi * size], size)
+    return items[lo:hi]
 
 
 def _python_keys(column: pa.Array, dtype: DType) -> list[Any]:
