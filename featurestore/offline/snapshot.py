@@ -294,7 +294,10 @@ def _keys_table(engine: OfflineEngine, keys: EntityInput) -> pa.Table:
     try:
         return cursor.sql(keys).to_arrow_table()
     except duckdb.Error as exc:
-        msg = f"The keys SQL query failed: {exc}. Fix the query: {keys!r}"
+        msg = (
+            f"The keys SQL query failed: {exc}. Fix the query: {keys!r} (a keys string is "
+            "DuckDB SQL; for a file, pass \"SELECT * FROM 'keys.parquet'\")."
+        )
         raise EntityFrameError(msg) from exc
     finally:
         cursor.close()
