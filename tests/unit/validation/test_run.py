@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from featurestore import Entity, FeatureView, Field, ParquetSource
 from featurestore.errors import DefinitionError, ValidationError
-from featurestore.types import Float64, Int64, String
-from featurestore.validation import run
+from featurestore.types import Float64, Int64
 from featurestore.validation.result import (
     SAMPLE_VALUES,
     ExpectationFailure,
@@ -211,35 +210,3 @@ def test_a_suite_ge_cannot_read_is_a_one_line_definition_error(
         caught.value
     )
     assert "\n" not in str(caught.value)
-
-
-def test_a_suite_the_sql_engine_cannot_run_whole_runs_on_pandas_at_any_size(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    """GE's SQL engine has no regex on DuckDB: a large window must not get another verdict."""
-    view = FeatureView(
-        "coded",
-        entities=[USER],
-        source=ParquetSource("data/c.parquet", timestamp_field="ts"),
-        schema=[Field("code", String), Field("amount", Float64)],
-        expectations=[
-            gxe.ExpectColumnValuesToMatchRegex(column="code", regex="^[ab]$"),
-            gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0),
-        ],
-    )
-    rows = pa.table({"code": ["a", "c", None], "amount": [1.0, -1.0, math.nan]})
-    forced = validate_table(view, rows, start=START, end=END, kind="validate", engine="sql")
-    (regex,) = [f for f in forced.failures if f.expectation.endswith("regex")]
-    assert regex.error is not None
-    assert "Regex is not supported" in regex.error
-    small = validate_table(view, rows, start=START, end=END, kind="validate")
-    monkeypatch.setattr(run, "SQL_MIN_ROWS", 1)  # this window is now "large"
-    large = validate_table(view, rows, start=START, end=END, kind="validate")
-    described = [f.describe() for f in small.failures]
-    assert [f.describe() for f in large.failures] == described
-    assert described == [
-        "expect_column_values_to_match_regex(column=code, regex=^[ab]$): 1 of 3 rows "
-        "unexpected, e.g. ['c']",
-        "expect_column_values_to_be_between(column=amount, min_value=0.0): 1 of 3 rows "
-        "unexpected, e.g. [-1.0]",
-    ]
