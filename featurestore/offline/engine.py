@@ -133,7 +133,12 @@ class OfflineEngine:
             self.transformed.validate(view, result)
         return result
 
-    def _scan(self, record: ViewRecord, features: list[str] | None = None) -> Query:
+    def scan(self, record: ViewRecord, features: list[str] | None = None) -> Query:
+        """The one read path of a view's rows (source files, then its push log).
+
+        A view with a batch transform reads its transformed rows; an aggregation view reads
+        its raw events.
+        """
         if record.view.aggregations:  # an aggregation view reads its raw events (G7)
             record = replace(record, view=record.view.event_view())
             features = None if features else features
@@ -194,7 +199,7 @@ class OfflineEngine:
                     output_columns=[
                         output_names[FeatureRef(record.view.name, f)] for f in features
                     ],
-                    scan=self._scan(record, list(features)),
+                    scan=self.scan(record, list(features)),
                     source_rows=self.sources.row_count(record.view) if big else 0,
                     event_column=events.get(record.view.name),
                 )
@@ -241,7 +246,7 @@ class OfflineEngine:
         Raises:
             SourceError: The source is missing or no longer matches the view.
         """
-        query = latest_rows_query(self._scan(record), record, start, end, ordered=ordered)
+        query = latest_rows_query(self.scan(record), record, start, end, ordered=ordered)
         return self._stream_latest(record, query, batch_size)
 
     def _stream_latest(
@@ -280,7 +285,7 @@ class OfflineEngine:
             SourceError: The source is missing or no longer matches the view.
         """
         query = tiles_query(
-            self._scan(record), record.view, lo, hi, wanted=None if wanted is None else "__fs_w"
+            self.scan(record), record.view, lo, hi, wanted=None if wanted is None else "__fs_w"
         )
         cursor = self.cursor()
         try:
@@ -295,7 +300,7 @@ class OfflineEngine:
 
     def count_keys(self, record: ViewRecord, start: datetime, end: datetime) -> int:
         """How many rows :meth:`latest_rows` would yield for this window."""
-        query = latest_rows_query(self._scan(record, []), record, start, end, count=True)
+        query = latest_rows_query(self.scan(record, []), record, start, end, count=True)
         cursor = self.cursor()
         try:
             row = cursor.sql(query.text, params=query.params).fetchall()[0]
@@ -305,7 +310,7 @@ class OfflineEngine:
 
     def source_time_range(self, record: ViewRecord) -> tuple[datetime, datetime] | None:
         """The smallest and largest event timestamp of a view's source (None when empty)."""
-        scan = self._scan(record, [])
+        scan = self.scan(record, [])
         query = Query().add(f"SELECT min({EVENT_TS}), max({EVENT_TS}) FROM (").extend(scan)
         query.add(")")
         cursor = self.cursor()

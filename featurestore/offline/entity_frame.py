@@ -97,10 +97,10 @@ def load_entity(
             msg = f"The entity SQL query failed: {exc}. Fix the query: {entity_df!r}"
             raise EntityFrameError(msg) from exc
         return _arrow_entity(cursor, table, timestamp_column)
-    return _arrow_entity(cursor, _to_arrow_table(entity_df), timestamp_column)
+    return _arrow_entity(cursor, to_arrow_table(entity_df), timestamp_column)
 
 
-def _to_arrow_table(entity_df: object) -> pa.Table:
+def to_arrow_table(entity_df: object) -> pa.Table:
     if isinstance(entity_df, pa.Table):
         return entity_df
     if isinstance(entity_df, pa.RecordBatch):

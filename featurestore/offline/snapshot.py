@@ -45,9 +45,9 @@ from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, term
 from featurestore.offline.entity_frame import (
     EntityFrame,
-    _to_arrow_table,
     feature_types,
     load_entity,
+    to_arrow_table,
     validate_entity,
 )
 from featurestore.offline.join import EntityStats, JoinPlan, JoinSpec, ViewRequest
@@ -250,6 +250,8 @@ class SnapshotFrame(TrainingFrame):
         >>> snap.to_parquet("scores_input.parquet")  # doctest: +SKIP
     """
 
+    _noun = "snapshot"
+
     def __init__(
         self,
         cursor: duckdb.DuckDBPyConnection,
@@ -289,7 +291,7 @@ class SnapshotFrame(TrainingFrame):
 def _keys_table(engine: OfflineEngine, keys: EntityInput) -> pa.Table:
     """``keys`` as an Arrow table: a DuckDB SQL query is run on the engine, a frame converted."""
     if not isinstance(keys, str):
-        return _to_arrow_table(keys)
+        return to_arrow_table(keys)
     cursor = engine.cursor()
     try:
         return cursor.sql(keys).to_arrow_table()
@@ -336,7 +338,7 @@ def _frame(
                 record=record,
                 features=list(features),
                 output_columns=[output_names[FeatureRef(record.view.name, f)] for f in features],
-                scan=engine._scan(record, list(features)),  # the engine's one read path
+                scan=engine.scan(record, list(features)),  # the engine's one read path
                 source_rows=0,
             )
             for record, features in requests

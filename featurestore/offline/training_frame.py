@@ -73,6 +73,8 @@ class TrainingFrame:
         >>> frame.to_parquet("train.parquet")  # streams; fits frames larger than memory  # doctest: +SKIP
     """
 
+    _noun = "training frame"  # what an error message calls this frame
+
     def __init__(
         self,
         cursor: duckdb.DuckDBPyConnection,
@@ -119,13 +121,13 @@ class TrainingFrame:
         try:
             return self._plan.compute(self._cursor)
         except duckdb.Error as exc:
-            raise _query_error(exc) from exc
+            raise _query_error(exc, self._noun) from exc
 
     def _relation(self) -> duckdb.DuckDBPyRelation:
         try:
             return self._cursor.sql(self._query.text, params=self._query.params)
         except duckdb.Error as exc:
-            raise _query_error(exc) from exc
+            raise _query_error(exc, self._noun) from exc
 
     def to_arrow(self) -> pa.Table:
         """The whole frame as an Arrow table."""
@@ -135,7 +137,7 @@ class TrainingFrame:
                 try:
                     table = self._relation().to_arrow_table()
                 except duckdb.Error as exc:
-                    raise _query_error(exc) from exc
+                    raise _query_error(exc, self._noun) from exc
         result = conform(table, self._feature_types)
         assert isinstance(result, pa.Table)
         return result
@@ -168,7 +170,7 @@ class TrainingFrame:
                     assert isinstance(result, pa.RecordBatch)
                     yield result
             except duckdb.Error as exc:
-                raise _query_error(exc) from exc
+                raise _query_error(exc, self._noun) from exc
 
     def _copy(self, path: str | Path, options: str) -> Path:
         target = Path(path)
@@ -203,7 +205,7 @@ class TrainingFrame:
                     finally:
                         self._cursor.unregister("__fs_result")
             except duckdb.Error as exc:
-                raise _query_error(exc) from exc
+                raise _query_error(exc, self._noun) from exc
         logger.info("wrote training frame to %s", target)
         return target
 
@@ -246,9 +248,9 @@ def computed_when(validation: FrameValidation | None) -> tuple[str, str]:
     return ("computed", f"once, then held; validated: {verdict} (see .validation)")
 
 
-def _query_error(exc: duckdb.Error) -> SourceError:
+def _query_error(exc: duckdb.Error, noun: str) -> SourceError:
     return SourceError(
-        f"Computing the training frame failed in DuckDB: {exc}. If a source changed since "
+        f"Computing the {noun} failed in DuckDB: {exc}. If a source changed since "
         "'featurestore apply', run apply again; if memory ran out, set offline_store "
         "memory_limit and temp_directory."
     )
