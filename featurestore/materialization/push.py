@@ -216,6 +216,7 @@ class Pusher:
         self._epoch: str | None = None
         self._writers: dict[tuple[str, str], _BatchWriter] = {}
         self._log_schemas: dict[tuple[str, str], pa.Schema] = {}
+        self._types: dict[tuple[str, str], tuple[dict[str, pa.DataType], frozenset[str]]] = {}
 
     def push(
         self,
@@ -308,13 +309,12 @@ class Pusher:
         """
         view = record.view
         source = view.source
-        types = _column_types(_pushed_record(record))
+        types, known = self._column_types(record)
         try:
             table = rows_to_table(rows, types=types)
         except EntityFrameError as exc:
             msg = f"Push to feature view '{view.name}': {exc}"
             raise EntityFrameError(msg) from exc
-        known = set(types) | set(self._source_names(record))
         unknown = [c for c in table.column_names if c not in known]
         if unknown:
             msg = (
@@ -357,10 +357,20 @@ class Pusher:
             columns[name] = column
         return pa.table(columns)
 
-    def _source_names(self, record: ViewRecord) -> list[str]:
-        """The source's column names as the view sees them (after ``field_mapping``)."""
-        mapping = record.view.source.field_mapping
-        return [mapping.get(n, n) for n in self._source_schema(record).names]
+    def _column_types(self, record: ViewRecord) -> tuple[dict[str, pa.DataType], frozenset[str]]:
+        """The pushable columns' types, and every name a push may hold (kept per view version).
+
+        The names a push may hold are the pushable columns and the source's columns as the
+        view sees them (after ``field_mapping``).
+        """
+        key = (record.view.name, record.fingerprint)
+        cached = self._types.get(key)
+        if cached is None:
+            types = _column_types(_pushed_record(record))
+            mapping = record.view.source.field_mapping
+            names = (mapping.get(n, n) for n in self._source_schema(record).names)
+            cached = self._types[key] = (types, frozenset(types).union(names))
+        return cached
 
     def _source_schema(self, record: ViewRecord) -> pa.Schema:
         key = (record.view.name, record.fingerprint)

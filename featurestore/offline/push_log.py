@@ -66,6 +66,7 @@ PUSH_COLUMNS: Final = (PUSH_TIME_COLUMN, PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN)
 _SEQ_WIDTH: Final = 20
 _FOLDED_SUFFIX: Final = "+c.parquet"
 _REPLACES_KEY: Final = b"featurestore.push_log.replaces"
+_CREATE: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _seq_lock = threading.Lock()
 _last_seq = 0
 
@@ -211,17 +212,31 @@ def _replaced_by(path: Path) -> list[str]:
 
 
 def _write_durably(folder: Path, name: str, table: pa.Table) -> Path:
-    """Write ``table`` as ``folder/name``: temporary file, fsync, rename, fsync the folder."""
+    """Write ``table`` as ``folder/name``: temporary file, fsync, rename, fsync the folder.
+
+    The file is built in memory (smaller than ``table``) and written at once; the folder is
+    made only when the view's first file finds it missing.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     final = folder / name
     temp = folder / f".{name}.{os.getpid()}.tmp"
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = memoryview(sink.getvalue())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with temp.open("wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            fd = os.open(temp, _CREATE, 0o644)
+        except FileNotFoundError:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, _CREATE, 0o644)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         temp.replace(final)
         _fsync_dir(folder)
     except OSError as exc:
