@@ -12,7 +12,9 @@ trip itself. redis-py errors are translated here.
 The same commands are also read asynchronously (:meth:`RedisOnlineStore.aread_records`, used
 by the server on its event loop): connections of the running loop are asyncio protocols that
 write the packed commands and parse the replies with ``hiredis.Reader``; each exchange is
-bounded by ``timeout_s``, so a stalled Redis never blocks the loop.
+bounded by ``timeout_s`` (an entry of the loop's sweeping deadline table,
+:mod:`featurestore._deadlines`, not a timer per exchange), so a stalled Redis never blocks the
+loop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from featurestore._deadlines import deadlines_of, resolution_for
 from featurestore.errors import (
     OnlineStoreError,
     OnlineStoreIntegrityError,
@@ -41,6 +44,7 @@ from featurestore.online.layout import lua_replaces_function
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from featurestore._deadlines import Deadlines
     from featurestore.online.base import ReadRequest
     from featurestore.repo.config import RedisOnlineStoreConfig
 
@@ -133,14 +137,19 @@ class _AsyncConnection(asyncio.Protocol):
 
     Error replies come back as ``hiredis.ReplyError`` values among the replies. An exchange
     not answered within its timeout fails with ``TimeoutError`` and closes the connection.
+
+    Args:
+        loop: The event loop of the connection.
+        deadlines: The table of ``loop`` that bounds each exchange (keyed by the connection).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines) -> None:
         self._loop = loop
+        self._deadlines = deadlines
+        self._expire_callback = self._expire  # one bound method, not one per exchange
         self._parser = hiredis.Reader()
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[list[Any]] | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._replies: list[Any] = []
         self._expected = 0
         self.closed = False
@@ -165,8 +174,7 @@ class _AsyncConnection(asyncio.Protocol):
         except hiredis.ProtocolError as exc:
             self._fail(exc)
             return
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadlines.remove(self)
         waiter.set_result(replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -177,8 +185,7 @@ class _AsyncConnection(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         self.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadlines.remove(self)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -192,7 +199,7 @@ class _AsyncConnection(asyncio.Protocol):
         self._replies = []
         self._expected = replies
         self._waiter = waiter
-        self._timer = self._loop.call_later(timeout_s, self._expire)
+        self._deadlines.add(self, timeout_s, self._expire_callback)
         self._transport.write(command)
         return waiter
 
@@ -247,6 +254,7 @@ class RedisOnlineStore:
         # Async reads: idle connections of the loop that made them.
         self._aidle: list[_AsyncConnection] = []
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._adeadlines: Deadlines | None = None
         self._tls = issubclass(pool.connection_class, redis.SSLConnection)
         # Per views tuple: the RESP head of HMGET (argument count + name) and its fields.
         self._hmget_parts: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
@@ -472,8 +480,11 @@ class RedisOnlineStore:
             OnlineStoreUnavailableError: Redis did not answer in time or is unreachable.
         """
         loop = asyncio.get_running_loop()
-        if loop is not self._aloop:
+        deadlines = self._adeadlines
+        if loop is not self._aloop or deadlines is None:
             self._aidle, self._aloop = [], loop
+            deadlines = deadlines_of(loop, resolution_for(self.config.timeout_s))
+            self._adeadlines = deadlines
         if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
             return await asyncio.to_thread(self._exchange, command, replies)
         idle = self._aidle
@@ -483,7 +494,7 @@ class RedisOnlineStore:
                 conn = idle.pop() if idle else None
                 reused = conn is not None and not conn.closed
                 if conn is None or not reused:
-                    conn = await self._aconnect(loop)
+                    conn = await self._aconnect(loop, deadlines)
                 try:
                     results = await conn.exchange(command, replies, timeout_s)
                 except ConnectionError:
@@ -504,17 +515,24 @@ class RedisOnlineStore:
         except (OSError, hiredis.ProtocolError) as exc:
             raise self._unavailable(exc) from exc
 
-    async def _aconnect(self, loop: asyncio.AbstractEventLoop) -> _AsyncConnection:
-        """A new connection of ``loop``, authenticated and on the configured database."""
+    async def _aconnect(
+        self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
+    ) -> _AsyncConnection:
+        """A new connection of ``loop``, authenticated and on the configured database.
+
+        Its exchanges are bounded by entries of ``deadlines``.
+        """
         kwargs = self._connection_kwargs
         timeout_s = self.config.timeout_s
         path = kwargs.get("path")
         async with asyncio.timeout(timeout_s):
             if path is not None:
-                _, conn = await loop.create_unix_connection(lambda: _AsyncConnection(loop), path)
+                _, conn = await loop.create_unix_connection(
+                    lambda: _AsyncConnection(loop, deadlines), path
+                )
             else:
                 _, conn = await loop.create_connection(
-                    lambda: _AsyncConnection(loop),
+                    lambda: _AsyncConnection(loop, deadlines),
                     kwargs.get("host", "localhost"),
                     kwargs.get("port", 6379),
                 )

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
+from featurestore._deadlines import deadlines_of
 from featurestore._time import utc_now
 from featurestore.errors import (
     FeatureStoreError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
 )
-from featurestore.serving.deadlines import deadlines_of
 from featurestore.serving.encoding import encode_online_response
 from featurestore.serving.errors import (
     RETRY_AFTER_S,
@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, MutableMapping
     from datetime import datetime
 
+    from featurestore._deadlines import Deadlines
     from featurestore.online.response import OnlineResponse
     from featurestore.serving.app import ServerState
-    from featurestore.serving.deadlines import Deadlines
     from featurestore.serving.middleware import Reply
 
     Scope = MutableMapping[str, Any]
@@ -278,8 +278,8 @@ class OnlineFeaturesEndpoint:
 
         Nearly always the whole body came with the head, and ``receive`` returns it without
         waiting: the reading is stepped once by hand, and only a reading that has to wait gets
-        a deadline, one entry of the loop's ``Deadlines`` (``serving/deadlines.py``), which
-        cancels this task when it passes. Keeping that deadline costs 3-4 us of CPU per
+        a deadline, one entry of the loop's ``Deadlines`` (``featurestore/_deadlines.py``),
+        which cancels this task when it passes. Keeping that deadline costs 3-4 us of CPU per
         request, as much as a tenth of a small lookup.
         """
         settings = self.state.settings

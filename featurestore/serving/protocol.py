@@ -8,7 +8,8 @@ the ``serving:`` settings, per connection, before any request reaches the app:
 - ``idle_timeout_s``: a connection without a request in progress (new, or kept alive after a
   response) is closed;
 - ``header_timeout_s``: from a request's first byte to the end of its headers (408, closed;
-  checked by the loop's ``Deadlines``, not a timer per request: see ``serving/deadlines.py``);
+  checked by the loop's ``Deadlines``, not a timer per request: see
+  ``featurestore/_deadlines.py``);
 - ``max_header_bytes``: bytes received while a request's head is incomplete (431, closed);
 - ``max_connections``: at the limit, a new connection closes the connection idle the longest
   (or is itself closed when every connection has a request in progress). The limit is lowered
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from featurestore.serving.deadlines import deadlines_of
+from featurestore._deadlines import deadlines_of
 
 if TYPE_CHECKING:
     import asyncio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,33 @@ def test_unresponsive_redis_times_out(tmp_path: Path, redis_and_store) -> None:
             store.get_online_features(["stats:cnt"], {"user_id": [1]})
     finally:
         server.proc.send_signal(18)  # SIGCONT
+
+
+def test_unresponsive_redis_times_out_async_reads(redis_and_store) -> None:
+    """The event-loop read of a stalled Redis fails within its deadline; once Redis answers
+    again, the next read gets its own reply (the late one was never read)."""
+    server, store = redis_and_store
+    store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
+
+    async def read() -> list[object]:
+        response = await store.aget_online_features(["stats:cnt"], {"user_id": [1, 2]})
+        return response.to_dict()["cnt"]
+
+    async def stalled_then_back() -> list[object]:
+        server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+        try:
+            with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
+                await read()
+        finally:
+            server.proc.send_signal(18)  # SIGCONT
+        return await read()
+
+    async def both() -> tuple[list[object], list[object]]:
+        first = await read()  # an idle connection of this loop, reused by the stalled read
+        try:
+            return first, await stalled_then_back()
+        finally:
+            await store.aclose_connections()
+
+    first, after = asyncio.run(both())
+    assert first == after == [5, 6]

@@ -1,12 +1,14 @@
-"""Request deadlines of the feature server, checked by one sweeping timer per event loop.
+"""Deadlines on an event loop, checked by one sweeping timer per table instead of one each.
 
 Arming and cancelling an event-loop timer costs about 3 us on uvloop (``asyncio.timeout``
 about 5 us), a tenth of a small lookup, and nearly every deadline is cancelled: a request's
-head and body almost always arrive in the packet that starts it. A deadline here is a dict
-entry instead; one timer, armed only while some deadline is pending, sweeps the entries every
-``RESOLUTION_S`` and runs the callbacks of those that are due. A deadline therefore fires
-between its time and ``RESOLUTION_S`` after it, which is well inside the second-scale
-timeouts it enforces (``serving.header_timeout_s``, ``serving.body_timeout_s``).
+head and body almost always arrive in the packet that starts it, and Redis answers a read
+long before its timeout. A deadline here is a dict entry instead; one timer, armed only while
+some deadline is pending, sweeps the entries every ``resolution_s`` and runs the callbacks of
+those that are due. A deadline therefore fires between its time and ``resolution_s`` after
+it. The feature server's header and body deadlines (``serving.header_timeout_s``,
+``serving.body_timeout_s``) use the loop's table of :data:`RESOLUTION_S`; the Redis reads
+(``online_store.timeout_s``) one of at most a tenth of their timeout (:func:`resolution_for`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable, Hashable
 
-__all__ = ["RESOLUTION_S", "Deadlines", "deadlines_of"]
+__all__ = ["RESOLUTION_S", "Deadlines", "deadlines_of", "resolution_for"]
 
 RESOLUTION_S: Final = 0.1
-"""How often pending deadlines are checked (at most this late)."""
+"""How often the pending deadlines of a default table are checked (at most this late)."""
+
+
+def resolution_for(delay_s: float) -> float:
+    """The resolution that fires a deadline of ``delay_s`` at most 10 % late (0.1 s at most).
+
+    Example:
+        >>> resolution_for(5.0), resolution_for(0.05)
+        (0.1, 0.005)
+    """
+    return min(RESOLUTION_S, delay_s / 10)
 
 
 class Deadlines:
@@ -29,6 +41,7 @@ class Deadlines:
 
     Args:
         loop: The event loop whose clock and timer are used.
+        resolution_s: How often pending deadlines are checked.
 
     Example:
         >>> import asyncio
@@ -44,8 +57,9 @@ class Deadlines:
         ['slow']
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, resolution_s: float = RESOLUTION_S) -> None:
         self._loop = loop
+        self._resolution_s = resolution_s
         self._due: dict[Hashable, tuple[float, Callable[[], object]]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
@@ -56,7 +70,7 @@ class Deadlines:
         """
         self._due[key] = (self._loop.time() + delay_s, callback)
         if self._timer is None:
-            self._timer = self._loop.call_later(RESOLUTION_S, self._sweep)
+            self._timer = self._loop.call_later(self._resolution_s, self._sweep)
 
     def remove(self, key: Hashable) -> None:
         """Forget ``key``'s deadline (nothing happens if it has none)."""
@@ -73,17 +87,20 @@ class Deadlines:
             _, callback = self._due.pop(key)
             callback()
         if self._due and self._timer is None:
-            self._timer = self._loop.call_later(RESOLUTION_S, self._sweep)
+            self._timer = self._loop.call_later(self._resolution_s, self._sweep)
 
 
-_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Deadlines]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def deadlines_of(loop: asyncio.AbstractEventLoop) -> Deadlines:
-    """The ``Deadlines`` of ``loop`` (one per loop, created on first use)."""
-    deadlines = _BY_LOOP.get(loop)
+def deadlines_of(loop: asyncio.AbstractEventLoop, resolution_s: float = RESOLUTION_S) -> Deadlines:
+    """The ``Deadlines`` of ``loop`` swept every ``resolution_s`` (one per loop and resolution)."""
+    tables = _BY_LOOP.get(loop)
+    if tables is None:
+        tables = _BY_LOOP[loop] = {}
+    deadlines = tables.get(resolution_s)
     if deadlines is None:
-        deadlines = _BY_LOOP[loop] = Deadlines(loop)
+        deadlines = tables[resolution_s] = Deadlines(loop, resolution_s)
     return deadlines
