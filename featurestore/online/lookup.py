@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from featurestore._time import parse_timestamp, to_micros, to_utc, utc_now
+from featurestore._time import parse_timestamp, to_micros, utc_now
 from featurestore.definitions import FeatureRef, output_names
 from featurestore.errors import EntityFrameError, OnlineStoreIntegrityError, term
 from featurestore.online.base import AsyncReads, FieldStatus, ReadRequest
@@ -271,7 +271,7 @@ class OnlineReader:
     ) -> _Batch:
         """Check the entity rows and build the read requests (no I/O)."""
         plan = self._plan(features, full_feature_names)
-        now = to_micros(to_utc(request_time)) if request_time is not None else to_micros(utc_now())
+        now = to_micros(request_time if request_time is not None else utc_now())  # naive: UTC
         keys, n = _key_columns(entity_rows, plan.key_dtypes)
         request = plan.on_demand.check_request(entity_rows, n) if plan.on_demand else {}
         requests: list[ReadRequest] = []
