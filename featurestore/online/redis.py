@@ -185,7 +185,6 @@ class _AsyncConnection(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         self.close()
-        self._deadlines.remove(self)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -204,8 +203,9 @@ class _AsyncConnection(asyncio.Protocol):
         return waiter
 
     def close(self) -> None:
-        """Drop the connection at once (a late reply is never read)."""
+        """Drop the connection at once (a late reply is never read) and its deadline."""
         self.closed = True
+        self._deadlines.remove(self)
         if self._transport is not None:
             self._transport.abort()
 
