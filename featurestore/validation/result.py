@@ -48,6 +48,9 @@ class ExpectationFailure:
 
     def describe(self) -> str:
         """One line: ``expect_x(column=amount, min_value=0): 1 of 10 rows unexpected, e.g. [-5]``."""
+        return " ".join(self._text().split())  # GE's messages and values may hold newlines
+
+    def _text(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
         head = f"{self.expectation}({args})"
         if self.error is not None:

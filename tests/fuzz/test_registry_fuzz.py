@@ -209,14 +209,23 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
 
 
 def check_outcome(command: tuple[str, ...], result: Result) -> None:
-    """The command worked, or printed exactly one 'Error:' line and exited 1."""
+    """The command worked, or printed exactly one error and exited 1.
+
+    An error is one 'Error:' line, except a failed validation, which lists each failed
+    expectation on its own '  - ' line and ends with its fix (DESIGN G6).
+    """
     context = (command, result.exit_code, result.stdout[-2000:], result.stderr[-2000:])
     assert result.exit_code in (0, 1), context
     if result.exit_code == 1:
         assert isinstance(result.exception, SystemExit), (context, repr(result.exception))
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, context
         assert lines[0].startswith("Error: "), context
+        if "failed its expectations" in lines[0]:
+            assert len(lines) >= 3, context
+            assert all(line.startswith("  - ") for line in lines[1:-1]), context
+            assert lines[-1].startswith("Fix "), context
+        else:
+            assert len(lines) == 1, context
         assert "Traceback" not in result.stderr, context
 
 
