@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore._time import parse_timestamp, to_utc, to_utc_array, utc_now
+from featurestore._time import parse_timestamp, to_micros, to_utc, to_utc_array, utc_now
 from featurestore.errors import DefinitionError, EntityFrameError
 from featurestore.materialization.materializer import (
     CREATED_TS_COLUMN,
@@ -33,6 +33,7 @@ from featurestore.materialization.materializer import (
 )
 from featurestore.materialization.tiles import TileSource
 from featurestore.offline.push_log import PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN, PUSH_TIME_COLUMN
+from featurestore.offline.sql import quote_ident
 from featurestore.types import Timestamp, to_arrow
 
 if TYPE_CHECKING:
@@ -562,11 +563,14 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
     view = record.view
     mapping = view.source.field_mapping
     tables = []
-    for path in pending:
+    for path in files if not view.aggregations else pending:
         table = pq.read_table(path)
-        table = table.filter(pc.field(PUSH_ONLINE_COLUMN))
         tables.append(table.rename_columns([mapping.get(c, c) for c in table.column_names]))
     table = pa.concat_tables(tables, promote_options="default")
+    if view.aggregations:  # tiles are recomputed from the offline rows: any order is exact
+        table = table.filter(pc.field(PUSH_ONLINE_COLUMN))
+    else:
+        table = _not_superseded(record, table, first=len(files) - len(pending), sizes=tables)
     if table.num_rows == 0:
         written = 0
     else:
@@ -578,6 +582,55 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
     temp.replace(marker)
     logger.info("%s: healed %d pushed rows, %d written", view.name, table.num_rows, written)
     return written
+
+
+def _not_superseded(
+    record: ViewRecord, table: pa.Table, *, first: int, sizes: list[pa.Table]
+) -> pa.Table:
+    """The pending online rows that no later row ties with (G3 under any healing order).
+
+    ``table`` holds every push file of the view in push order (``sizes``: one table per file);
+    the pending rows are those of files from ``first`` on that were pushed online. A pending
+    row is dropped when a later pushed row of the same key has the same event and created
+    timestamps and belongs online (pushed online, or before the watermark): in the total
+    order that row is newer, but the stored record's order key cannot tell them apart, so
+    writing the older one last would replace the newer one.
+    """
+    import duckdb
+
+    view, source = record.view, record.view.source
+    file_index = pa.array(
+        [i for i, part in enumerate(sizes) for _ in range(part.num_rows)], pa.int64()
+    )
+    rows = table.append_column("__fs_pos", pa.array(range(table.num_rows), pa.int64()))
+    rows = rows.append_column("__fs_file", file_index)
+    watermark = record.watermark
+    ts, created = quote_ident(source.timestamp_field), source.created_timestamp_field
+    same = " AND ".join(
+        [f"l.{quote_ident(k)} = p.{quote_ident(k)}" for k in view.join_keys]
+        + [f"l.{ts} = p.{ts}"]
+        + (
+            [f"l.{quote_ident(created)} IS NOT DISTINCT FROM p.{quote_ident(created)}"]
+            if created and created in table.column_names
+            else []
+        )
+    )
+    online = f"l.{quote_ident(PUSH_ONLINE_COLUMN)}" + (
+        " OR l.__fs_ts_us < $watermark" if watermark is not None else ""
+    )
+    conn = duckdb.connect()
+    try:
+        conn.register("rows_in", rows)
+        conn.execute(f"CREATE TEMP VIEW r AS SELECT *, epoch_us({ts}) AS __fs_ts_us FROM rows_in")
+        keep = conn.execute(
+            f"SELECT p.__fs_pos FROM r AS p WHERE p.__fs_file >= $first "
+            f"AND p.{quote_ident(PUSH_ONLINE_COLUMN)} AND NOT EXISTS (SELECT 1 FROM r AS l "
+            f"WHERE l.__fs_pos > p.__fs_pos AND ({online}) AND {same}) ORDER BY p.__fs_pos",
+            {"first": first, **({"watermark": to_micros(watermark)} if watermark else {})},
+        ).fetchnumpy()["__fs_pos"]
+    finally:
+        conn.close()
+    return table.take(pa.array(keep, pa.int64()))
 
 
 def _pushed_columns(record: ViewRecord, table: pa.Table) -> pa.Table:

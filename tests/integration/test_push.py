@@ -154,6 +154,26 @@ def test_a_tie_goes_to_the_later_push_offline_and_online(tmp_path: Path) -> None
         assert frame_dict(store.get_training_frame(entity, ["stats:count"]))["count"] == [12]
 
 
+def test_healing_never_rewrites_a_tied_row_over_a_later_one(tmp_path: Path) -> None:
+    """Rows tied on event and created time: the later push wins, whatever materialization heals.
+
+    The two online pushes are healed (written again) by the materialization that follows; a
+    later offline push of the same key and time is newer in the total order, so it must stay.
+    """
+    with build(tmp_path) as store:
+        at = T + timedelta(hours=1)
+        for count, to in ((10, "online_and_offline"), (11, "online_and_offline"),
+                          (100, "offline"), (101, "offline")):  # fmt: skip
+            store.push("stats", [{"user_id": 1, "ts": at, "count": count, "amount": 1.0}], to=to)
+        assert online(store, [1])["count"] == [11]  # the offline pushes are not online yet
+        store.materialize(T - timedelta(days=1), at + timedelta(seconds=1))
+        frame = store.get_training_frame(
+            pl.DataFrame({"user_id": [1], "event_timestamp": [at]}), ["stats:count"]
+        )
+        assert frame_dict(frame)["count"] == [101]
+        assert online(store, [1])["count"] == [101]
+
+
 def test_offline_push_goes_online_with_the_window_that_covers_it(tmp_path: Path) -> None:
     with build(tmp_path) as store:
         store.push("stats", [{"user_id": 5, "ts": T, "count": 3, "amount": 3.0}], to="offline")
