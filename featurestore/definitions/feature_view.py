@@ -72,7 +72,7 @@ class FeatureView:
         description, owner, tags: Metadata shown by the catalog.
 
     Example:
-        >>> from featurestore.types import Float64
+        >>> from featurestore.types import Int64
         >>> user = Entity("user", join_keys=["user_id"])
         >>> view = FeatureView(
         ...     name="user_stats",

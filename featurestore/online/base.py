@@ -68,8 +68,12 @@ class OnlineStore(Protocol):
         """
         ...
 
-    def count_records(self, view: str) -> int:
-        """How many entity keys have a record of ``view``."""
+    def count_records(self, view: str, *, tiles: bool = False) -> int:
+        """How many entity keys have a record of ``view``.
+
+        With ``tiles``, how many tile records an aggregation view has (one per key and tile,
+        stored under ``<view>@<tile start>``, docs/online-format.md).
+        """
         ...
 
     def delete_records(self, view: str) -> int:

@@ -416,9 +416,16 @@ class RedisOnlineStore:
                 conn.disconnect()
             return results
 
-    def count_records(self, view: str) -> int:
-        """How many entity keys have a record of ``view`` (kept by the write script)."""
+    def count_records(self, view: str, *, tiles: bool = False) -> int:
+        """How many entity keys have a record of ``view`` (kept by the write script).
+
+        With ``tiles``, the sum of the counters of the view's tile names (``<view>@<start>``).
+        """
         try:
+            if tiles:
+                prefix = f"{view}@".encode()
+                counters: dict[bytes, bytes] = self._client.hgetall(self._counter)  # type: ignore[assignment]
+                return sum(int(v) for k, v in counters.items() if bytes(k).startswith(prefix))
             value = self._client.hget(self._counter, view)
         except RedisError as exc:
             raise self._translate(exc) from exc

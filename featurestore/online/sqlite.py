@@ -319,12 +319,16 @@ class SqliteOnlineStore:
                 self._read_sql[pairs] = sql
         return sql
 
-    def count_records(self, view: str) -> int:
-        """How many entity keys have a record of ``view``."""
+    def count_records(self, view: str, *, tiles: bool = False) -> int:
+        """How many entity keys have a record of ``view`` (with ``tiles``: tile records)."""
+        # '@' sorts just before 'A': the tiles of a view are the names in [view@, viewA).
+        where, args = (
+            ("view >= ? AND view < ?", (f"{view}@", f"{view}A")) if tiles else ("view = ?", (view,))
+        )
         with self._lock:
             try:
                 row = self._conn.execute(
-                    f"SELECT count(*) FROM {_TABLE} WHERE view = ?", (view,)
+                    f"SELECT count(*) FROM {_TABLE} WHERE {where}", args
                 ).fetchone()
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc

@@ -144,7 +144,7 @@ def test_plan_lists_additions_and_views_needing_materialization(cli):
     assert "+ entity user" in result.stdout
     assert "+ feature view user_merchant_stats  (needs materialization)" in result.stdout
     assert "+ feature service fraud_v1" in result.stdout
-    assert "Plan: 7 to add, 0 to change, 0 to remove." in result.stdout
+    assert "Plan: 8 to add, 0 to change, 0 to remove." in result.stdout
     # plan writes nothing
     assert "No changes" not in cli.ok("plan").stdout
 
@@ -159,7 +159,7 @@ def test_plan_json_is_machine_readable(cli):
 
 
 def test_apply_then_plan_has_no_changes(cli):
-    assert "Applied: 7 to add" in cli.ok("apply").stdout
+    assert "Applied: 8 to add" in cli.ok("apply").stdout
     assert "No changes" in cli.ok("plan").stdout
     assert json.loads(cli.ok("apply", "--json").stdout)["has_changes"] is False
 
@@ -196,10 +196,15 @@ def test_list_commands_human_and_json(applied):
     entities = json.loads(applied.ok("list", "entities", "--json").stdout)
     assert [e["name"] for e in entities] == ["merchant", "user"]
     assert entities[0]["join_keys"] == {"merchant_id": "String"}
-    assert entities[1]["feature_views"] == ["user_merchant_stats", "user_stats"]
+    assert entities[1]["feature_views"] == ["user_merchant_stats", "user_stats", "user_txn_windows"]
 
     views = json.loads(applied.ok("list", "feature-views", "--json").stdout)
-    assert [v["name"] for v in views] == ["merchant_stats", "user_merchant_stats", "user_stats"]
+    assert [v["name"] for v in views] == [
+        "merchant_stats",
+        "user_merchant_stats",
+        "user_stats",
+        "user_txn_windows",
+    ]
     pair = views[1]
     assert pair["join_keys"] == {"user_id": "Int64", "merchant_id": "String"}
     assert pair["ttl_seconds"] == timedelta(days=7).total_seconds()
@@ -439,6 +444,7 @@ def test_status_before_materialization(applied):
         "merchant_stats": (None, 0),
         "user_merchant_stats": (None, 0),
         "user_stats": (None, 0),
+        "user_txn_windows": (None, 0),
     }
 
 
@@ -449,6 +455,7 @@ def test_materialize_then_online_values_equal_the_training_frame_now(applied, tm
         "merchant_stats",
         "user_merchant_stats",
         "user_stats",
+        "user_txn_windows",
     }
     assert all(v["rows"] > 0 for v in report["views"])
     statuses = {s["view"]: s for s in json.loads(applied.ok("status", "--json").stdout)}

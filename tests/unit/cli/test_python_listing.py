@@ -50,7 +50,7 @@ def test_repr_names_the_repo_and_counts_only_what_was_read(applied):
         store.list_feature_views()
         after = repr(store)
     assert after.startswith(before[:-1] + ", serial=")
-    assert "feature_views=3, on_demand_feature_views=1, feature_services=1)" in after
+    assert "feature_views=4, on_demand_feature_views=1, feature_services=1)" in after
 
 
 def test_repr_html_shows_every_applied_definition_escaped(applied):
