@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 _TABLE_SUFFIXES = (".parquet", ".csv")
 
 
-def _check_suffix(path: Path, *, option: str) -> str:
+def check_suffix(path: Path, *, option: str) -> str:
+    """The lower-cased suffix of a table file (.parquet or .csv), or a usage error naming ``option``."""
     suffix = path.suffix.lower()
     if suffix not in _TABLE_SUFFIXES:
         msg = f"{option} must be a .parquet or .csv file, got '{path}'."
@@ -103,12 +104,9 @@ def training_frame(
     Example:
         featurestore training-frame --entities data/entities.parquet --service fraud_v1 --output train.parquet
     """
-    refs = split_values(features)
-    if bool(refs) == (service is not None):
-        msg = "pass exactly one of --features and --service."
-        raise typer.BadParameter(msg, param_hint="--features/--service")
-    in_suffix = _check_suffix(entities, option="--entities")
-    out_suffix = _check_suffix(output, option="--output")
+    selection = features_or_service(features, service)
+    in_suffix = check_suffix(entities, option="--entities")
+    out_suffix = check_suffix(output, option="--output")
     import pyarrow.csv as pa_csv
 
     store = state_of(ctx).store()
@@ -116,18 +114,12 @@ def training_frame(
     with render.spinner("Building training frame..."):
         frame = store.get_training_frame(
             entity_df,
-            service if service is not None else refs,
+            selection,
             full_feature_names=full_feature_names,
             timestamp_column=timestamp_column,
             point_in_time="available" if point_in_time is PointInTime.AVAILABLE else "event",
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if out_suffix == ".csv":
-            frame.to_csv(str(output))
-        else:
-            frame.to_parquet(str(output))
-    columns = list(frame.columns)
-    rows = _count_rows(output, csv=out_suffix == ".csv")
+        rows, columns = write_frame(frame, output, out_suffix)
     summary = {"output": str(output), "rows": rows, "columns": columns}
     if as_json:
         render.json_out(summary)
@@ -135,6 +127,25 @@ def training_frame(
         render.stdout().print(
             f"Wrote {rows:,} rows to {output} ({len(columns)} columns: {', '.join(columns)})."
         )
+
+
+def features_or_service(features: list[str] | None, service: str | None) -> str | list[str]:
+    """What ``--features``/``--service`` select: exactly one of them must be given."""
+    refs = split_values(features)
+    if bool(refs) == (service is not None):
+        msg = "pass exactly one of --features and --service."
+        raise typer.BadParameter(msg, param_hint="--features/--service")
+    return service if service is not None else refs
+
+
+def write_frame(frame: Any, output: Path, suffix: str) -> tuple[int, list[str]]:
+    """Stream a training frame or snapshot to ``output`` (.csv or .parquet); rows, columns."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(str(output))
+    else:
+        frame.to_parquet(str(output))
+    return _count_rows(output, csv=suffix == ".csv"), list(frame.columns)
 
 
 def _count_rows(path: Path, *, csv: bool) -> int:

@@ -15,10 +15,9 @@ from featurestore.cli._app import (
     parse_pairs,
     parse_time,
     request_value,
-    split_values,
     state_of,
 )
-from featurestore.cli.data_commands import _check_suffix, _count_rows
+from featurestore.cli.data_commands import check_suffix, features_or_service, write_frame
 
 __all__ = ["snapshot"]
 
@@ -101,18 +100,15 @@ def snapshot(
     Example:
         featurestore snapshot --features user_stats:txn_count_7d,user_stats:avg_amount_7d --as-of 2026-11-20T00:00:00Z -o scores_input.parquet
     """
-    refs = split_values(features)
-    if bool(refs) == (service is not None):
-        msg = "pass exactly one of --features and --service."
-        raise typer.BadParameter(msg, param_hint="--features/--service")
+    selection = features_or_service(features, service)
     at = parse_time(as_of)
-    out_suffix = _check_suffix(output, option="--output")
+    out_suffix = check_suffix(output, option="--output")
     keys_input: Any = None
     if keys is not None:
         import pyarrow.csv as pa_csv
         import pyarrow.parquet as pq
 
-        in_suffix = _check_suffix(keys, option="--keys")
+        in_suffix = check_suffix(keys, option="--keys")
         keys_input = pa_csv.read_csv(keys) if in_suffix == ".csv" else pq.read_table(keys)
     values: dict[str, object] = {}
     for text in request or []:
@@ -122,7 +118,7 @@ def snapshot(
     store = state_of(ctx).store()
     with render.spinner("Building snapshot..."):
         frame = store.get_snapshot(
-            service if service is not None else refs,
+            selection,
             at,
             keys=keys_input,
             request=values,
@@ -130,13 +126,7 @@ def snapshot(
             timestamp_column=timestamp_column,
             point_in_time="available" if point_in_time is PointInTime.AVAILABLE else "event",
         )
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if out_suffix == ".csv":
-            frame.to_csv(str(output))
-        else:
-            frame.to_parquet(str(output))
-    columns = list(frame.columns)
-    rows = _count_rows(output, csv=out_suffix == ".csv")
+        rows, columns = write_frame(frame, output, out_suffix)
     summary = {"output": str(output), "as_of": at.isoformat(), "rows": rows, "columns": columns}
     if as_json:
         render.json_out(summary)
