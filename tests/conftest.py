@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +16,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from featurestore import FeatureStore
 
 settings.register_profile(
     "ci",
@@ -92,3 +96,29 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_key_prefix() -> str:
     """A key prefix unique to one test, so tests never touch keys they did not create."""
     return f"fstest-{uuid.uuid4().hex[:12]}"
+
+
+def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
+    """A FeatureStore on ``repo`` with its own registry and an empty online store.
+
+    ``backend`` is ``"sqlite"`` (a new file) or ``"redis"`` (the session's private
+    redis-server, under a new key prefix), so property tests can start from nothing on
+    every example without a new repo.
+    """
+    from featurestore import FeatureStore
+    from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
+
+    tag = uuid.uuid4().hex[:10]
+    base = FeatureStore(repo).config
+    online: SqliteOnlineStoreConfig | RedisOnlineStoreConfig
+    if backend == "sqlite":
+        online = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
+    else:
+        url = request.getfixturevalue("redis_server_url")
+        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-{tag}")
+    config = base.model_copy(
+        update={"registry": f"data/registry-{tag}.json", "online_store": online}
+    )
+    store = FeatureStore(repo, config=config)
+    store.apply()
+    return store

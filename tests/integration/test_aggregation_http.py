@@ -10,7 +10,6 @@ then the same at every instant of it).
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from featurestore import FeatureStore
-from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from featurestore.serving.app import create_app
 from tests.agg_oracle import Agg, agg_oracle, close, window_start
-from tests.conftest import make_repo, write_parquet
+from tests.conftest import fresh_store, make_repo, write_parquet
 from tests.integration.test_http_support import running_server
 from tests.strategies import write_timeline
 
@@ -105,23 +102,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"user_id": [1, 2, 3, 4], "ts": [ANCHOR - 9 * D] * 4, "tier": [1, 2, 3, 4]},
     )
     return root
-
-
-def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
-    tag = uuid.uuid4().hex[:10]
-    base = FeatureStore(repo).config
-    online: Any
-    if backend == "sqlite":
-        online = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
-    else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-g7h-{tag}")
-    config = base.model_copy(
-        update={"registry": f"data/registry-{tag}.json", "online_store": online}
-    )
-    store = FeatureStore(repo, config=config)
-    store.apply()
-    return store
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

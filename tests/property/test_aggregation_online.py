@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,14 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from featurestore import FeatureStore
 from featurestore._time import to_micros
 from featurestore.online.base import ReadRequest
 from featurestore.online.codec import KeyEncoder
 from featurestore.online.tiles import tile_view
-from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from featurestore.types import Int64
 from tests.agg_cases import AGGS, FEATURES_PY, HOPS, SCHEMA, events, scale_of
 from tests.agg_oracle import agg_oracle, close, window_start
-from tests.conftest import make_repo
+from tests.conftest import fresh_store, make_repo
 from tests.strategies import BASE, grid_times, write_timeline
 
 T0 = BASE - timedelta(seconds=1)
@@ -48,24 +45,6 @@ KEYS = KeyEncoder({"user_id": Int64})
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("g7-online"), FEATURES_PY)
-
-
-def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
-    """A FeatureStore on ``repo`` with its own registry and an empty online store."""
-    tag = uuid.uuid4().hex[:10]
-    base = FeatureStore(repo).config
-    online: Any
-    if backend == "sqlite":
-        online = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
-    else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-g7-{tag}")
-    config = base.model_copy(
-        update={"registry": f"data/registry-{tag}.json", "online_store": online}
-    )
-    store = FeatureStore(repo, config=config)
-    store.apply()
-    return store
 
 
 @st.composite

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import uuid
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore import FeatureStore
 from featurestore.online.base import ReadRequest
 from featurestore.online.codec import KeyEncoder
-from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from featurestore.types import Int64
-from tests.conftest import make_repo
+from tests.conftest import fresh_store, make_repo
 from tests.oracle import latest_in_window, pit_oracle
 from tests.strategies import BASE, TTL, feature_rows, grid_times, write_timeline
 
@@ -64,23 +61,6 @@ USERS = [1, 2, 3, 4, 99]
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("g3"), FEATURES_PY)
-
-
-def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
-    """A FeatureStore on ``repo`` with its own registry and an empty online store."""
-    tag = uuid.uuid4().hex[:10]
-    base = FeatureStore(repo).config
-    if backend == "sqlite":
-        online: Any = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
-    else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-g3-{tag}")
-    config = base.model_copy(
-        update={"registry": f"data/registry-{tag}.json", "online_store": online}
-    )
-    store = FeatureStore(repo, config=config)
-    store.apply()
-    return store
 
 
 @st.composite

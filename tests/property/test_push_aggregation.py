@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from featurestore import FeatureStore
-from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
 from tests.agg_cases import AGGS, AMOUNTS, FEATURES_PY, HOPS, SCHEMA, events, scale_of
 from tests.agg_oracle import agg_oracle, close
-from tests.conftest import make_repo
+from tests.conftest import fresh_store, make_repo
 from tests.strategies import BASE, grid_times, write_timeline
 
 T0 = BASE - timedelta(seconds=1)
@@ -38,23 +35,6 @@ USERS = [1, 2, 3, 4, 5]
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("push-g7"), FEATURES_PY)
-
-
-def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
-    tag = uuid.uuid4().hex[:10]
-    base = FeatureStore(repo).config
-    online: Any
-    if backend == "sqlite":
-        online = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
-    else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-pg7-{tag}")
-    config = base.model_copy(
-        update={"registry": f"data/registry-{tag}.json", "online_store": online}
-    )
-    store = FeatureStore(repo, config=config)
-    store.apply()
-    return store
 
 
 @st.composite

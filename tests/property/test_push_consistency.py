@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore import FeatureStore
-from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
-from tests.conftest import make_repo
+from tests.conftest import fresh_store, make_repo
 from tests.oracle import newer_key, pit_oracle
 from tests.strategies import BASE, USER_IDS, entity_rows, feature_rows, grid_times, write_timeline
 
@@ -60,22 +57,6 @@ FAR = BASE + timedelta(days=1)
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("push"), FEATURES_PY)
-
-
-def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
-    tag = uuid.uuid4().hex[:10]
-    base = FeatureStore(repo).config
-    if backend == "sqlite":
-        online: Any = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
-    else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-push-{tag}")
-    config = base.model_copy(
-        update={"registry": f"data/registry-{tag}.json", "online_store": online}
-    )
-    store = FeatureStore(repo, config=config)
-    store.apply()
-    return store
 
 
 @st.composite
