@@ -250,6 +250,10 @@ class RedisOnlineStoreConfig(_Section):
     max_connections: Annotated[int, _ge(1)] = 64
     key_prefix: str = "fs"
     """Prefix of every key the store writes, so several stores can share one Redis."""
+    cluster: bool = False
+    """A Redis Cluster: ``url`` is any one of its nodes (docs/redis-cluster.md)."""
+    startup_nodes: tuple[str, ...] = ()
+    """More cluster nodes (``host:port``) to discover the cluster from when ``url``'s is down."""
 
 
 def _mask_password(url: str) -> str:
