@@ -15,6 +15,10 @@ write the packed commands and parse the replies with ``hiredis.Reader``; each ex
 bounded by ``timeout_s`` (an entry of the loop's sweeping deadline table,
 :mod:`featurestore._deadlines`, not a timer per exchange), so a stalled Redis never blocks the
 loop.
+
+The connections to one server (:class:`Node`), the packing of reads (:class:`HmgetPacker`),
+the scripts and the error messages are shared with the Redis Cluster store
+(:mod:`featurestore.online.redis_cluster`), which keeps one node per cluster node.
 """
 
 from __future__ import annotations
@@ -122,14 +126,14 @@ def _glob_escape(value: bytes) -> bytes:
     return bytes(out)
 
 
-def _bulk(value: bytes) -> bytes:
+def bulk(value: bytes) -> bytes:
     """One RESP bulk string."""
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-def _command(*parts: bytes) -> bytes:
+def command_of(*parts: bytes) -> bytes:
     """One packed RESP command."""
-    return b"*%d\r\n" % len(parts) + b"".join(_bulk(p) for p in parts)
+    return b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts)
 
 
 class _AsyncConnection(asyncio.Protocol):
@@ -210,6 +214,301 @@ class _AsyncConnection(asyncio.Protocol):
             self._transport.abort()
 
 
+class Node:
+    """The read connections to one Redis server: blocking ones, and those of the running loop.
+
+    Shared by the single-server store (one node) and the cluster store (one per node). Each
+    exchange writes packed commands at once and reads their replies; a reused connection
+    found closed (Redis restarted, idle timeout) is replaced once by a new one, since reads
+    are idempotent; any failed exchange drops its connection, so no reply of a failed
+    exchange is ever read by the next one. At most ``max_idle`` connections are kept idle.
+
+    Args:
+        connection_class: redis-py's connection class for the server (TCP, TLS or Unix).
+        connection_kwargs: Its settings (host, port, password, timeouts ...).
+        max_idle: Most idle connections kept, blocking and per loop each.
+        timeout_s: Bound of connecting and of each exchange.
+        where: The server, for messages (never the password).
+    """
+
+    def __init__(
+        self,
+        connection_class: type[Any],
+        connection_kwargs: dict[str, Any],
+        *,
+        max_idle: int,
+        timeout_s: float,
+        where: str,
+    ) -> None:
+        self._connection_class = connection_class
+        self._connection_kwargs = connection_kwargs
+        self._max_idle = max_idle
+        self._timeout_s = timeout_s
+        self.where = where
+        self._idle: list[_Connection] = []  # list pop/append are atomic
+        self._pid = os.getpid()
+        # Async reads: idle connections of the loop that made them.
+        self._aidle: list[_AsyncConnection] = []
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._adeadlines: Deadlines | None = None
+        self._tls = issubclass(connection_class, redis.SSLConnection)
+
+    def send(self, command: bytes) -> tuple[_Connection, bool]:
+        """Write ``command`` on an idle (or new) connection: the connection, and if reused.
+
+        Read its replies with :meth:`receive`; sending to several nodes first and reading
+        after lets them all work at once.
+        """
+        if self._pid != os.getpid():  # forked: never share a socket with the parent
+            self._idle = []
+            self._pid = os.getpid()
+        try:
+            conn = self._idle.pop()
+            reused = True
+        except IndexError:
+            conn = cast("_Connection", self._connection_class(**self._connection_kwargs))
+            reused = False
+        try:
+            conn.send_packed_command([command], check_health=False)
+        except RedisConnectionError:
+            conn.disconnect()
+            if reused:
+                return self.send(command)
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        return conn, reused
+
+    def receive(
+        self, sent: tuple[_Connection, bool], command: bytes, replies: int, *, errors: bool = False
+    ) -> list[Any]:
+        """The ``replies`` replies of ``command``, sent by :meth:`send` as ``sent``.
+
+        With ``errors``, an error reply is returned in its place (a redis-py ``ResponseError``)
+        and the connection stays in step; without, it is raised (and the connection dropped).
+        """
+        conn, reused = sent
+        read = conn.read_response
+        try:
+            if errors:
+                results = []
+                for _ in range(replies):
+                    try:
+                        results.append(read())
+                    except ResponseError as exc:
+                        results.append(exc)
+            else:
+                results = [read() for _ in range(replies)]
+        except RedisConnectionError:
+            conn.disconnect()
+            if reused:  # a stale idle connection: once more on a new one
+                return self.receive(self.send(command), command, replies, errors=errors)
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
+        if len(self._idle) < self._max_idle:
+            self._idle.append(conn)
+        else:
+            conn.disconnect()
+        return results
+
+    def exchange(self, command: bytes, replies: int, *, errors: bool = False) -> list[Any]:
+        """:meth:`send` then :meth:`receive`."""
+        return self.receive(self.send(command), command, replies, errors=errors)
+
+    async def aexchange(self, command: bytes, replies: int) -> list[Any]:
+        """:meth:`exchange` on a connection of the running loop (error replies are values).
+
+        Connecting and each exchange are bounded by ``timeout_s``. Connections of another
+        (closed) loop are dropped.
+
+        Raises:
+            TimeoutError: The server did not answer in time.
+            OSError: The server is unreachable or closed the connection.
+            hiredis.ProtocolError: The server's reply is not RESP.
+        """
+        loop = asyncio.get_running_loop()
+        deadlines = self._adeadlines
+        if loop is not self._aloop or deadlines is None:
+            self._aidle, self._aloop = [], loop
+            deadlines = deadlines_of(loop, resolution_for(self._timeout_s))
+            self._adeadlines = deadlines
+        if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
+            return await asyncio.to_thread(self.exchange, command, replies, errors=True)
+        idle = self._aidle
+        while True:
+            conn = idle.pop() if idle else None
+            reused = conn is not None and not conn.closed
+            if conn is None or not reused:
+                conn = await self._aconnect(loop, deadlines)
+            try:
+                results = await conn.exchange(command, replies, self._timeout_s)
+            except ConnectionError:
+                conn.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if len(idle) < self._max_idle:
+                idle.append(conn)
+            else:
+                conn.close()
+            return results
+
+    async def _aconnect(
+        self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
+    ) -> _AsyncConnection:
+        """A new connection of ``loop``, authenticated and on the configured database.
+
+        Its exchanges are bounded by entries of ``deadlines``.
+        """
+        kwargs = self._connection_kwargs
+        timeout_s = self._timeout_s
+        path = kwargs.get("path")
+        async with asyncio.timeout(timeout_s):
+            if path is not None:
+                _, conn = await loop.create_unix_connection(
+                    lambda: _AsyncConnection(loop, deadlines), path
+                )
+            else:
+                _, conn = await loop.create_connection(
+                    lambda: _AsyncConnection(loop, deadlines),
+                    kwargs.get("host", "localhost"),
+                    kwargs.get("port", 6379),
+                )
+        setup: list[bytes] = []
+        password = kwargs.get("password")
+        if password:
+            username = kwargs.get("username")
+            user = (username.encode(),) if username else ()
+            setup.append(command_of(b"AUTH", *user, password.encode()))
+        if kwargs.get("db"):
+            setup.append(command_of(b"SELECT", str(kwargs["db"]).encode()))
+        if setup:
+            replies = await conn.exchange(b"".join(setup), len(setup), timeout_s)
+            failed = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
+            if failed is not None:
+                conn.close()
+                raise OnlineStoreError(f"{self.where} failed: {failed}.")
+        return conn
+
+    async def aclose(self) -> None:
+        """Close the idle connections of the async reads (those of the running loop)."""
+        idle, self._aidle = self._aidle, []
+        for conn in idle:
+            conn.close()
+
+    def close(self) -> None:
+        """Disconnect the idle blocking connections."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.disconnect()
+
+
+class HmgetPacker:
+    """Packs the HMGET of read requests (RESP), caching the parts of each views tuple.
+
+    Args:
+        prefix: The store's key prefix (``{key_prefix}:{project}:``).
+    """
+
+    def __init__(self, prefix: bytes) -> None:
+        self._prefix = prefix
+        # Per views tuple: the RESP head of HMGET (argument count + name) and its fields.
+        self._parts: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
+
+    def pack(self, requests: Sequence[ReadRequest]) -> bytes:
+        """One HMGET per request, packed into one write."""
+        return b"".join(self.pack_one(key, views) for key, views in requests)
+
+    def pack_one(self, entity_key: bytes, views: tuple[str, ...]) -> bytes:
+        """The HMGET of one request."""
+        head_tail = self._parts.get(views)
+        if head_tail is None:
+            head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(views) + 2)
+            head_tail = (head, b"".join(bulk(v.encode()) for v in views))
+            if len(self._parts) < 256:
+                self._parts[views] = head_tail
+        return head_tail[0] + bulk(self._prefix + entity_key) + head_tail[1]
+
+
+def unavailable_error(where: str, timeout_s: float, reason: object) -> OnlineStoreUnavailableError:
+    """The error of a Redis (or cluster) that did not answer within ``timeout_s``."""
+    return OnlineStoreUnavailableError(
+        f"{where} is unreachable ({reason}) within {timeout_s} s; "
+        "check that Redis runs and online_store.url, or raise online_store.timeout_s."
+    )
+
+
+def foreign_key_error(
+    where: str, prefix: bytes, keys: Sequence[bytes], types: Sequence[Any], *, epoch: bytes
+) -> OnlineStoreError:
+    """The WRONGTYPE error, naming the first of ``keys`` that is not of our type.
+
+    Args:
+        where: The server, for the message.
+        prefix: The store's key prefix.
+        keys: The keys a failed command touched.
+        types: The ``TYPE`` of each of ``keys``.
+        epoch: The store's epoch key (a string; every other key of ours is a hash).
+    """
+    foreign = [
+        (key, kind)
+        for key, kind in zip(keys, types, strict=True)
+        if kind not in (b"none", b"string" if key == epoch else b"hash")
+    ]
+    if not foreign:  # changed again since the failed command
+        what = "a key under this store's prefix"
+    else:
+        key, kind = foreign[0]
+        kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)
+        what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind_name}: it"
+    return OnlineStoreIntegrityError(
+        f"{where} failed: {what} was not written by featurestore (another "
+        f"program uses the prefix '{prefix.decode()}'), so featurestore cannot read "
+        "or write it. "
+        "Delete that key, or give this store its own online_store.key_prefix in "
+        "featurestore.yaml and materialize again."
+    )
+
+
+def connection_settings(
+    config: RedisOnlineStoreConfig,
+) -> tuple[type[Any], dict[str, Any], redis.BlockingConnectionPool]:
+    """The connection class, settings and pool of ``config.url`` (timeouts, no retries).
+
+    Raises:
+        OnlineStoreError: The URL is not a Redis URL.
+    """
+    password = config.password.get_secret_value() if config.password else None
+    try:
+        pool = redis.BlockingConnectionPool.from_url(
+            config.url,
+            max_connections=config.max_connections,
+            timeout=config.timeout_s,
+            socket_timeout=config.timeout_s,
+            socket_connect_timeout=config.timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            **({"password": password} if password else {}),
+        )
+    except ValueError as exc:
+        msg = (
+            f"online_store.url is not a valid Redis URL ({exc}); write "
+            "redis://[:password@]host:port/db."
+        )
+        raise OnlineStoreError(msg) from exc
+    return pool.connection_class, dict(pool.connection_kwargs), pool
+
+
+def where_of(config: RedisOnlineStoreConfig) -> str:
+    """The host of ``config.url`` for messages (never the password)."""
+    return config.url.rsplit("@", 1)[-1]
+
+
 class RedisOnlineStore:
     """Online records in Redis (layout: docs/online-format.md).
 
@@ -225,43 +524,22 @@ class RedisOnlineStore:
         self._prefix = f"{config.key_prefix}:{project}:".encode()
         self._counter = self._prefix + b"__records__"
         self._epoch = self._prefix + b"__epoch__"
-        password = config.password.get_secret_value() if config.password else None
-        try:
-            pool = redis.BlockingConnectionPool.from_url(
-                config.url,
-                max_connections=config.max_connections,
-                timeout=config.timeout_s,
-                socket_timeout=config.timeout_s,
-                socket_connect_timeout=config.timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                **({"password": password} if password else {}),
-            )
-        except ValueError as exc:
-            msg = (
-                f"online_store.url is not a valid Redis URL ({exc}); write "
-                "redis://[:password@]host:port/db."
-            )
-            raise OnlineStoreError(msg) from exc
+        connection_class, kwargs, pool = connection_settings(config)
         self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._script = self._client.register_script(_WRITE_SCRIPT)
         self._delete_script = self._client.register_script(_DELETE_SCRIPT)
-        # Reads: idle connections of our own (list pop/append are atomic), same settings as
-        # the pool's; at most max_connections are kept idle.
-        self._connection_class = pool.connection_class
-        self._connection_kwargs = dict(pool.connection_kwargs)
-        self._idle: list[_Connection] = []
-        self._pid = os.getpid()
-        # Async reads: idle connections of the loop that made them.
-        self._aidle: list[_AsyncConnection] = []
-        self._aloop: asyncio.AbstractEventLoop | None = None
-        self._adeadlines: Deadlines | None = None
-        self._tls = issubclass(pool.connection_class, redis.SSLConnection)
-        # Per views tuple: the RESP head of HMGET (argument count + name) and its fields.
-        self._hmget_parts: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
+        # Reads: connections of our own, same settings as the pool's.
+        self._node = Node(
+            connection_class,
+            kwargs,
+            max_idle=config.max_connections,
+            timeout_s=config.timeout_s,
+            where=self._where(),
+        )
+        self._hmget = HmgetPacker(self._prefix)
 
     def _where(self) -> str:
-        host = self.config.url.rsplit("@", 1)[-1]  # never show a password
-        return f"Redis at {host}"
+        return f"Redis at {where_of(self.config)}"
 
     @property
     def location(self) -> str:
@@ -273,14 +551,8 @@ class RedisOnlineStore:
         if isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc):
             return self._foreign_key_error(keys)
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            return self._unavailable(exc)
+            return unavailable_error(self._where(), self.config.timeout_s, exc)
         return OnlineStoreError(f"{self._where()} failed: {exc}.")
-
-    def _unavailable(self, reason: object) -> OnlineStoreUnavailableError:
-        return OnlineStoreUnavailableError(
-            f"{self._where()} is unreachable ({reason}) within {self.config.timeout_s} s; "
-            "check that Redis runs and online_store.url, or raise online_store.timeout_s."
-        )
 
     def _foreign_key_error(self, keys: Sequence[bytes]) -> OnlineStoreError:
         """The WRONGTYPE error, naming the first of ``keys`` that is not of our type.
@@ -294,29 +566,7 @@ class RedisOnlineStore:
                 types = pipe.execute()
         except RedisError as exc:
             return self._translate(exc)
-        return self._foreign_key_named(keys, types)
-
-    def _foreign_key_named(self, keys: Sequence[bytes], types: Sequence[Any]) -> OnlineStoreError:
-        """The WRONGTYPE error, given the TYPE of each of ``keys``."""
-        expected = {self._epoch: b"string"}
-        foreign = [
-            (key, kind)
-            for key, kind in zip(keys, types, strict=True)
-            if kind not in (b"none", expected.get(key, b"hash"))
-        ]
-        if not foreign:  # changed again since the failed command
-            what = "a key under this store's prefix"
-        else:
-            key, kind = foreign[0]
-            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)
-            what = f"key {key.decode('utf-8', 'backslashreplace')!r} is a {kind_name}: it"
-        return OnlineStoreIntegrityError(
-            f"{self._where()} failed: {what} was not written by featurestore (another "
-            f"program uses the prefix '{self._prefix.decode()}'), so featurestore cannot read "
-            "or write it. "
-            "Delete that key, or give this store its own online_store.key_prefix in "
-            "featurestore.yaml and materialize again."
-        )
+        return foreign_key_error(self._where(), self._prefix, keys, types, epoch=self._epoch)
 
     def write_records(
         self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
@@ -343,7 +593,7 @@ class RedisOnlineStore:
         if not requests:
             return []
         try:
-            return self._exchange(self._read_command(requests), len(requests))
+            return self._node.exchange(self._hmget.pack(requests), len(requests))
         except RedisError as exc:
             raise self._translate(exc, [self._prefix + r.entity_key for r in requests]) from exc
 
@@ -351,70 +601,13 @@ class RedisOnlineStore:
         """:meth:`read_records` on the running event loop (never blocks it; see AsyncReads)."""
         if not requests:
             return []
-        replies = await self._aexchange(self._read_command(requests), len(requests))
+        replies = await self._aexchange(self._hmget.pack(requests), len(requests))
         for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
+            if isinstance(reply, hiredis.ReplyError | ResponseError):
                 raise await self._areply_error(
                     reply, [self._prefix + r.entity_key for r in requests]
                 )
         return replies
-
-    def _read_command(self, requests: Sequence[ReadRequest]) -> bytes:
-        """The packed HMGET commands of ``requests`` (RESP)."""
-        prefix = self._prefix
-        parts = self._hmget_parts
-        chunks: list[bytes] = []
-        for key, views in requests:
-            head_tail = parts.get(views)
-            if head_tail is None:
-                head_tail = self._hmget_command(views)
-            chunks.append(head_tail[0])
-            chunks.append(_bulk(prefix + key))
-            chunks.append(head_tail[1])
-        return b"".join(chunks)
-
-    def _hmget_command(self, views: tuple[str, ...]) -> tuple[bytes, bytes]:
-        head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(views) + 2)
-        tail = b"".join(_bulk(v.encode()) for v in views)
-        if len(self._hmget_parts) < 256:
-            self._hmget_parts[views] = (head, tail)
-        return head, tail
-
-    def _exchange(self, command: bytes, replies: int) -> list[list[bytes | None]]:
-        """Send packed commands on an idle read connection and read ``replies`` replies.
-
-        A reused connection that turns out closed (Redis restarted, idle timeout) is
-        replaced once by a new one; reads are idempotent. On any error the connection is
-        dropped, so no reply of a failed exchange is ever read by the next one.
-        """
-        if self._pid != os.getpid():  # forked: never share a socket with the parent
-            self._idle = []
-            self._pid = os.getpid()
-        idle = self._idle
-        while True:
-            try:
-                conn = idle.pop()
-                reused = True
-            except IndexError:
-                conn = cast("_Connection", self._connection_class(**self._connection_kwargs))
-                reused = False
-            try:
-                conn.send_packed_command([command], check_health=False)
-                read = conn.read_response
-                results: list[list[bytes | None]] = [read() for _ in range(replies)]
-            except RedisConnectionError:
-                conn.disconnect()
-                if reused:
-                    continue
-                raise
-            except BaseException:
-                conn.disconnect()
-                raise
-            if len(idle) < self.config.max_connections:
-                idle.append(conn)
-            else:
-                conn.disconnect()
-            return results
 
     def count_records(self, view: str, *, tiles: bool = False) -> int:
         """How many entity keys have a record of ``view`` (kept by the write script).
@@ -461,109 +654,36 @@ class RedisOnlineStore:
 
     async def aread_epoch(self) -> str | None:
         """:meth:`read_epoch` on the running event loop (never blocks it; see AsyncReads)."""
-        (value,) = await self._aexchange(_command(b"GET", self._epoch), 1)
-        if isinstance(value, hiredis.ReplyError):
+        (value,) = await self._aexchange(command_of(b"GET", self._epoch), 1)
+        if isinstance(value, hiredis.ReplyError | ResponseError):
             raise await self._areply_error(value, [self._epoch])
         return None if value is None else value.decode()
 
     async def _areply_error(
-        self, reply: hiredis.ReplyError, keys: Sequence[bytes]
+        self, reply: hiredis.ReplyError | ResponseError, keys: Sequence[bytes]
     ) -> OnlineStoreError:
         """Our error for an error reply of an async exchange (one more round trip if WRONGTYPE)."""
         if not str(reply).startswith("WRONGTYPE"):
             return OnlineStoreError(f"{self._where()} failed: {reply}.")
-        types = await self._aexchange(b"".join(_command(b"TYPE", key) for key in keys), len(keys))
-        return self._foreign_key_named(keys, types)
+        types = await self._aexchange(b"".join(command_of(b"TYPE", key) for key in keys), len(keys))
+        return foreign_key_error(self._where(), self._prefix, keys, types, epoch=self._epoch)
 
     async def _aexchange(self, command: bytes, replies: int) -> list[Any]:
-        """:meth:`_exchange` on a connection of the running loop.
-
-        Connecting and each exchange are bounded by ``timeout_s``. Connections of another
-        (closed) loop are dropped; a reused connection that turns out closed is replaced once;
-        after a timeout or any error the connection is closed, so no late reply is ever read
-        by the next exchange.
+        """:meth:`Node.aexchange`, its failures translated.
 
         Raises:
             OnlineStoreUnavailableError: Redis did not answer in time or is unreachable.
         """
-        loop = asyncio.get_running_loop()
-        deadlines = self._adeadlines
-        if loop is not self._aloop or deadlines is None:
-            self._aidle, self._aloop = [], loop
-            deadlines = deadlines_of(loop, resolution_for(self.config.timeout_s))
-            self._adeadlines = deadlines
-        if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
-            return await asyncio.to_thread(self._exchange, command, replies)
-        idle = self._aidle
-        timeout_s = self.config.timeout_s
         try:
-            while True:
-                conn = idle.pop() if idle else None
-                reused = conn is not None and not conn.closed
-                if conn is None or not reused:
-                    conn = await self._aconnect(loop, deadlines)
-                try:
-                    results = await conn.exchange(command, replies, timeout_s)
-                except ConnectionError:
-                    conn.close()
-                    if reused:
-                        continue
-                    raise
-                except BaseException:
-                    conn.close()
-                    raise
-                if len(idle) < self.config.max_connections:
-                    idle.append(conn)
-                else:
-                    conn.close()
-                return results
+            return await self._node.aexchange(command, replies)
         except TimeoutError:
-            raise self._unavailable("no answer") from None
-        except (OSError, hiredis.ProtocolError) as exc:
-            raise self._unavailable(exc) from exc
-
-    async def _aconnect(
-        self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines
-    ) -> _AsyncConnection:
-        """A new connection of ``loop``, authenticated and on the configured database.
-
-        Its exchanges are bounded by entries of ``deadlines``.
-        """
-        kwargs = self._connection_kwargs
-        timeout_s = self.config.timeout_s
-        path = kwargs.get("path")
-        async with asyncio.timeout(timeout_s):
-            if path is not None:
-                _, conn = await loop.create_unix_connection(
-                    lambda: _AsyncConnection(loop, deadlines), path
-                )
-            else:
-                _, conn = await loop.create_connection(
-                    lambda: _AsyncConnection(loop, deadlines),
-                    kwargs.get("host", "localhost"),
-                    kwargs.get("port", 6379),
-                )
-        setup: list[bytes] = []
-        password = kwargs.get("password")
-        if password:
-            username = kwargs.get("username")
-            user = (username.encode(),) if username else ()
-            setup.append(_command(b"AUTH", *user, password.encode()))
-        if kwargs.get("db"):
-            setup.append(_command(b"SELECT", str(kwargs["db"]).encode()))
-        if setup:
-            replies = await conn.exchange(b"".join(setup), len(setup), timeout_s)
-            failed = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
-            if failed is not None:
-                conn.close()
-                raise OnlineStoreError(f"{self._where()} failed: {failed}.")
-        return conn
+            raise unavailable_error(self._where(), self.config.timeout_s, "no answer") from None
+        except (OSError, hiredis.ProtocolError, RedisConnectionError, RedisTimeoutError) as exc:
+            raise unavailable_error(self._where(), self.config.timeout_s, exc) from exc
 
     async def aclose(self) -> None:
         """Close the idle connections of the async reads (those of the running loop)."""
-        idle, self._aidle = self._aidle, []
-        for conn in idle:
-            conn.close()
+        await self._node.aclose()
 
     def ensure_epoch(self) -> str:
         """The epoch key, set first with ``SET NX`` when missing (one writer wins)."""
@@ -579,8 +699,6 @@ class RedisOnlineStore:
 
     def close(self) -> None:
         """Disconnect the pool and the read connections."""
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.disconnect()
+        self._node.close()
         self._client.close()
         self._client.connection_pool.disconnect()
