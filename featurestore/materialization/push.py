@@ -563,14 +563,14 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
     view = record.view
     mapping = view.source.field_mapping
     tables = []
-    for path in files if not view.aggregations else pending:
+    for path in pending:  # a row that supersedes a pending one comes later: pending too
         table = pq.read_table(path)
         tables.append(table.rename_columns([mapping.get(c, c) for c in table.column_names]))
     table = pa.concat_tables(tables, promote_options="default")
     if view.aggregations:  # tiles are recomputed from the offline rows: any order is exact
         table = table.filter(pc.field(PUSH_ONLINE_COLUMN))
     else:
-        table = _not_superseded(record, table, first=len(files) - len(pending), sizes=tables)
+        table = _not_superseded(record, table)
     if table.num_rows == 0:
         written = 0
     else:
@@ -584,26 +584,21 @@ def heal_pushes(record: ViewRecord, sources: Sources, pusher: Pusher) -> int:
     return written
 
 
-def _not_superseded(
-    record: ViewRecord, table: pa.Table, *, first: int, sizes: list[pa.Table]
-) -> pa.Table:
+def _not_superseded(record: ViewRecord, table: pa.Table) -> pa.Table:
     """The pending online rows that no later row ties with (G3 under any healing order).
 
-    ``table`` holds every push file of the view in push order (``sizes``: one table per file);
-    the pending rows are those of files from ``first`` on that were pushed online. A pending
-    row is dropped when a later pushed row of the same key has the same event and created
-    timestamps and belongs online (pushed online, or before the watermark): in the total
-    order that row is newer, but the stored record's order key cannot tell them apart, so
-    writing the older one last would replace the newer one.
+    ``table`` holds the pending push files of the view (those after the last healed one) in
+    push order; the rows to write are those pushed online. A pending row is dropped when a
+    later pushed row of the same key has the same event and created timestamps and belongs
+    online (pushed online, or before the watermark): in the total order that row is newer,
+    but the stored record's order key cannot tell them apart, so writing the older one last
+    would replace the newer one. A later row lies in a later file, so it is pending too: the
+    files healed before are never read again.
     """
     import duckdb
 
     view, source = record.view, record.view.source
-    file_index = pa.array(
-        [i for i, part in enumerate(sizes) for _ in range(part.num_rows)], pa.int64()
-    )
     rows = table.append_column("__fs_pos", pa.array(range(table.num_rows), pa.int64()))
-    rows = rows.append_column("__fs_file", file_index)
     watermark = record.watermark
     ts, created = quote_ident(source.timestamp_field), source.created_timestamp_field
     same = " AND ".join(
@@ -623,10 +618,10 @@ def _not_superseded(
         conn.register("rows_in", rows)
         conn.execute(f"CREATE TEMP VIEW r AS SELECT *, epoch_us({ts}) AS __fs_ts_us FROM rows_in")
         keep = conn.execute(
-            f"SELECT p.__fs_pos FROM r AS p WHERE p.__fs_file >= $first "
-            f"AND p.{quote_ident(PUSH_ONLINE_COLUMN)} AND NOT EXISTS (SELECT 1 FROM r AS l "
+            f"SELECT p.__fs_pos FROM r AS p WHERE p.{quote_ident(PUSH_ONLINE_COLUMN)} "
+            f"AND NOT EXISTS (SELECT 1 FROM r AS l "
             f"WHERE l.__fs_pos > p.__fs_pos AND ({online}) AND {same}) ORDER BY p.__fs_pos",
-            {"first": first, **({"watermark": to_micros(watermark)} if watermark else {})},
+            {"watermark": to_micros(watermark)} if watermark else {},
         ).fetchnumpy()["__fs_pos"]
     finally:
         conn.close()

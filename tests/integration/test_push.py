@@ -174,6 +174,34 @@ def test_healing_never_rewrites_a_tied_row_over_a_later_one(tmp_path: Path) -> N
         assert online(store, [1])["count"] == [101]
 
 
+def test_healing_reads_only_the_push_files_since_the_last_heal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    read: list[str] = []
+    real_read_table = pq.read_table
+
+    def recording_read_table(source: Any, *args: Any, **kwargs: Any) -> pa.Table:
+        read.append(Path(source).name)
+        return real_read_table(source, *args, **kwargs)
+
+    with build(tmp_path) as store:
+        for hour in (1, 2):
+            store.push("stats", [{"user_id": 1, "ts": T + timedelta(hours=hour), "count": hour,
+                                  "amount": 1.0}])  # fmt: skip
+        store.materialize(T - timedelta(days=1), T + timedelta(seconds=1))
+        healed = [Path(f).name for f in store.offline.sources.push_log.files("stats")]
+        store.push("stats", [{"user_id": 2, "ts": T + timedelta(hours=3), "count": 30,
+                              "amount": 3.0}])  # fmt: skip
+        monkeypatch.setattr(pq, "read_table", recording_read_table)
+        store.materialize(T, T + timedelta(seconds=2))
+        monkeypatch.undo()
+        files = [Path(f).name for f in store.offline.sources.push_log.files("stats")]
+        assert read == [n for n in files if n not in healed] != []
+        assert online(store, [1, 2])["count"] == [2, 30]
+
+
 def test_offline_push_goes_online_with_the_window_that_covers_it(tmp_path: Path) -> None:
     with build(tmp_path) as store:
         store.push("stats", [{"user_id": 5, "ts": T, "count": 3, "amount": 3.0}], to="offline")
