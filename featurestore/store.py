@@ -25,7 +25,13 @@ from featurestore.offline.engine import OfflineEngine
 from featurestore.progress import visible
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.functions import AppliedFunctions
-from featurestore.repo.registry import Registry, RegistrySnapshot, ViewRecord, resolve_refs
+from featurestore.repo.registry import (
+    FileRegistry,
+    RegistrySnapshot,
+    ViewRecord,
+    open_registry,
+    resolve_refs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -78,7 +84,9 @@ class FeatureStore:
     def __init__(self, repo_path: str | Path = ".", *, config: RepoConfig | None = None) -> None:
         self.repo_root = Path(repo_path).resolve()
         self.config = config if config is not None else load_config(self.repo_root)
-        self.registry = Registry(self._path(self.config.registry), project=self.config.project)
+        self.registry = open_registry(
+            self.config.registry, repo_root=self.repo_root, project=self.config.project
+        )
         self._offline: OfflineEngine | None = None
         self._snapshot: RegistrySnapshot | None = None
         self._online: OnlineStore | None = None
@@ -126,7 +134,7 @@ class FeatureStore:
         """Re-read the registry, picking up applies made since this store was opened.
 
         Args:
-            missing_ok: Whether a missing registry file reads as empty (see ``Registry.load``).
+            missing_ok: Whether a registry never applied reads as empty (see ``Registry.load``).
         """
         self._snapshot = self.registry.load(missing_ok=missing_ok)
         return self._snapshot
@@ -159,6 +167,7 @@ class FeatureStore:
             self._online.close()
             self._online = None
             self._reader = None
+        self.registry.close()
 
     def __repr__(self) -> str:
         applied = ""
@@ -478,11 +487,13 @@ class FeatureStore:
     def validation_log(self) -> ValidationLog:
         """The runs of views' expectations, per view and window.
 
-        Kept in ``validation/`` beside the registry file.
+        Kept in ``validation/`` beside the registry file (in ``data/`` for a database registry).
         """
         from featurestore.validation.result import ValidationLog
 
-        return ValidationLog(self.registry.path.parent / "validation")
+        registry = self.registry
+        folder = registry.path.parent if isinstance(registry, FileRegistry) else self._path("data")
+        return ValidationLog(folder / "validation")
 
     def validate(
         self, view: str, start: datetime | None = None, end: datetime | None = None

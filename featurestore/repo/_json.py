@@ -185,7 +185,7 @@ def _show(value: object) -> str:
 class _At:
     """A place in the registry document: the file and the path inside it."""
 
-    file: Path
+    file: str | Path
     where: str = ""
 
     def __truediv__(self, key: str | int) -> _At:
@@ -498,7 +498,7 @@ def _check_refs(snapshot: RegistrySnapshot, root: _At) -> None:
                 (at / "upstream" / i).fail(f"there is no on-demand view {upstream!r}")
 
 
-def decode_snapshot(data: object, *, path: Path) -> RegistrySnapshot:
+def decode_snapshot(data: object, *, path: str | Path) -> RegistrySnapshot:
     """The snapshot a parsed registry document describes, checked throughout.
 
     Raises:

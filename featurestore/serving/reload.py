@@ -1,10 +1,12 @@
 """Registry hot reload: pick up a later ``apply`` (or a watermark move) without a restart.
 
-Every ``serving.registry_refresh_s`` seconds the server stats the registry file; when it was
-replaced (the registry is written by atomic rename, so inode, size or mtime move), the snapshot
-is re-read in a worker thread. A registry that fails to load (corrupt, or the file vanished) is
-logged and the previous snapshot keeps being served; ``Registry.last_error`` keeps the reason,
-which ``/ready`` reports, until a later version of the file loads.
+Every ``serving.registry_refresh_s`` seconds the server reads the registry's stamp
+(``Registry.stamp``: the file's inode, size and mtime, which the atomic rename of every write
+moves; a PostgreSQL registry's version counter, which every apply and watermark move bumps);
+when it moved, the snapshot is re-read. Both run in a worker thread. A registry that fails to
+load (corrupt, the file vanished, the database unreachable) is logged and the previous snapshot
+keeps being served; ``Registry.last_error`` keeps the reason, which ``/ready`` reports, until a
+later version loads. With ``--workers N`` every worker runs its own watcher.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import anyio.to_thread
 from featurestore.errors import FeatureStoreError
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Hashable
 
     from featurestore.serving.metrics import ServingMetrics
     from featurestore.store import FeatureStore
@@ -29,19 +31,9 @@ __all__ = ["RegistryWatcher"]
 
 logger = logging.getLogger(__name__)
 
-FileStamp = tuple[int, int, int] | None
-
-
-def _stamp(path: Path) -> FileStamp:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
 
 class RegistryWatcher:
-    """Reloads ``store``'s registry snapshot when the registry file changes.
+    """Reloads ``store``'s registry snapshot when the registry changes.
 
     Args:
         store: The store whose ``refresh()`` re-reads the registry.
@@ -53,30 +45,31 @@ class RegistryWatcher:
         self.store = store
         self.interval_s = interval_s
         self.metrics = metrics
-        self._path = store.registry.path
-        self._last: FileStamp = _stamp(self._path)
+        self._last: Hashable = store.registry.stamp()
         self._task: asyncio.Task[None] | None = None
 
     async def check(self) -> bool:
-        """Reload when the file changed since the last check; return whether it reloaded."""
-        stamp = _stamp(self._path)
+        """Reload when the registry changed since the last check; return whether it reloaded."""
+        stamp = await anyio.to_thread.run_sync(self.store.registry.stamp)
         if stamp == self._last:
             return False
-        self._last = stamp  # a file that failed is retried once it changes again
+        self._last = stamp  # a registry that failed is retried once it changes again
         try:
-            # The file was loaded before: now a missing file is a failure, not an empty registry.
+            # It was loaded before: now a missing registry is a failure, not an empty one.
             snapshot = await anyio.to_thread.run_sync(
                 functools.partial(self.store.refresh, missing_ok=False)
             )
         except FeatureStoreError as exc:
             logger.error(  # noqa: TRY400  # the message says it all; no traceback wanted
-                "%s Serving the previous registry (serial %d) until the file loads.",
+                "%s Serving the previous registry (serial %d) until it loads.",
                 exc,
                 self.store.snapshot.serial,
             )
             return False
         self.metrics.registry_reloads.inc()
-        logger.info("reloaded registry %s at serial %d", self._path, snapshot.serial)
+        logger.info(
+            "reloaded registry %s at serial %d", self.store.registry.location, snapshot.serial
+        )
         return True
 
     async def _run(self) -> None:

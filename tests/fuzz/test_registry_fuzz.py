@@ -34,7 +34,7 @@ from typer.testing import CliRunner, Result
 
 from featurestore.cli.main import app, template_files
 from featurestore.errors import RegistryFileError
-from featurestore.repo.registry import Registry
+from featurestore.repo.registry import FileRegistry
 from featurestore.sample_data import default_end, generate
 from tests.integration.test_http_support import poll, serve_command
 from tests.redis_server import free_port
@@ -179,7 +179,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 def test_load_gives_a_snapshot_or_a_registry_file_error(fraud, tmp_path_factory, data):
     path = tmp_path_factory.mktemp("load") / "registry.json"
     path.write_bytes(data.draw(corrupted(fraud.good)))
-    registry = Registry(path, project="fraud")
+    registry = FileRegistry(path, project="fraud")
     try:
         registry.load()
     except RegistryFileError as err:
@@ -292,7 +292,7 @@ def test_a_server_keeps_serving_the_previous_registry(fraud, server, data):
     check = registry.with_name("check.json")
     check.write_bytes(blob)
     try:
-        Registry(check, project="fraud").load()
+        FileRegistry(check, project="fraud").load()
     except RegistryFileError as err:
         problem = err.problem
     else:

@@ -16,7 +16,7 @@ from featurestore.errors import (
     RegistryConflictError,
 )
 from featurestore.repo.loader import RepoContents
-from featurestore.repo.registry import Registry, resolve_refs
+from featurestore.repo.registry import FileRegistry, resolve_refs
 from featurestore.types import Float64, Int64, String
 from tests.conftest import utc
 
@@ -47,11 +47,11 @@ def keys(repo: RepoContents, dtype=Int64) -> dict[str, dict[str, object]]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "data" / "registry.json", project="demo")
+def registry(tmp_path: Path) -> FileRegistry:
+    return FileRegistry(tmp_path / "data" / "registry.json", project="demo")
 
 
-def apply(registry: Registry, repo: RepoContents):
+def apply(registry: FileRegistry, repo: RepoContents):
     plan = registry.plan(repo, keys(repo))
     return plan, registry.apply(plan)
 
@@ -150,7 +150,7 @@ def test_an_apply_planned_before_another_apply_is_refused(registry):
 
 
 def _apply_with_retry(path: str, name: str) -> None:
-    registry = Registry(Path(path), project="demo")
+    registry = FileRegistry(Path(path), project="demo")
     while True:
         current = registry.load()
         repo = RepoContents()
@@ -188,7 +188,7 @@ def test_corrupt_registry_says_how_to_recover(registry):
 def test_registry_of_another_project_is_refused(registry):
     apply(registry, contents(view()))
     with pytest.raises(ConfigError, match="belongs to project 'demo'"):
-        Registry(registry.path, project="other").load()
+        FileRegistry(registry.path, project="other").load()
 
 
 def test_resolve_refs_accepts_services_and_suggests_names(registry):

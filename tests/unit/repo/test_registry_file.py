@@ -14,7 +14,7 @@ import pytest
 
 from featurestore import FeatureService
 from featurestore.errors import ConfigError, RegistryFileError
-from featurestore.repo.registry import Registry
+from featurestore.repo.registry import FileRegistry
 from featurestore.repo.snapshot import view_fingerprint
 from featurestore.types import String
 from tests.unit.repo.test_registry import _ratio_view, apply, contents, view
@@ -23,22 +23,22 @@ RESTORE = "Restore the file from a backup or version control, or delete it and r
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    reg = Registry(tmp_path / "data" / "registry.json", project="demo")
+def registry(tmp_path: Path) -> FileRegistry:
+    reg = FileRegistry(tmp_path / "data" / "registry.json", project="demo")
     ratio = _ratio_view()
     apply(reg, contents(view(), ratio, FeatureService("svc", features=[ratio, "user_stats:n"])))
     return reg
 
 
-def document(registry: Registry) -> dict[str, Any]:
+def document(registry: FileRegistry) -> dict[str, Any]:
     return json.loads(registry.path.read_text())
 
 
-def write(registry: Registry, doc: object) -> None:
+def write(registry: FileRegistry, doc: object) -> None:
     registry.path.write_text(json.dumps(doc))
 
 
-def refused(registry: Registry, *, where: str, problem: str) -> RegistryFileError:
+def refused(registry: FileRegistry, *, where: str, problem: str) -> RegistryFileError:
     with pytest.raises(RegistryFileError) as info:
         registry.load()
     err = info.value
@@ -80,7 +80,7 @@ def test_a_document_that_is_not_an_object(registry, doc, shown):
 def test_a_directory_in_place_of_the_file(tmp_path):
     path = tmp_path / "registry.json"
     path.mkdir()
-    registry = Registry(path, project="demo")
+    registry = FileRegistry(path, project="demo")
     refused(registry, where="", problem="it is a directory, not a file")
 
 
@@ -166,7 +166,7 @@ def test_optional_keys_of_older_files_may_be_absent(registry):
 
 
 def test_a_join_key_typed_differently_in_two_views_is_refused(tmp_path):
-    registry = Registry(tmp_path / "registry.json", project="demo")
+    registry = FileRegistry(tmp_path / "registry.json", project="demo")
     apply(registry, contents(view(), view("user_totals")))
     doc = document(registry)
     doc["feature_views"]["user_totals"]["key_dtypes"]["user_id"] = "String"
