@@ -92,11 +92,7 @@ def online_status(snapshot: RegistrySnapshot, store: OnlineStore) -> list[ViewSt
             online=record.view.online,
             fingerprint=record.fingerprint,
             watermark=record.watermark,
-            records=(
-                store.count_records(name, tiles=bool(record.view.aggregations))
-                if record.view.online
-                else 0
-            ),
+            records=store.count_records(name) if record.view.online else 0,
             problem=(
                 lost_reason([record], epoch, store.location) if is_lost(record, epoch) else None
             ),

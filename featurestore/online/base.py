@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["AsyncReads", "FieldStatus", "OnlineStore", "ReadRequest"]
 
@@ -68,16 +68,43 @@ class OnlineStore(Protocol):
         """
         ...
 
-    def count_records(self, view: str, *, tiles: bool = False) -> int:
-        """How many entity keys have a record of ``view``.
+    def merge_records(
+        self,
+        view: str,
+        entity_keys: Sequence[bytes],
+        records: Sequence[bytes],
+        merge: Callable[[bytes | None, bytes], bytes],
+    ) -> int:
+        """Store ``merge(stored, records[i])`` under ``(view, entity_keys[i])``.
 
-        With ``tiles``, how many tile records an aggregation view has (one per key and tile,
-        stored under ``<view>@<tile start>``, docs/online-format.md).
+        ``stored`` is the record stored now (None: none). Each read-merge-write is atomic:
+        a record another writer stores meanwhile is merged, never overwritten (SQLite: one
+        write transaction; Redis: compare-and-set, retried). A merge that returns the stored
+        record writes nothing. Aggregation tile blocks are written this way
+        (:mod:`featurestore.online.tiles`). Returns how many records were written.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
         """
+        ...
+
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view``."""
         ...
 
     def delete_records(self, view: str) -> int:
         """Delete every record of ``view``; returns how many were deleted.
+
+        Raises:
+            OnlineStoreUnavailableError: The store cannot be reached.
+        """
+        ...
+
+    def delete_older(self, view: str, before_us: int) -> int:
+        """Delete the records of ``view`` whose event timestamp is before ``before_us``.
+
+        The event timestamp is the record header's (for a tile block: its newest tile's
+        start); returns how many were deleted.
 
         Raises:
             OnlineStoreUnavailableError: The store cannot be reached.

@@ -34,6 +34,7 @@ __all__ = [
     "COUNT_FIELD",
     "CREATED_FIELD",
     "EVENT_FIELD",
+    "EVENT_SLICE",
     "FINGERPRINT_FIELD",
     "FINGERPRINT_SLICE",
     "HEADER",
@@ -111,6 +112,10 @@ HEAD_SIZE: Final = struct.calcsize(HEAD_FORMAT)
 VERSION_SLICE: Final = _PART["version"].slice
 ORDER_SLICE: Final = _PART["order"].slice
 FINGERPRINT_SLICE: Final = _PART["fingerprint"].slice
+EVENT_SLICE: Final = slice(
+    ORDER_SLICE.start, ORDER_SLICE.start + struct.calcsize(">" + _ORDER_CODES[0])
+)
+"""The event order key's bytes (they compare bytewise like the event timestamps)."""
 
 
 _NAMES = [name for name, _ in _FIELDS]

@@ -43,10 +43,11 @@ from featurestore.errors import (
     OnlineStoreUnavailableError,
 )
 from featurestore.online.epoch import new_epoch
-from featurestore.online.layout import lua_replaces_function
+from featurestore.online.layout import EVENT_SLICE, lua_replaces_function
+from featurestore.ordering import event_order_key
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from featurestore._deadlines import Deadlines
     from featurestore.online.base import ReadRequest
@@ -84,15 +85,31 @@ return written
 
 _WRITE_CHUNK: Final = 1000
 
-# KEYS[1..n] = entity hashes, KEYS[n+1] = the record counter; ARGV[1] = the view. Keys of
-# another type (not ours) are left alone.
-_DELETE_SCRIPT: Final = """
+# KEYS[1..n] = entity hashes, KEYS[n+1] = the record counter; ARGV[1] = the view; ARGV[2],
+# when given: delete only records whose event order key is below these bytes (compared byte
+# by byte: Lua's string < is locale dependent). Keys of another type (not ours) are left alone.
+_DELETE_SCRIPT: Final = f"""
 local field = ARGV[1]
+local bound = ARGV[2]
+local function older(record)
+  for j = 1, #bound do
+    local a, b = string.byte(record, {EVENT_SLICE.start} + j), string.byte(bound, j)
+    if a ~= b then return a < b end
+  end
+  return false
+end
 local n = #KEYS - 1
 local deleted = 0
 for i = 1, n do
   if redis.call('TYPE', KEYS[i]).ok == 'hash' then
-    deleted = deleted + redis.call('HDEL', KEYS[i], field)
+    if not bound then
+      deleted = deleted + redis.call('HDEL', KEYS[i], field)
+    else
+      local record = redis.call('HGET', KEYS[i], field)
+      if record and older(record) then
+        deleted = deleted + redis.call('HDEL', KEYS[i], field)
+      end
+    end
   end
 end
 if deleted > 0 then
@@ -100,6 +117,30 @@ if deleted > 0 then
 end
 return deleted
 """
+
+# Compare-and-set of merged records. KEYS[1..n] = entity hashes, KEYS[n+1] = the record
+# counter; ARGV[1] = the view, then per key the record read ('' when none; a record is never
+# empty) and the one to store. Returns the (0-based) positions whose record changed since.
+_MERGE_SCRIPT: Final = """
+local field = ARGV[1]
+local n = #KEYS - 1
+local failed = {}
+local created = 0
+for i = 1, n do
+  local current = redis.call('HGET', KEYS[i], field) or ''
+  if current == ARGV[2 * i] then
+    redis.call('HSET', KEYS[i], field, ARGV[2 * i + 1])
+    if current == '' then created = created + 1 end
+  else
+    failed[#failed + 1] = i - 1
+  end
+end
+if created > 0 then
+  redis.call('HINCRBY', KEYS[n + 1], field, created)
+end
+return failed
+"""
+_MERGE_ATTEMPTS: Final = 20
 
 _META_NAMES: Final = (b"__records__", b"__epoch__")
 """Keys of the store itself under the prefix (never entity hashes: entity keys start with a
@@ -528,6 +569,7 @@ class RedisOnlineStore:
         self._client = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._script = self._client.register_script(_WRITE_SCRIPT)
         self._delete_script = self._client.register_script(_DELETE_SCRIPT)
+        self._merge_script = self._client.register_script(_MERGE_SCRIPT)
         # Reads: connections of our own, same settings as the pool's.
         self._node = Node(
             connection_class,
@@ -588,6 +630,57 @@ class RedisOnlineStore:
             raise self._translate(exc, keys) from exc
         return written
 
+    def merge_records(
+        self,
+        view: str,
+        entity_keys: Sequence[bytes],
+        records: Sequence[bytes],
+        merge: Callable[[bytes | None, bytes], bytes],
+    ) -> int:
+        """Read (HGET, pipelined), merge, then compare-and-set with a script (see OnlineStore).
+
+        Records another writer changed in between are read and merged again.
+        """
+        if len(entity_keys) != len(records):
+            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
+            raise OnlineStoreError(msg)
+        pending = list(range(len(records)))
+        written = 0
+        keys: list[bytes] = []
+        try:
+            for _ in range(_MERGE_ATTEMPTS):
+                retry: list[int] = []
+                for start in range(0, len(pending), _WRITE_CHUNK):
+                    chunk = pending[start : start + _WRITE_CHUNK]
+                    keys = [self._prefix + entity_keys[i] for i in chunk]
+                    with self._client.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.hget(key, view)
+                        stored: list[bytes | None] = pipe.execute()
+                    args: list[bytes | str] = [view]
+                    sent: list[int] = []
+                    changed: list[bytes] = []
+                    for i, key, old in zip(chunk, keys, stored, strict=True):
+                        new = merge(old, records[i])
+                        if new != old:
+                            args += [old or b"", new]
+                            sent.append(i)
+                            changed.append(key)
+                    if sent:
+                        failed = self._merge_script(keys=[*changed, self._counter], args=args)
+                        retry += [sent[int(j)] for j in failed]
+                        written += len(sent) - len(failed)
+                pending = retry
+                if not pending:
+                    return written
+        except RedisError as exc:
+            raise self._translate(exc, keys) from exc
+        msg = (
+            f"{self._where()}: {len(pending)} records of '{view}' changed under each of "
+            f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
+        )
+        raise OnlineStoreError(msg)
+
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
         """One HMGET per entity key, all sent in one round trip (see OnlineStore)."""
         if not requests:
@@ -609,16 +702,9 @@ class RedisOnlineStore:
                 )
         return replies
 
-    def count_records(self, view: str, *, tiles: bool = False) -> int:
-        """How many entity keys have a record of ``view`` (kept by the write script).
-
-        With ``tiles``, the sum of the counters of the view's tile names (``<view>@<start>``).
-        """
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view`` (kept by the write script)."""
         try:
-            if tiles:
-                prefix = f"{view}@".encode()
-                counters: dict[bytes, bytes] = self._client.hgetall(self._counter)  # type: ignore[assignment]
-                return sum(int(v) for k, v in counters.items() if bytes(k).startswith(prefix))
             value = self._client.hget(self._counter, view)
         except RedisError as exc:
             raise self._translate(exc) from exc
@@ -626,6 +712,14 @@ class RedisOnlineStore:
 
     def delete_records(self, view: str) -> int:
         """HDEL ``view`` from every hash under the prefix (SCAN, then a script per batch)."""
+        return self._delete(view)
+
+    def delete_older(self, view: str, before_us: int) -> int:
+        """:meth:`delete_records`, of the records whose event key is before ``before_us``."""
+        size = EVENT_SLICE.stop - EVENT_SLICE.start
+        return self._delete(view, event_order_key(before_us).to_bytes(size, "big"))
+
+    def _delete(self, view: str, *bound: bytes) -> int:
         meta = {self._prefix + name for name in _META_NAMES}
         deleted = 0
         try:
@@ -634,10 +728,12 @@ class RedisOnlineStore:
                 if key not in meta:
                     batch.append(key)
                 if len(batch) >= _WRITE_CHUNK:
-                    deleted += int(self._delete_script(keys=[*batch, self._counter], args=[view]))
+                    keys = [*batch, self._counter]
+                    deleted += int(self._delete_script(keys=keys, args=[view, *bound]))
                     batch = []
             if batch:
-                deleted += int(self._delete_script(keys=[*batch, self._counter], args=[view]))
+                keys = [*batch, self._counter]
+                deleted += int(self._delete_script(keys=keys, args=[view, *bound]))
         except RedisError as exc:
             raise self._translate(exc) from exc
         return deleted
