@@ -21,7 +21,7 @@ from featurestore.errors import (
     FeatureViewNotFoundError,
     OnlineStoreIntegrityError,
 )
-from featurestore.offline.engine import OfflineEngine
+from featurestore.offline.factory import open_offline_engine
 from featurestore.progress import visible
 from featurestore.repo.config import RepoConfig, load_config
 from featurestore.repo.functions import AppliedFunctions
@@ -49,10 +49,10 @@ if TYPE_CHECKING:
     )
     from featurestore.materialization.push import Pusher, PushMode, PushResult, PushRows
     from featurestore.materialization.watermarks import ViewStatus
+    from featurestore.offline.base import Engine, Frame
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.on_demand import OnDemandTrainingFrame
     from featurestore.offline.snapshot import SnapshotFrame
-    from featurestore.offline.training_frame import TrainingFrame
     from featurestore.online.base import OnlineStore
     from featurestore.online.lookup import OnlineReader
     from featurestore.online.response import OnlineResponse
@@ -87,7 +87,7 @@ class FeatureStore:
         self.registry = open_registry(
             self.config.registry, repo_root=self.repo_root, project=self.config.project
         )
-        self._offline: OfflineEngine | None = None
+        self._offline: Engine | None = None
         self._snapshot: RegistrySnapshot | None = None
         self._online: OnlineStore | None = None
         self._reader: OnlineReader | None = None
@@ -103,10 +103,10 @@ class FeatureStore:
     # -- components ---------------------------------------------------------------------------
 
     @property
-    def offline(self) -> OfflineEngine:
-        """The DuckDB engine over the repo's Parquet sources (opened on first use)."""
+    def offline(self) -> Engine:
+        """The offline engine of ``featurestore.yaml``, DuckDB or Spark (opened on first use)."""
         if self._offline is None:
-            self._offline = OfflineEngine(
+            self._offline = open_offline_engine(
                 self.config.offline_store, repo_root=self.repo_root, functions=self.functions
             )
         return self._offline
@@ -276,7 +276,7 @@ class FeatureStore:
 
         contents = contents_only if contents_only is not None else load_repo(self.repo_root)
         return check_on_demand_views(
-            self.offline,
+            self.offline.local,
             contents.feature_views,
             contents.on_demand_views,
             rows=rows,
@@ -352,7 +352,7 @@ class FeatureStore:
         timestamp_column: str = "event_timestamp",
         point_in_time: Literal["event", "available"] = "event",
         validate: bool | Literal["raise"] = False,
-    ) -> TrainingFrame | OnDemandTrainingFrame:
+    ) -> Frame | OnDemandTrainingFrame:
         """Point-in-time-correct features for every row of ``entity_df`` (G1 in docs/concepts.md).
 
         Args:
@@ -397,7 +397,7 @@ class FeatureStore:
         *,
         timestamp_column: str,
         point_in_time: Literal["event", "available"],
-    ) -> TrainingFrame | OnDemandTrainingFrame:
+    ) -> Frame | OnDemandTrainingFrame:
         if any(r.view in self.snapshot.on_demand_views for r in refs):
             from featurestore.offline.on_demand import on_demand_training_frame
 
@@ -460,7 +460,7 @@ class FeatureStore:
         names = output_names(refs, full_feature_names=full_feature_names)
         on_demand = any(r.view in self.snapshot.on_demand_views for r in refs)
         return snapshot(
-            self.offline,
+            self.offline.local,
             refs,
             dict(zip(refs, names, strict=True)),
             as_of=parse_timestamp(as_of, what="as_of") if isinstance(as_of, str) else to_utc(as_of),
@@ -535,7 +535,9 @@ class FeatureStore:
         if self._pusher is None:
             from featurestore.materialization.push import Pusher
 
-            self._pusher = Pusher(self.offline, self.online, validation_log=self.validation_log)
+            self._pusher = Pusher(
+                self.offline.local, self.online, validation_log=self.validation_log
+            )
         return self._pusher
 
     def push(
@@ -581,7 +583,7 @@ class FeatureStore:
         for done in report.views:
             record = self.snapshot.feature_views[done.view]
             if record.view.transform is None:
-                heal_pushes(record, self.offline.sources, self.pusher)
+                heal_pushes(record, self.offline.local.sources, self.pusher)
 
     def materialize(
         self,
@@ -741,7 +743,7 @@ class FeatureStore:
             self._feature_logger.flush()
         snapshot = self.refresh()
         return skew_report(
-            self.offline,
+            self.offline.local,
             snapshot,
             service,
             root=self._path(self.config.feature_logging.path),

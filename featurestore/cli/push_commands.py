@@ -33,7 +33,8 @@ def push_compact(
     for name in names:
         store.get_feature_view(name)  # an unknown name is an error naming the closest
     results = [
-        store.offline.sources.push_log.compact(name, target_rows=target_rows) for name in names
+        store.offline.local.sources.push_log.compact(name, target_rows=target_rows)
+        for name in names
     ]
     if as_json:
         typer.echo(

@@ -118,7 +118,7 @@ class _SeenIds:
     def of(self, view: str) -> set[str]:
         ids = self._ids.get(view)
         if ids is None:
-            table = self._store.offline.sources.push_log.read(view, columns=[PUSH_ID_COLUMN])
+            table = self._store.offline.local.sources.push_log.read(view, columns=[PUSH_ID_COLUMN])
             values = [] if table is None else table.column(PUSH_ID_COLUMN).to_pylist()
             ids = self._ids[view] = {v for v in values if v is not None}
         return ids

@@ -87,6 +87,11 @@ class OfflineEngine:
         self._temp = temp
         self._transformed: TransformedSources | None = None
 
+    @property
+    def local(self) -> OfflineEngine:
+        """Itself: DuckDB is the local engine of the ``Engine`` interface (offline/base.py)."""
+        return self
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new session on the engine's database, in UTC (sessions own their time zone)."""
         cursor = self._con.cursor()

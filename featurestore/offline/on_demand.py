@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from featurestore.definitions import FeatureView
+    from featurestore.offline.base import Engine, Frame
     from featurestore.offline.engine import EntityInput, OfflineEngine
-    from featurestore.offline.training_frame import TrainingFrame
     from featurestore.repo.registry import ViewRecord
     from featurestore.transformations.check import RowIndependenceReport
     from featurestore.transformations.decorator import OnDemandFeatureView
@@ -71,7 +71,7 @@ _HIDDEN = "__fs_input__{view}__{feature}"
 
 
 def on_demand_training_frame(
-    engine: OfflineEngine,
+    engine: Engine,
     entity_df: EntityInput | None,
     refs: list[FeatureRef],
     output_names: Mapping[FeatureRef, str],
@@ -81,7 +81,7 @@ def on_demand_training_frame(
     timestamp_column: str,
     point_in_time: Literal["event", "available"],
     event_columns: Mapping[str, str] | None = None,
-    join: Callable[[list[tuple[ViewRecord, list[str]]], dict[FeatureRef, str]], TrainingFrame]
+    join: Callable[[list[tuple[ViewRecord, list[str]]], dict[FeatureRef, str]], Frame]
     | None = None,
 ) -> OnDemandTrainingFrame:
     """A lazy training frame carrying stored and on-demand features.
@@ -178,7 +178,7 @@ class OnDemandTrainingFrame:
 
     def __init__(
         self,
-        base: TrainingFrame,
+        base: Frame,
         plan: OnDemandPlan,
         *,
         entity_columns: list[str],

@@ -39,11 +39,13 @@ __all__ = [
     "CONFIG_FILE",
     "DuckDBOfflineStoreConfig",
     "FeatureLoggingConfig",
+    "OfflineStoreConfig",
     "OnlineStoreConfig",
     "RedisOnlineStoreConfig",
     "RepoConfig",
     "Secret",
     "ServingConfig",
+    "SparkOfflineStoreConfig",
     "SqliteOnlineStoreConfig",
     "load_config",
 ]
@@ -228,6 +230,28 @@ class DuckDBOfflineStoreConfig(_Section):
     """Where DuckDB spills; relative to the repo. Default: DuckDB's own choice."""
 
 
+class SparkOfflineStoreConfig(_Section):
+    """``offline_store: {type: spark, master: "local[2]"}``: Spark runs the offline work.
+
+    Training frames and the newest rows for materialization (docs/spark.md); needs the
+    ``spark`` extra.
+    """
+
+    type: Literal["spark"]
+    master: str = "local[*]"
+    """Where Spark runs: ``local[N]``, ``spark://host:7077``, ``yarn``, ``k8s://...``."""
+    app_name: str = "featurestore"
+    conf: dict[str, str] = _setting(default_factory=dict)
+    """Spark settings passed to the session builder, e.g. ``spark.executor.memory: 8g``."""
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.master, self.app_name, tuple(sorted(self.conf.items()))))
+
+
+OfflineStoreConfig: typing.TypeAlias = DuckDBOfflineStoreConfig | SparkOfflineStoreConfig
+"""The ``offline_store`` section, chosen by its ``type`` key."""
+
+
 class SqliteOnlineStoreConfig(_Section):
     """``online_store: {type: sqlite, path: data/online.db}``: the embedded default."""
 
@@ -330,7 +354,7 @@ class RepoConfig(_Section):
     project: Annotated[str, _Pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")]
     registry: str = "data/registry.json"
     """The registry file, relative to the repo."""
-    offline_store: DuckDBOfflineStoreConfig = _setting(default_factory=DuckDBOfflineStoreConfig)
+    offline_store: OfflineStoreConfig = _setting(default_factory=DuckDBOfflineStoreConfig)
     online_store: OnlineStoreConfig = _setting(default_factory=SqliteOnlineStoreConfig)
     serving: ServingConfig = _setting(default_factory=ServingConfig)
     feature_logging: FeatureLoggingConfig = _setting(default_factory=FeatureLoggingConfig)
@@ -572,6 +596,13 @@ def _to_bool(value: object) -> object:
     return _INVALID
 
 
+def _to_text(value: object) -> object:
+    """A pass-through setting's value as text: booleans as ``true``/``false``, numbers as written."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, str | int | float) else _INVALID
+
+
 _SCALARS: dict[Any, tuple[Callable[[object], object], str]] = {
     str: (_to_str, "Input should be a valid string"),
     Secret: (_to_secret, "Input should be a valid string"),
@@ -655,6 +686,15 @@ class _Check:
                 return _INVALID
             items = [self.value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
             return _INVALID if _INVALID in items else tuple(items)
+        if origin is dict:  # settings passed through to a library (Spark conf): text values
+            if not isinstance(value, dict):
+                self.problems.append(f"'{where}' must be a mapping, e.g. {{key: value}}.")
+                return _INVALID
+            texts = {str(k): _to_text(v) for k, v in value.items()}
+            bad = [k for k, v in texts.items() if v is _INVALID]
+            for key in bad:
+                self.problems.append(f"'{where}.{key}': Input should be a string or a number.")
+            return _INVALID if bad else texts
         if isinstance(hint, type) and issubclass(hint, _Section):
             built = self.section(hint, value, where=where)
             return _INVALID if built is None else built

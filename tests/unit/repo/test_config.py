@@ -104,7 +104,7 @@ def test_api_keys_are_secret(tmp_path, monkeypatch):
         ("online_store: {type: sqllite}", "'online_store.type' is 'sqllite', which is not a type of online_store. Did you mean 'sqlite'? Use one of: sqlite, redis."),
         ("online_store: {path: x.db}", "'online_store' needs a 'type:' key, one of: sqlite, redis."),
         ("online_store: {type: redis, urll: x}", "'online_store.urll' is not a setting. Did you mean 'online_store.url'?"),
-        ("offline_store: {type: duckb}", "'offline_store.type' must be 'duckdb'. Did you mean 'duckdb'?"),
+        ("offline_store: {type: duckb}", "'offline_store.type' is 'duckb', which is not a type of offline_store. Did you mean 'duckdb'?"),
         ("serving: {api_key: [k]}", "'serving.api_key' is not a setting. Did you mean 'serving.api_keys'?"),
         ("serving: {api_keys: k}", "'serving.api_keys' must be a list, e.g. [a, b] (or [a] for one)."),
         ("serving: {zzzz: 1}", "'serving.zzzz' is not a setting. The keys there are: api_keys, "),

@@ -1,0 +1,77 @@
+"""The SparkSession of an ``offline_store: {type: spark}`` config, and PySpark's quiet import."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+from featurestore.errors import MissingDependencyError, SourceError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pyspark.sql import SparkSession
+
+    from featurestore.repo.config import SparkOfflineStoreConfig
+
+__all__ = ["REQUIRED_CONF", "quiet", "spark_session"]
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_CONF = {
+    # Timestamps are instants in UTC everywhere (DESIGN.md); naive source values mean UTC.
+    "spark.sql.session.timeZone": "UTC",
+    # Nanosecond Parquet timestamps arrive as integers and are truncated to microseconds by
+    # the scan, as DuckDB's scan does (Spark refuses to read them otherwise).
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+"""Settings the engine's results depend on; set on every session, over the user's conf."""
+
+_DEFAULT_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence PySpark's FutureWarning about the pandas version it was tested with.
+
+    PySpark warns on every Arrow conversion when pandas is newer than it knows; featurestore
+    converts through Arrow, not pandas, so the warning says nothing about our results.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        yield
+
+
+def spark_session(config: SparkOfflineStoreConfig) -> SparkSession:
+    """The session for ``config`` (an existing one in this process is reused).
+
+    Raises:
+        MissingDependencyError: PySpark is not installed.
+        SourceError: Spark cannot start (no Java, a bad master URL or setting).
+    """
+    try:
+        with quiet():
+            from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise MissingDependencyError(feature="The spark offline store", extra="spark") from exc
+    builder = SparkSession.builder.master(config.master).appName(config.app_name)
+    for key, value in {**_DEFAULT_CONF, **config.conf, **REQUIRED_CONF}.items():
+        builder = builder.config(key, value)
+    try:
+        with quiet():
+            session = builder.getOrCreate()
+    except Exception as exc:  # py4j and Java errors share no base class worth naming
+        msg = (
+            f"Cannot start Spark with offline_store master '{config.master}': {exc}. Check "
+            "that Java 17 is installed (JAVA_HOME) and the master URL and conf are right."
+        )
+        raise SourceError(msg) from exc
+    for key, value in REQUIRED_CONF.items():  # a reused session may have other values
+        session.conf.set(key, value)
+    logger.info("Spark session on %s (Spark %s)", config.master, session.version)
+    return session
