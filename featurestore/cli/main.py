@@ -3,13 +3,13 @@
 Errors: a FeatureStoreError becomes a red message on stderr and exit code 1 (``--debug`` adds
 the traceback); usage errors (bad options, unparsable times) exit 2. The commands are plain
 functions in ``repo_commands`` (definitions), ``data_commands`` (data), ``push_commands``
-(fresh data), ``serve`` and
+(fresh data), ``registry_commands`` (where the registry lives), ``serve`` and
 ``check_transforms``; this module registers them, in the order ``--help`` lists them.
 """
 
 from __future__ import annotations
 
-from featurestore.cli import data_commands, push_commands, repo_commands
+from featurestore.cli import data_commands, push_commands, registry_commands, repo_commands
 from featurestore.cli._app import CliState, LogLevel, PointInTime, app, list_app
 from featurestore.cli.check_transforms import check_transforms
 from featurestore.cli.repo_commands import template_files
@@ -40,6 +40,8 @@ app.command("check-transforms")(check_transforms)
 app.command("skew-report")(data_commands.skew_report)
 app.command("push-compact")(push_commands.push_compact)
 app.command("ingest")(push_commands.ingest)
+app.add_typer(registry_commands.registry_app, name="registry")
+registry_commands.registry_app.command("copy")(registry_commands.copy)
 
 
 def main() -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "TransformRecord",
     "ViewRecord",
     "ViewState",
+    "copy_registry",
     "is_postgres_url",
     "keep_current_watermark",
     "next_watermark",
@@ -244,6 +245,33 @@ def keep_current_watermark(record: ViewRecord, current: ViewState | None) -> Vie
     if current is None or current.fingerprint != record.fingerprint:
         return record
     return replace(record, watermark=current.watermark, epoch=current.epoch)
+
+
+def copy_registry(source: Registry, destination: Registry) -> RegistrySnapshot:
+    """Copy ``source``'s applied registry, watermarks included, into an empty ``destination``.
+
+    The copy is one apply on the destination (its serial starts at 1). Stop applies and
+    materializations meanwhile: one landing during the copy is not in it (the caller can
+    compare ``source.stamp()`` before and after).
+
+    Raises:
+        RegistryFileError: The source was never applied, or a registry cannot be read.
+        RegistryConflictError: The destination already holds this project's registry.
+    """
+    from featurestore.repo.plan import Plan, diff
+
+    snapshot = source.load(missing_ok=False)
+    current = destination.load()
+    if current.serial != 0:
+        msg = (
+            f"Registry '{destination.location}' already holds project '{destination.project}' "
+            f"(serial {current.serial}): copying '{source.location}' would overwrite it. Copy "
+            "into an empty database or a new file, or point 'registry:' at the existing one."
+        )
+        raise RegistryConflictError(msg)
+    target = replace(snapshot, serial=0, applied_at=None)
+    plan = Plan(base_serial=0, changes=diff(current, target), target=target)
+    return destination.apply(plan)
 
 
 # -- the registry file ------------------------------------------------------------------------
