@@ -353,7 +353,7 @@ class RepoConfig(_Section):
 
     project: Annotated[str, _Pattern(r"^[A-Za-z_][A-Za-z0-9_]*$")]
     registry: str = "data/registry.json"
-    """The registry file, relative to the repo."""
+    """The registry: a file relative to the repo, or a PostgreSQL URL (``postgresql://...``)."""
     offline_store: OfflineStoreConfig = _setting(default_factory=DuckDBOfflineStoreConfig)
     online_store: OnlineStoreConfig = _setting(default_factory=SqliteOnlineStoreConfig)
     serving: ServingConfig = _setting(default_factory=ServingConfig)
