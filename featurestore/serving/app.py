@@ -30,9 +30,11 @@ from featurestore.serving.reload import RegistryWatcher
 from featurestore.serving.routes import (
     ROUTE_PATHS,
     document_online_routes,
+    metrics_text,
     online_routes,
     router,
 )
+from featurestore.serving.workers import WorkerMetrics
 from featurestore.store import FeatureStore
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class ServerState:
     conflict_serial: int | None = None
     """The registry serial under which a lookup found definitions that are not the server's
     code (``RegistryConflictError``); ``/ready`` answers 503 while it is the current one."""
+    workers: WorkerMetrics | None = None
+    """Where this worker shares its metrics with the others of ``serve --workers N``."""
 
 
 @dataclass(frozen=True)
@@ -242,12 +246,15 @@ def create_app(
         metrics=metrics,
         read_timeout_s=_read_timeout_s(store),
     )
+    state.workers = WorkerMetrics.from_env(lambda: metrics_text(state))
 
     limits = ConnectionLimits.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         watcher = await _start(state, check_definitions=check_definitions)
+        if state.workers is not None:
+            state.workers.start()
         if limits.max_connections < limits.requested_connections:
             logger.warning(
                 "serving.max_connections lowered from %d to %d to fit the open-file limit "
@@ -261,6 +268,8 @@ def create_app(
         finally:
             state.ready = False
             await watcher.stop()
+            if state.workers is not None:
+                await state.workers.stop()
             state.executor.shutdown(wait=False, cancel_futures=True)
             await state.store.aclose_connections()  # the online store's, of this loop
             if owns_store:

@@ -1,8 +1,8 @@
 """Prometheus metrics of the feature server: a small registry of counters and histograms.
 
 Rendered in the Prometheus text exposition format (version 0.0.4) at ``GET /metrics``. Values
-are per process: with ``--workers N`` each worker reports its own, so scrape every worker or
-run one worker per container.
+are per process; with ``serve --workers N`` any worker's ``/metrics`` answers with every
+worker's series, labelled ``worker`` (:mod:`featurestore.serving.workers`).
 """
 
 from __future__ import annotations

@@ -166,11 +166,20 @@ async def ready(request: Request) -> Response:
     responses={200: {"content": {"text/plain": {}}}, 401: _ERRORS[401]},
 )
 async def metrics(request: Request) -> Response:
-    """Request latency, requests by status, online-store latency, entities and value ages."""
+    """Request latency, requests by status, online-store latency, entities and value ages.
+
+    With ``--workers N``, every worker's series, labelled ``worker`` (serving/workers.py).
+    """
     state = _state(request)
     require_key(state, request.scope["headers"])
-    text = state.metrics.render() + render_metrics(state.store.feature_log_stats())
+    workers = state.workers
+    text = metrics_text(state) if workers is None else await run_blocking(state, workers.collect)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def metrics_text(state: ServerState) -> str:
+    """The metrics of this process in the Prometheus text format."""
+    return state.metrics.render() + render_metrics(state.store.feature_log_stats())
 
 
 @router.get(
