@@ -12,7 +12,6 @@ from __future__ import annotations
 from featurestore.cli import data_commands, push_commands, registry_commands, repo_commands
 from featurestore.cli._app import CliState, LogLevel, PointInTime, app, list_app
 from featurestore.cli.check_transforms import check_transforms
-from featurestore.cli.import_feast import import_feast
 from featurestore.cli.repo_commands import template_files
 from featurestore.cli.serve import serve
 from featurestore.cli.snapshot import snapshot
@@ -45,7 +44,6 @@ app.command("push-compact")(push_commands.push_compact)
 app.command("ingest")(push_commands.ingest)
 app.add_typer(registry_commands.registry_app, name="registry")
 registry_commands.registry_app.command("copy")(registry_commands.copy)
-app.command("import-feast")(import_feast)
 
 
 def main() -> None:

@@ -6,12 +6,9 @@ The CLI and the server are sibling layers, so the app is handed to uvicorn by it
 
 # No ``from __future__ import annotations`` here: Typer reads the annotations at runtime.
 
-import atexit
 import logging
 import os
-import shutil
 import socket
-import tempfile
 from typing import Annotated
 
 import typer
@@ -19,15 +16,15 @@ import typer
 from featurestore.cli._app import keep_examples, state_of
 from featurestore.errors import FeatureStoreError, MissingDependencyError, RegistryConflictError
 
-__all__ = ["APP_FACTORY", "HTTP_PROTOCOL", "serve"]
+__all__ = ["APP_FACTORY", "HTTP_PROTOCOL", "UI_SERVER_FACTORY", "check_port_free", "serve"]
 
 APP_FACTORY = "featurestore.serving.app:create_app_from_env"
+UI_SERVER_FACTORY = "featurestore.ui.app:create_server_from_env"
+"""The same server with the web UI mounted at /ui (docs/ui.md); the default."""
 HTTP_PROTOCOL = "featurestore.serving.protocol:LimitedHttpToolsProtocol"
 """uvicorn's httptools protocol with the serving: connection limits (by path, as the app)."""
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _REPO_ENV = "FEATURESTORE_REPO"
-_METRICS_DIR_ENV = "FEATURESTORE_METRICS_DIR"
-"""Where the workers of ``--workers N`` share their metrics (featurestore/serving/workers.py)."""
 
 
 @keep_examples
@@ -43,6 +40,9 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = False,
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Serve the read-only web UI at /ui (docs/ui.md).")
+    ] = True,
 ) -> None:
     """Serve online features over HTTP (Feast-compatible POST /get-online-features).
 
@@ -71,12 +71,8 @@ def serve(
         import uvicorn
     except ImportError as exc:  # pragma: no cover - the serve extra is part of dev installs
         raise MissingDependencyError(feature="featurestore serve", extra="serve") from exc
-    _check_port_free(host, port)
+    check_port_free(host, port)
     os.environ[_REPO_ENV] = str(repo)
-    if workers > 1:  # each worker's /metrics then answers for all of them, labelled by worker
-        folder = tempfile.mkdtemp(prefix="featurestore-metrics-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        os.environ[_METRICS_DIR_ENV] = folder
     level = logging.getLevelName(logging.getLogger("featurestore").getEffectiveLevel()).lower()
     typer.echo(f"Serving {repo} on http://{host}:{port} ({workers} worker(s))", err=True)
     if host not in _LOOPBACK and not store.config.serving.auth_enabled:
@@ -89,7 +85,7 @@ def serve(
             bold=True,
         )
     uvicorn.run(
-        APP_FACTORY,
+        UI_SERVER_FACTORY if ui else APP_FACTORY,
         factory=True,
         host=host,
         port=port,
@@ -101,7 +97,7 @@ def serve(
     )
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """Fail with one line naming the port when it cannot be bound (uvicorn would exit 3)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
