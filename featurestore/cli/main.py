@@ -12,9 +12,11 @@ from __future__ import annotations
 from featurestore.cli import data_commands, push_commands, registry_commands, repo_commands
 from featurestore.cli._app import CliState, LogLevel, PointInTime, app, list_app
 from featurestore.cli.check_transforms import check_transforms
+from featurestore.cli.import_feast import import_feast
 from featurestore.cli.repo_commands import template_files
 from featurestore.cli.serve import serve
 from featurestore.cli.snapshot import snapshot
+from featurestore.cli.ui import ui
 from featurestore.cli.ui import ui
 
 __all__ = ["CliState", "LogLevel", "PointInTime", "app", "main", "template_files"]
@@ -38,12 +40,14 @@ app.command()(data_commands.validate)
 app.command("validation-result")(data_commands.validation_result)
 app.command("serve")(serve)
 app.command("ui")(ui)
+app.command("ui")(ui)
 app.command("check-transforms")(check_transforms)
 app.command("skew-report")(data_commands.skew_report)
 app.command("push-compact")(push_commands.push_compact)
 app.command("ingest")(push_commands.ingest)
 app.add_typer(registry_commands.registry_app, name="registry")
 registry_commands.registry_app.command("copy")(registry_commands.copy)
+app.command("import-feast")(import_feast)
 
 
 def main() -> None:

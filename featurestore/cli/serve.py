@@ -6,9 +6,12 @@ The CLI and the server are sibling layers, so the app is handed to uvicorn by it
 
 # No ``from __future__ import annotations`` here: Typer reads the annotations at runtime.
 
+import atexit
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from typing import Annotated
 
 import typer
@@ -25,6 +28,8 @@ HTTP_PROTOCOL = "featurestore.serving.protocol:LimitedHttpToolsProtocol"
 """uvicorn's httptools protocol with the serving: connection limits (by path, as the app)."""
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _REPO_ENV = "FEATURESTORE_REPO"
+_METRICS_DIR_ENV = "FEATURESTORE_METRICS_DIR"
+"""Where the workers of ``--workers N`` share their metrics (featurestore/serving/workers.py)."""
 
 
 @keep_examples
@@ -73,6 +78,10 @@ def serve(
         raise MissingDependencyError(feature="featurestore serve", extra="serve") from exc
     check_port_free(host, port)
     os.environ[_REPO_ENV] = str(repo)
+    if workers > 1:  # each worker's /metrics then answers for all of them, labelled by worker
+        folder = tempfile.mkdtemp(prefix="featurestore-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ[_METRICS_DIR_ENV] = folder
     level = logging.getLevelName(logging.getLogger("featurestore").getEffectiveLevel()).lower()
     typer.echo(f"Serving {repo} on http://{host}:{port} ({workers} worker(s))", err=True)
     if host not in _LOOPBACK and not store.config.serving.auth_enabled:
