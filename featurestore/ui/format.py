@@ -14,15 +14,19 @@ if TYPE_CHECKING:
 __all__ = ["badge", "duration", "freshness_badge", "moment", "value_text"]
 
 
-def moment(value: datetime | None) -> str:
-    """RFC 3339 UTC with ``Z`` (``-`` for None).
+def moment(value: datetime | None, *, exact: bool = False) -> str:
+    """RFC 3339 UTC with ``Z`` (``-`` for None), to the second unless ``exact``.
 
     Example:
         >>> from datetime import UTC
-        >>> moment(datetime(2026, 12, 4, 9, 30, tzinfo=UTC))
-        '2026-12-04T09:30:00Z'
+        >>> moment(datetime(2026, 12, 4, 9, 30, 5, 250, tzinfo=UTC))
+        '2026-12-04T09:30:05Z'
+        >>> moment(datetime(2026, 12, 4, 9, 30, 5, 250, tzinfo=UTC), exact=True)
+        '2026-12-04T09:30:05.000250Z'
     """
-    return "-" if value is None else value.isoformat().replace("+00:00", "Z")
+    if value is None:
+        return "-"
+    return (value if exact else value.replace(microsecond=0)).isoformat().replace("+00:00", "Z")
 
 
 def duration(value: timedelta | None) -> str:

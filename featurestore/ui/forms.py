@@ -200,7 +200,7 @@ def _result(response: OnlineResponse) -> Markup:
                 tag("span", name, class_="feature"),
                 tag("span", value_text(values[name][0]), class_="value"),
                 badge(status, _STATUS_KIND.get(status, "bad")),
-                moment(stamps[name][0]),
+                moment(stamps[name][0], exact=True),
             )
         )
     return tag(
