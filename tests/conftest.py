@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.redis_cluster import redis_cluster, redis_cluster_url  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -101,9 +102,10 @@ def redis_key_prefix() -> str:
 def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> FeatureStore:
     """A FeatureStore on ``repo`` with its own registry and an empty online store.
 
-    ``backend`` is ``"sqlite"`` (a new file) or ``"redis"`` (the session's private
-    redis-server, under a new key prefix), so property tests can start from nothing on
-    every example without a new repo.
+    ``backend`` is ``"sqlite"`` (a new file), ``"redis"`` (the session's private
+    redis-server, under a new key prefix) or ``"redis-cluster"`` (the session's Redis
+    Cluster, likewise), so property tests can start from nothing on every example without
+    a new repo.
     """
     from featurestore import FeatureStore
     from featurestore.repo.config import RedisOnlineStoreConfig, SqliteOnlineStoreConfig
@@ -114,8 +116,11 @@ def fresh_store(repo: Path, backend: str, request: pytest.FixtureRequest) -> Fea
     if backend == "sqlite":
         online = SqliteOnlineStoreConfig(path=f"data/online-{tag}.db")
     else:
-        url = request.getfixturevalue("redis_server_url")
-        online = RedisOnlineStoreConfig(type="redis", url=url, key_prefix=f"fstest-{tag}")
+        cluster = backend == "redis-cluster"
+        url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_server_url")
+        online = RedisOnlineStoreConfig(
+            type="redis", url=url, key_prefix=f"fstest-{tag}", cluster=cluster
+        )
     config = base.model_copy(
         update={"registry": f"data/registry-{tag}.json", "online_store": online}
     )

@@ -35,10 +35,19 @@ def open_online_store(config: OnlineStoreConfig, *, repo_root: Path, project: st
             path if path.is_absolute() else repo_root / path, timeout_s=config.timeout_s
         )
     if isinstance(config, RedisOnlineStoreConfig):
+        if config.startup_nodes and not config.cluster:
+            msg = (
+                "featurestore.yaml: online_store.startup_nodes is set but online_store.cluster "
+                "is not; add 'cluster: true' for a Redis Cluster, or remove startup_nodes."
+            )
+            raise ConfigError(msg)
         try:
             from featurestore.online.redis import RedisOnlineStore
+            from featurestore.online.redis_cluster import RedisClusterOnlineStore
         except ImportError as exc:
             raise MissingDependencyError(feature="The redis online store", extra="redis") from exc
+        if config.cluster:
+            return RedisClusterOnlineStore(config, project=project)
         return RedisOnlineStore(config, project=project)
     msg = f"featurestore.yaml: unknown online_store type {getattr(config, 'type', config)!r}."
     raise ConfigError(msg)

@@ -1,4 +1,4 @@
-"""One OnlineStore fixture parametrized over every store: SQLite and a real Redis."""
+"""One OnlineStore fixture parametrized over every store: SQLite, a real Redis and a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -12,12 +12,31 @@ from featurestore.online.sqlite import SqliteOnlineStore
 from featurestore.repo.config import RedisOnlineStoreConfig
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def online_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
     if request.param == "sqlite":
         store: OnlineStore = SqliteOnlineStore(tmp_path / "online.db")
         yield store
         store.close()
+        return
+    if request.param == "redis-cluster":
+        from featurestore.online.redis_cluster import RedisClusterOnlineStore
+
+        cluster = request.getfixturevalue("redis_cluster")
+        prefix = request.getfixturevalue("redis_key_prefix")
+        config = RedisOnlineStoreConfig(
+            type="redis", url=cluster.url, key_prefix=prefix, cluster=True
+        )
+        cluster_store = RedisClusterOnlineStore(config, project="contract")
+        yield cluster_store
+        cluster.delete_prefix(f"{prefix}:")
+        cluster_store.close()
         return
     from featurestore.online.redis import RedisOnlineStore
 
