@@ -82,7 +82,14 @@ def windows(draw: st.DrawFn) -> tuple[Any, list[tuple[Any, Any]]]:
     return w, all_windows
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ],
+)
 @settings(max_examples=25)
 @given(
     rows=feature_rows(),
