@@ -117,7 +117,13 @@ stats = FeatureView(name="stats", entities=[user], ttl=timedelta(days=2),
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ]
+)
 def feature_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeatureStore]:
     root = make_repo(tmp_path / "repo", FEATURES_PY)
     write_parquet(
@@ -129,10 +135,14 @@ def feature_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fe
         },
     )
     store = FeatureStore(root)
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_server_url")
+    if request.param != "sqlite":
+        cluster = request.param == "redis-cluster"
+        url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_server_url")
         online = RedisOnlineStoreConfig(
-            type="redis", url=url, key_prefix=request.getfixturevalue("redis_key_prefix")
+            type="redis",
+            url=url,
+            key_prefix=request.getfixturevalue("redis_key_prefix"),
+            cluster=cluster,
         )
         store = FeatureStore(root, config=store.config.model_copy(update={"online_store": online}))
     store.apply()
