@@ -108,7 +108,7 @@ def _import(feast_repo: Path, out: Path, *, as_json: bool) -> None:
         )
         return
     console = render.stdout()
-    written = ", ".join(f"{n} {kind}" for kind, n in result.counts.items())
+    written = ", ".join(f"{kind}: {n}" for kind, n in result.counts.items())
     console.print(f"Wrote {out}: {', '.join(result.files)} ({written}).")
     if problems:
         console.print(f"\nNot carried over, or not exactly ({len(problems)}):")

@@ -490,8 +490,8 @@ class _Module:
             return _Type(f"Array({inner.feast})", None if inner.ours == "Timestamp" else ours)
         if callee.last in ("Struct", "Map", "Set"):
             return _Type(callee.last, None)
-        name = kwargs.get("name", args[0] if args else "")
-        name = name if isinstance(name, str) else ""
+        name = kwargs.get("name") or kwargs.get("table") or kwargs.get("path") or callee.last
+        name = name if isinstance(name, str) else callee.last
         if callee.last.endswith("Source"):
             return self.unsupported(
                 name,

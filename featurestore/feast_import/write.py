@@ -168,7 +168,7 @@ class _File:
         lines = [
             f"name={_lit(self.writer.name_of(v))}",
             f"entities=[{', '.join(self.ref(e) for e in v.entities)}]",
-            f"source={self.ref(source)}",
+            f"source={self.ref(source)}".replace("\n", "\n    "),
             f"schema={self.fields(v.schema, '    ')}",
         ]
         if v.ttl:
@@ -275,7 +275,9 @@ class _File:
         for group in groups:
             lines += [*group, ""]
         lines.pop()
-        for text in self.copied.values():
+        order = list(self.writer.repo.modules[self.module].statements) if self.copied else []
+        copied = sorted(self.copied.items(), key=lambda item: order.index(item[0]))
+        for _, text in copied:
             lines += ["", text] if not text.startswith("def ") else ["", "", text, ""]
         for block in self.blocks:
             lines += ["", "", block, ""] if "\ndef " in f"\n{block}" else ["", block]
@@ -345,14 +347,17 @@ class _Writer:
             self.problem(s, "none of its features was carried over", "see the entries above")
             return None
         f.ours.add("FeatureService")
-        args = [_lit(self.name_of(s)), f"features=[{', '.join(items)}]"]
+        features = f"features=[{', '.join(items)}]"
+        if len(features) > _WIDTH - 8:
+            features = "features=[\n" + "".join(f"        {i},\n" for i in items) + "    ]"
+        args = [_lit(self.name_of(s)), features]
         for key in ("description", "owner"):
             if getattr(s, key):
                 args.append(f"{key}={_lit(getattr(s, key))}")
         if s.tags:
             args.append(f"tags={_lit(s.tags)}")
         one = f"FeatureService({', '.join(args)})"
-        if len(one) + len(s.var or "") + 3 <= _WIDTH:
+        if len(one) + len(s.var or "") + 3 <= _WIDTH and "\n" not in one:
             return one
         return "FeatureService(\n" + "".join(f"    {a},\n" for a in args) + ")"
 
