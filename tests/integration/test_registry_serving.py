@@ -181,3 +181,63 @@ def test_workers_and_servers_share_one_registry_metrics_and_logs(repo: Path, tmp
         ids.update(table.column("request_id").to_pylist())
     assert sum(ids.values()) == requests + 3  # the workers' 41 lookups and the single's 2
     assert max(ids.values()) == 1
+
+
+def test_a_registry_database_that_goes_away_keeps_the_previous_registry(
+    tmp_path: Path,
+    redis_server_url: str,
+    postgres_url: str,  # noqa: F811  # makes sure the server is there (fails in CI otherwise)
+):
+    """The server's own database is dropped under it, then restored from a file backup."""
+    import psycopg
+
+    from featurestore.repo.registry import FileRegistry, copy_registry, open_registry
+    from tests.postgres_db import database_url, server_url
+
+    name = f"fstest_gone_{uuid.uuid4().hex[:8]}"
+    url = database_url(name)
+    with psycopg.connect(server_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    root = make_repo(
+        tmp_path / "repo",
+        LOGGED_FEATURES_PY,
+        yaml=repo_yaml(
+            online=f"{{type: redis, url: '{redis_server_url}', key_prefix: fstest-{name}}}"
+        ),
+    )
+    now = now_utc()
+    write_data(root, now)
+    with FeatureStore(root) as store:
+        store.apply()
+        store.materialize(now - timedelta(days=60), now + timedelta(seconds=1))
+    copy = [sys.executable, "-m", "featurestore", "--repo", str(root), "registry", "copy", "--to"]
+    assert subprocess.run([*copy, url], capture_output=True, timeout=120).returncode == 0
+    config = root / "featurestore.yaml"
+    config.write_text(
+        config.read_text().replace("registry: data/registry.json", f"registry: {url}")
+    )
+    server = Server(root, tmp_path / "serve.log")
+    try:
+        with psycopg.connect(server_url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+        def ready() -> tuple[int, str]:
+            reply = httpx.get(f"{server.url}/ready", timeout=10)
+            return reply.status_code, reply.json()["checks"]["registry"]
+
+        assert poll(lambda: ready()[0] == 503, 60), ready()
+        assert "PostgreSQL cannot be reached" in ready()[1]
+        _expected_answer(server.lookup())  # still serving the registry it had
+        # The database comes back (restored from the file): the server is ready again.
+        with psycopg.connect(server_url(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        backup = FileRegistry(root / "data" / "registry.json", project="httptest")
+        restored = open_registry(url, repo_root=root, project="httptest")
+        copy_registry(backup, restored)
+        restored.close()
+        assert poll(lambda: ready()[0] == 200, 60), ready()
+        _expected_answer(server.lookup())
+    finally:
+        server.stop()
+        with psycopg.connect(server_url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
