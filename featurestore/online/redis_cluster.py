@@ -37,8 +37,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from featurestore.errors import ConfigError, OnlineStoreError, OnlineStoreUnavailableError
 from featurestore.online.epoch import new_epoch
+from featurestore.online.layout import EVENT_SLICE
 from featurestore.online.redis import (
     _DELETE_SCRIPT,
+    _MERGE_ATTEMPTS,
+    _MERGE_SCRIPT,
     _WRITE_CHUNK,
     _WRITE_SCRIPT,
     HmgetPacker,
@@ -50,9 +53,10 @@ from featurestore.online.redis import (
     unavailable_error,
     where_of,
 )
+from featurestore.ordering import event_order_key
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from featurestore.online.base import ReadRequest
     from featurestore.repo.config import RedisOnlineStoreConfig
@@ -290,6 +294,7 @@ class RedisClusterOnlineStore:
         self._hmget = HmgetPacker(self._prefix)
         self._write_script = _Script.of(_WRITE_SCRIPT)
         self._delete_script = _Script.of(_DELETE_SCRIPT)
+        self._merge_script = _Script.of(_MERGE_SCRIPT)
 
     def _where(self) -> str:
         return f"Redis at {where_of(self.config)} (a cluster)"
@@ -528,36 +533,86 @@ class RedisClusterOnlineStore:
             calls.append(_Call(key_slot(name), pack(key, views), (name,)))
         return calls
 
-    def count_records(self, view: str, *, tiles: bool = False) -> int:
-        """How many entity keys have a record of ``view``: the sum of the slot counters.
-
-        With ``tiles``, the sum of the counters of the view's tile names (``<view>@<start>``).
-        """
+    def count_records(self, view: str) -> int:
+        """How many entity keys have a record of ``view``: the sum of the slot counters."""
         field = view.encode()
-        if tiles:
-            calls = [
-                _Call(slot, command_of(b"HGETALL", self._counter(slot)), (self._counter(slot),))
-                for slot in range(SLOTS)
-            ]
-        else:
-            calls = [
-                _Call(slot, command_of(b"HGET", self._counter(slot), field), (self._counter(slot),))
-                for slot in range(SLOTS)
-            ]
+        calls = [
+            _Call(slot, command_of(b"HGET", self._counter(slot), field), (self._counter(slot),))
+            for slot in range(SLOTS)
+        ]
         replies = self._run(calls)
         self._check(calls, replies)
-        if not tiles:
-            return sum(int(r) for r in replies if r is not None)
-        prefix = field + b"@"
-        return sum(
-            int(counts[i + 1])
-            for counts in replies
-            for i in range(0, len(counts), 2)
-            if bytes(counts[i]).startswith(prefix)
+        return sum(int(r) for r in replies if r is not None)
+
+    def merge_records(
+        self,
+        view: str,
+        entity_keys: Sequence[bytes],
+        records: Sequence[bytes],
+        merge: Callable[[bytes | None, bytes], bytes],
+    ) -> int:
+        """Read (HGET, routed), merge, then compare-and-set: one script per slot (see OnlineStore).
+
+        Records another writer changed in between are read and merged again.
+        """
+        if len(entity_keys) != len(records):
+            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
+            raise OnlineStoreError(msg)
+        names = [self._prefix + key for key in entity_keys]
+        field = view.encode()
+        pending = list(range(len(records)))
+        written = 0
+        for _ in range(_MERGE_ATTEMPTS):
+            retry: list[int] = []
+            for start in range(0, len(pending), _WRITE_BATCH):
+                chunk = pending[start : start + _WRITE_BATCH]
+                reads = [
+                    _Call(key_slot(names[i]), command_of(b"HGET", names[i], field), (names[i],))
+                    for i in chunk
+                ]
+                stored = self._run(reads)
+                self._check(reads, stored)
+                by_slot: dict[int, tuple[list[int], list[bytes]]] = {}
+                for i, read, old in zip(chunk, reads, stored, strict=True):
+                    new = merge(old, records[i])
+                    if new != old:
+                        sent, args = by_slot.setdefault(read.slot, ([], [field]))
+                        sent.append(i)
+                        args += [old or b"", new]
+                slots = list(by_slot.items())
+                calls = [
+                    self._script_call(
+                        self._merge_script,
+                        slot,
+                        [*(names[i] for i in sent), self._counter(slot)],
+                        args,
+                    )
+                    for slot, (sent, args) in slots
+                ]
+                replies = self._run(calls, wait=True)
+                self._check(calls, replies)
+                for (_, (sent, _)), failed in zip(slots, replies, strict=True):
+                    retry += [sent[int(j)] for j in failed]
+                    written += len(sent) - len(failed)
+            pending = retry
+            if not pending:
+                return written
+        msg = (
+            f"{self._where()}: {len(pending)} records of '{view}' changed under each of "
+            f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
         )
+        raise OnlineStoreError(msg)
 
     def delete_records(self, view: str) -> int:
         """HDEL ``view`` from every hash under the prefix (SCAN each master, a script per slot)."""
+        return self._delete(view)
+
+    def delete_older(self, view: str, before_us: int) -> int:
+        """:meth:`delete_records`, of the records whose event key is before ``before_us``."""
+        size = EVENT_SLICE.stop - EVENT_SLICE.start
+        return self._delete(view, event_order_key(before_us).to_bytes(size, "big"))
+
+    def _delete(self, view: str, *bound: bytes) -> int:
         if not self._owners:
             self._refresh()
             if not self._owners:
@@ -574,7 +629,8 @@ class RedisClusterOnlineStore:
                 except RedisError as exc:
                     raise unavailable_error(self._where(), self.config.timeout_s, exc) from exc
                 cursor, names = reply
-                deleted += self._delete_keys(view, [n for n in names if self._is_entity(n)])
+                entities = [n for n in names if self._is_entity(n)]
+                deleted += self._delete_keys(view, entities, bound)
                 if cursor == b"0":
                     break
         return deleted
@@ -582,13 +638,13 @@ class RedisClusterOnlineStore:
     def _is_entity(self, name: bytes) -> bool:
         return name != self._epoch and not name.startswith(self._counter_prefix)
 
-    def _delete_keys(self, view: str, names: list[bytes]) -> int:
+    def _delete_keys(self, view: str, names: list[bytes], bound: tuple[bytes, ...]) -> int:
         by_slot: dict[int, list[bytes]] = {}
         for name in names:
             by_slot.setdefault(key_slot(name), []).append(name)
         calls = [
             self._script_call(
-                self._delete_script, slot, [*keys, self._counter(slot)], [view.encode()]
+                self._delete_script, slot, [*keys, self._counter(slot)], [view.encode(), *bound]
             )
             for slot, keys in by_slot.items()
         ]

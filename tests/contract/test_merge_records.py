@@ -7,6 +7,7 @@ import threading
 from featurestore.online.base import OnlineStore, ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.redis import RedisOnlineStore
+from featurestore.online.redis_cluster import RedisClusterOnlineStore
 from featurestore.online.sqlite import SqliteOnlineStore
 from featurestore.types import Int64
 
@@ -26,8 +27,8 @@ def _twin(store: OnlineStore) -> OnlineStore:
     """A second connection to the same store (another writer)."""
     if isinstance(store, SqliteOnlineStore):
         return SqliteOnlineStore(store.path)
-    assert isinstance(store, RedisOnlineStore)
-    return RedisOnlineStore(store.config, project=store.project)
+    assert isinstance(store, RedisOnlineStore | RedisClusterOnlineStore)
+    return type(store)(store.config, project=store.project)
 
 
 def test_merge_records_stores_the_merge_of_stored_and_new(online_store: OnlineStore) -> None:
