@@ -2,7 +2,8 @@
 
 Random source rows (ties, nulls, late rows, duplicates, several files), random windows that
 cover [T0, W) -- overlapping, repeated, shuffled -- written through the real DuckDB engine
-into a real SQLite file and a real Redis. Then, for every key and random request times T:
+into a real SQLite file and a real Redis (and, in the ``spark`` variant, read by the Spark
+engine in ``local[2]`` with fewer examples). Then, for every key and random request times T:
 
 * a PRESENT value equals the brute-force point-in-time row over rows with event_ts < W;
 * when T is at or after the stored row's event time, the whole answer (values, nulls and
@@ -13,6 +14,7 @@ into a real SQLite file and a real Redis. Then, for every key and random request
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from featurestore.online.codec import KeyEncoder
 from featurestore.types import Int64
 from tests.conftest import fresh_store, make_repo
 from tests.oracle import latest_in_window, pit_oracle
+from tests.spark_engine import on_spark
 from tests.strategies import BASE, TTL, feature_rows, grid_times, write_timeline
 
 FEATURES_PY = """
@@ -56,6 +59,7 @@ SCHEMA = pa.schema(
 T0 = BASE - timedelta(seconds=1)
 KEYS = KeyEncoder({"user_id": Int64})
 USERS = [1, 2, 3, 4, 99]
+SPARK_EXAMPLES = int(os.environ.get("FEATURESTORE_SPARK_EXAMPLES", "3"))
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +103,31 @@ def windows(draw: st.DrawFn) -> tuple[Any, list[tuple[Any, Any]]]:
 def test_online_reads_equal_point_in_time_rows_below_watermark(
     repo: Path, backend: str, request: pytest.FixtureRequest, rows, plan, times
 ) -> None:
+    check_online_equals_offline(repo, backend, "duckdb", request, rows, plan, times)
+
+
+@settings(max_examples=SPARK_EXAMPLES)
+@given(
+    rows=feature_rows(),
+    plan=windows(),
+    times=st.lists(grid_times(max_seconds=32), min_size=1, max_size=4),
+)
+def test_online_reads_equal_point_in_time_rows_below_watermark_on_spark(
+    repo: Path, request: pytest.FixtureRequest, rows, plan, times
+) -> None:
+    check_online_equals_offline(repo, "sqlite", "spark", request, rows, plan, times)
+
+
+def check_online_equals_offline(
+    repo: Path, backend: str, engine: str, request: pytest.FixtureRequest, rows, plan, times
+) -> None:
     w, window_list = plan
     write_timeline(repo / "data/u", rows, SCHEMA)
     store = fresh_store(repo, backend, request)
     full = fresh_store(repo, backend, request)
+    if engine == "spark":  # materialize through Spark; the one full run stays on DuckDB
+        duckdb_store, store = store, on_spark(store)
+        duckdb_store.close()
     try:
         for start, end in window_list:
             store.materialize(start, end)

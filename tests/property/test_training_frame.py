@@ -1,12 +1,15 @@
-"""Property: get_training_frame equals the brute-force G1 oracle, for both join strategies.
+"""Property: get_training_frame equals the brute-force G1 oracle, for every join strategy and engine.
 
 A real repo on disk (make_repo + apply), sources split over several Parquet files so the
-position tie-break matters, DuckDB doing the join. Views share sources but differ in ttl
-(None, zero, 5 s on a whole-second grid, so ttl boundaries are hit to the microsecond).
+position tie-break matters, DuckDB (each strategy) or Spark (``local[2]``, the ``spark``
+variants, fewer examples: each costs Spark a few jobs) doing the join. Views share sources
+but differ in ttl (None, zero, 5 s on a whole-second grid, so ttl boundaries are hit to the
+microsecond). ``FEATURESTORE_SPARK_EXAMPLES=100`` runs the Spark variants longer.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC
 from typing import Any
 
@@ -20,6 +23,7 @@ from featurestore import FeatureStore
 from featurestore.definitions import output_names
 from tests.conftest import make_repo
 from tests.oracle import pit_oracle
+from tests.spark_engine import on_spark
 from tests.strategies import TTL, entity_rows, feature_rows, timezones, write_timeline
 
 FEATURES_PY = """
@@ -44,6 +48,7 @@ m_ttl = FeatureView(name="m_ttl", entities=[user, merchant],
 """
 
 TTLS = {"u_nottl": None, "u_zero": None, "u_ttl": TTL}
+SPARK_EXAMPLES = int(os.environ.get("FEATURESTORE_SPARK_EXAMPLES", "4"))
 
 U_SCHEMA = pa.schema(
     [
@@ -73,6 +78,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     fs = FeatureStore(root)
     fs.apply()
     return fs
+
+
+@pytest.fixture(scope="module")
+def spark_store(store: FeatureStore) -> FeatureStore:
+    """The same repo and registry with Spark as the offline engine."""
+    return on_spark(store)
 
 
 def present(rows: list[dict[str, Any]], tz: Any, kind: str, composite: bool) -> Any:
@@ -168,6 +179,26 @@ STRATEGIES = ["asof", "range", "arrays"]
 def test_training_frame_equals_oracle(
     store: FeatureStore, strategy: str, view: str, rows, entities, tz, kind
 ) -> None:
+    check_training_frame(store, strategy, view, rows, entities, tz, kind)
+
+
+@pytest.mark.parametrize("view", ["u_nottl", "u_zero", "u_ttl"])
+@settings(max_examples=SPARK_EXAMPLES)
+@given(
+    rows=feature_rows(),
+    entities=entity_rows(),
+    tz=timezones,
+    kind=st.sampled_from(["arrow", "polars", "pandas"]),
+)
+def test_training_frame_equals_oracle_on_spark(
+    spark_store: FeatureStore, view: str, rows, entities, tz, kind
+) -> None:
+    check_training_frame(spark_store, "auto", view, rows, entities, tz, kind)
+
+
+def check_training_frame(
+    store: FeatureStore, strategy: str, view: str, rows, entities, tz, kind
+) -> None:
     write_timeline(store.repo_root / "data/u", rows, U_SCHEMA)
     got = frame(
         store,
@@ -191,6 +222,22 @@ def test_training_frame_equals_oracle(
 def test_several_views_with_composite_key_equal_oracle(
     store: FeatureStore, strategy: str, u_rows, m_rows, entities
 ) -> None:
+    check_composite(store, strategy, u_rows, m_rows, entities)
+
+
+@settings(max_examples=SPARK_EXAMPLES)
+@given(
+    u_rows=feature_rows(),
+    m_rows=feature_rows(composite=True, with_created=False),
+    entities=entity_rows(composite=True),
+)
+def test_several_views_with_composite_key_equal_oracle_on_spark(
+    spark_store: FeatureStore, u_rows, m_rows, entities
+) -> None:
+    check_composite(spark_store, "auto", u_rows, m_rows, entities)
+
+
+def check_composite(store: FeatureStore, strategy: str, u_rows, m_rows, entities) -> None:
     write_timeline(store.repo_root / "data/u", u_rows, U_SCHEMA)
     write_timeline(store.repo_root / "data/m", m_rows, M_SCHEMA)
     got = frame(
@@ -225,6 +272,19 @@ def test_several_views_with_composite_key_equal_oracle(
 def test_available_point_in_time_equals_oracle(
     store: FeatureStore, strategy: str, view: str, rows, entities
 ) -> None:
+    check_available(store, strategy, view, rows, entities)
+
+
+@pytest.mark.parametrize("view", ["u_nottl", "u_ttl"])
+@settings(max_examples=SPARK_EXAMPLES)
+@given(rows=feature_rows(), entities=entity_rows())
+def test_available_point_in_time_equals_oracle_on_spark(
+    spark_store: FeatureStore, view: str, rows, entities
+) -> None:
+    check_available(spark_store, "auto", view, rows, entities)
+
+
+def check_available(store: FeatureStore, strategy: str, view: str, rows, entities) -> None:
     write_timeline(store.repo_root / "data/u", rows, U_SCHEMA)
     got = frame(
         store,

@@ -117,7 +117,10 @@ def spark_scan(
         for files in groups:
             if not files:
                 continue
-            raw = spark.read.option("mergeSchema", "true").parquet(*files)
+            reader = spark.read
+            if files[0] in pushed:  # push files may differ (a column added since)
+                reader = reader.option("mergeSchema", "true")
+            raw = reader.parquet(*files)
             uris = raw.inputFiles()
             rank_of = {}
             for uri in uris:
