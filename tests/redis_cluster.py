@@ -8,9 +8,7 @@ skipped locally, as with tests/redis_server.py.
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -21,7 +19,7 @@ from types import TracebackType
 import pytest
 import redis
 
-from tests.redis_server import redis_server_binary
+from tests.redis_server import redis_binary
 
 NODE_TIMEOUT_MS = 1000
 """cluster-node-timeout: a master unreachable this long is failed over (fast for tests)."""
@@ -44,16 +42,6 @@ def _free_cluster_port(taken: set[int]) -> int:
         return port
 
 
-def _redis_cli_binary() -> str:
-    binary = shutil.which("redis-cli")
-    if binary is None:
-        message = "no redis-cli on PATH (apt-get install redis-tools)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
-
-
 class RedisCluster:
     """A Redis Cluster of ``masters`` masters with ``replicas`` replicas each, on loopback."""
 
@@ -62,8 +50,8 @@ class RedisCluster:
         taken: set[int] = set()
         self.ports = [_free_cluster_port(taken) for _ in range(masters * (1 + replicas))]
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        server = redis_server_binary()
-        cli = _redis_cli_binary()
+        server = redis_binary("redis-server")
+        cli = redis_binary("redis-cli")
         try:
             for port in self.ports:
                 node_dir = workdir / str(port)
@@ -113,6 +101,13 @@ class RedisCluster:
             for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
                 owner.setdefault(int(master[1]), []).append((int(start), int(end)))
         return owner
+
+    def master_of(self, slot: int) -> int:
+        """The port of the master serving ``slot``."""
+        return next(
+            port for port, ranges in self.masters().items()
+            if any(start <= slot <= end for start, end in ranges)
+        )  # fmt: skip
 
     def node_id(self, port: int) -> str:
         with self.client(port) as client:
@@ -166,10 +161,7 @@ class RedisCluster:
         IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys in batches,
         then SETSLOT NODE on both and on every other master.
         """
-        source = next(
-            port for port, ranges in self.masters().items()
-            if any(s <= slot <= e for s, e in ranges)
-        )  # fmt: skip
+        source = self.master_of(slot)
         if source == target:
             return
         target_id, source_id = self.node_id(target), self.node_id(source)

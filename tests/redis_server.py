@@ -26,9 +26,14 @@ def free_port() -> int:
 
 def redis_server_binary() -> str:
     """The redis-server binary; fails the test in CI and skips it locally when missing."""
-    binary = shutil.which("redis-server")
+    return redis_binary("redis-server")
+
+
+def redis_binary(name: str) -> str:
+    """The Redis program ``name``; fails the test in CI and skips it locally when missing."""
+    binary = shutil.which(name)
     if binary is None:
-        message = "no redis-server on PATH (apt-get install redis-server, or set REDIS_URL)"
+        message = f"no {name} on PATH (apt-get install redis-server, or set REDIS_URL)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -435,31 +435,34 @@ class RedisClusterOnlineStore:
             if pause:
                 await asyncio.sleep(pause)
 
-    def _check(self, calls: list[_Call], replies: list[Any]) -> None:
-        """Raise the first error reply (WRONGTYPE: naming the key that is not ours)."""
+    def _foreign(self, calls: list[_Call], replies: list[Any]) -> _Call | None:
+        """The call whose reply is WRONGTYPE (None: none); any other error reply is raised."""
         for call, reply in zip(calls, replies, strict=True):
             text = _error_text(reply)
             if text is None:
                 continue
             if text.startswith("WRONGTYPE"):
-                types = self._run(self._type_calls(call.keys))
-                raise foreign_key_error(
-                    self._where(), self._prefix, call.keys, types, epoch=self._epoch
-                )
+                return call
             raise OnlineStoreError(f"{self._where()} failed: {text}.")
+        return None
+
+    def _check(self, calls: list[_Call], replies: list[Any]) -> None:
+        """Raise the first error reply (WRONGTYPE: naming the key that is not ours)."""
+        call = self._foreign(calls, replies)
+        if call is not None:
+            types = self._run(self._type_calls(call.keys))
+            raise foreign_key_error(
+                self._where(), self._prefix, call.keys, types, epoch=self._epoch
+            )
 
     async def _acheck(self, calls: list[_Call], replies: list[Any]) -> None:
         """:meth:`_check` on the running event loop."""
-        for call, reply in zip(calls, replies, strict=True):
-            text = _error_text(reply)
-            if text is None:
-                continue
-            if text.startswith("WRONGTYPE"):
-                types = await self._arun(self._type_calls(call.keys))
-                raise foreign_key_error(
-                    self._where(), self._prefix, call.keys, types, epoch=self._epoch
-                )
-            raise OnlineStoreError(f"{self._where()} failed: {text}.")
+        call = self._foreign(calls, replies)
+        if call is not None:
+            types = await self._arun(self._type_calls(call.keys))
+            raise foreign_key_error(
+                self._where(), self._prefix, call.keys, types, epoch=self._epoch
+            )
 
     def _type_calls(self, keys: Sequence[bytes]) -> list[_Call]:
         return [_Call(key_slot(key), command_of(b"TYPE", key), (key,)) for key in keys]

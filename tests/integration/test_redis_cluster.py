@@ -179,10 +179,7 @@ def test_reads_and_writes_run_through_a_resharding(cluster: RedisCluster) -> Non
         slots = sorted({key_slot(b"t:p:" + k) for k in KEYS})
         for turn in range(2):  # every key's slot moves to another master, twice
             for slot in slots:
-                owner = next(
-                    port for port, ranges in cluster.masters().items()
-                    if any(s <= slot <= e for s, e in ranges)
-                )  # fmt: skip
+                owner = cluster.master_of(slot)
                 target = masters[(masters.index(owner) + 1 + turn) % len(masters)]
                 cluster.move_slot(slot, target)
     finally:
@@ -203,11 +200,7 @@ def test_a_killed_master_fails_requests_until_its_replica_takes_over(
     ledger = Ledger()
     stop, threads, stores = _traffic(cluster, ledger, timeout_s=2)
     try:
-        owner = key_slot(b"t:p:" + KEYS[0])
-        victim = next(
-            port for port, ranges in cluster.masters().items()
-            if any(s <= owner <= e for s, e in ranges)
-        )  # fmt: skip
+        victim = cluster.master_of(key_slot(b"t:p:" + KEYS[0]))
         _wait_reads(ledger, 20)  # traffic is flowing
         cluster.kill(victim)
         cluster.wait_healthy()
