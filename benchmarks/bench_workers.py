@@ -107,10 +107,33 @@ def measure(url: str, pid: int, spec: dict[str, Any], population: int, duration_
     }
 
 
+def sizing(client: Any, prefix: str, empty: int, entities: int) -> None:
+    """Redis memory per entity key and per record (one view's features of one entity)."""
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    used = int(client.info("memory")["used_memory"]) - empty
+    sample = keys[:: max(len(keys) // 200, 1)]
+    per_key = statistics.mean(client.memory_usage(k) for k in sample)
+    fields = statistics.mean(client.hlen(k) for k in sample)
+    values = statistics.mean(
+        sum(len(v) for v in client.hvals(k)) / max(client.hlen(k), 1) for k in sample
+    )
+    print(
+        f"sizing: {len(keys)} keys for {entities} entities; used_memory grew {used / 1e6:.1f} MB "
+        f"= {used / max(len(keys), 1):.0f} B per key; MEMORY USAGE {per_key:.0f} B per key "
+        f"holding {fields:.1f} records (view fields) of {values:.0f} B encoded each",
+        flush=True,
+    )
+
+
 def http_part(args: argparse.Namespace, stack: ExitStack, workdir: Path) -> list[dict[str, Any]]:
+    import redis
+
     redis_url = stack.enter_context(private_redis_url())
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(redis_url)
+    empty = int(client.info("memory")["used_memory"])
     repo = build_repo(workdir / "repo", redis_url, prefix, args.entities)
+    sizing(client, prefix, empty, args.entities)
     env = {**os.environ, "FEATURESTORE_LOG_LEVEL": "warning"}
     rows = []
     for workers in (1, 2):
