@@ -5,7 +5,7 @@ one hash, so all its views and tiles live on one slot. The record counter is one
 slot, ``{key_prefix}:{project}:__records__{<tag>}``, whose hash tag puts it on that slot, so
 each write script touches keys of one slot (Redis Cluster runs a script on one slot only).
 
-Routing: the slot map comes from ``CLUSTER SLOTS``. A request's commands are grouped by the
+Routing: the slot map comes from ``CLUSTER NODES``. A request's commands are grouped by the
 master of their slot, packed, and written to every master involved before any reply is read:
 one round trip per node, all nodes at once (the event-loop reads await them together). A
 ``MOVED`` reply updates the map and the command is sent again at once; ``ASK`` sends it to the
@@ -170,8 +170,9 @@ class _Round:
                 parts.append(call.command)
             replies = len(parts)
             if self.wait and self.store._replicas.get(address, 0) > 0:
-                remaining_ms = max(1, int((self.deadline - time.monotonic()) * 1000))
-                parts.append(command_of(b"WAIT", b"1", b"%d" % remaining_ms))
+                # Half the time left: a late replica gets WAIT's answer (0), not a timeout.
+                wait_ms = max(1, int((self.deadline - time.monotonic()) * 500))
+                parts.append(command_of(b"WAIT", b"1", b"%d" % wait_ms))
                 replies += 1
             plan.append((address, b"".join(parts), indices, replies))
         self.pending = []
@@ -189,8 +190,9 @@ class _Round:
             position += 1
         if position < len(replies) and int(replies[position]) < 1:  # WAIT: no replica has it
             self.reason = "no replica acknowledged the write"
-            self.pause = True
-            self.retry += indices
+            self.pause = self.refresh = True  # the replica may have failed: read the map again
+            again = set(self.retry)
+            self.retry += [i for i in indices if i not in again]
 
     def _take(self, i: int, call: _Call, reply: Any) -> None:
         text = _error_text(reply)
@@ -231,6 +233,8 @@ class _Round:
         self.pending, self.retry = self.retry, []
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
+            if self.refresh:  # the next request reads the map first
+                self.store._stale = True
             raise unavailable_error(self.store._where(), self.store.config.timeout_s, self.reason)
         if not self.pause:
             return 0.0
@@ -291,6 +295,8 @@ class RedisClusterOnlineStore:
         self._owners: list[Address] = []
         """Slot -> its master (empty until the slot map is first read)."""
         self._replicas: dict[Address, int] = {}
+        self._stale = True
+        """Read the slot map before the next request (none yet, or a request failed on it)."""
         self._hmget = HmgetPacker(self._prefix)
         self._write_script = _Script.of(_WRITE_SCRIPT)
         self._delete_script = _Script.of(_DELETE_SCRIPT)
@@ -329,20 +335,39 @@ class RedisClusterOnlineStore:
         return known + [a for a in self._seeds if a not in known]
 
     def _take_map(self, address: Address, reply: Any) -> bool:
-        """Use a ``CLUSTER SLOTS`` reply of node ``address``; False if it covers not all slots."""
-        if _error_text(reply) is not None or not isinstance(reply, list):
+        """Use a ``CLUSTER NODES`` reply of node ``address``; False if it covers not all slots.
+
+        ``CLUSTER NODES`` rather than ``CLUSTER SLOTS``: Redis 7.0 caches the latter's reply
+        and may leave out replicas that attached after it was cached, and a write waits for
+        a replica only where the master has one.
+        """
+        if _error_text(reply) is not None or not isinstance(reply, bytes | str):
             return False
+        text = reply.decode() if isinstance(reply, bytes) else reply
         owners: list[Address | None] = [None] * SLOTS
-        replicas: dict[Address, int] = {}
-        for start, end, master, *others in reply:
-            host = master[0].decode() if isinstance(master[0], bytes) else str(master[0])
-            owner = (host if host and host != "?" else address[0], int(master[1]))
-            owners[int(start) : int(end) + 1] = [owner] * (int(end) - int(start) + 1)
-            replicas[owner] = len(others)
+        masters: dict[str, Address] = {}
+        replicas_of: dict[str, int] = {}
+        for line in text.splitlines():
+            node_id, where, flags, master_id, *rest = line.split()
+            host, _, port = where.split("@", 1)[0].rpartition(":")
+            node = (host or address[0], int(port))
+            if "slave" in flags.split(","):
+                if "fail" not in flags.split(","):
+                    replicas_of[master_id] = replicas_of.get(master_id, 0) + 1
+                continue
+            masters[node_id] = node
+            for part in rest[4:]:  # after ping-sent, pong-recv, config-epoch, link-state
+                if part.startswith("["):  # a slot being migrated or imported: not owned
+                    continue
+                first, _, last = part.partition("-")
+                owners[int(first) : int(last or first) + 1] = [node] * (
+                    int(last or first) - int(first) + 1
+                )
         if any(owner is None for owner in owners):
             return False  # slots not served: the cluster is down or being set up
         self._owners = [owner for owner in owners if owner is not None]
-        self._replicas = replicas
+        self._replicas = {node: replicas_of.get(i, 0) for i, node in masters.items()}
+        self._stale = False
         return True
 
     def _refresh(self) -> None:
@@ -350,7 +375,7 @@ class RedisClusterOnlineStore:
         for address in self._map_sources():
             try:
                 (reply,) = self._node(address).exchange(
-                    command_of(b"CLUSTER", b"SLOTS"), 1, errors=True
+                    command_of(b"CLUSTER", b"NODES"), 1, errors=True
                 )
             except _FAILURES:
                 continue
@@ -361,11 +386,18 @@ class RedisClusterOnlineStore:
         """:meth:`_refresh` on the running event loop."""
         for address in self._map_sources():
             try:
-                (reply,) = await self._node(address).aexchange(command_of(b"CLUSTER", b"SLOTS"), 1)
+                (reply,) = await self._node(address).aexchange(command_of(b"CLUSTER", b"NODES"), 1)
             except (*_FAILURES, TimeoutError):
                 continue
             if self._take_map(address, reply):
                 return
+
+    def _ready(self) -> None:
+        """Read the slot map if there is none yet, or the last request found it out of date."""
+        if self._stale:
+            self._refresh()
+        if not self._owners:
+            raise self._no_map()
 
     def _no_map(self) -> OnlineStoreError:
         nodes = ", ".join(f"{h}:{p}" for h, p in self._seeds)
@@ -377,10 +409,7 @@ class RedisClusterOnlineStore:
 
     def _run(self, calls: list[_Call], *, wait: bool = False) -> list[Any]:
         """The replies of ``calls``, each sent to the master of its slot (see the module)."""
-        if not self._owners:
-            self._refresh()
-            if not self._owners:
-                raise self._no_map()
+        self._ready()
         round_ = _Round(self, calls, wait=wait)
         while True:
             sent = []
@@ -406,10 +435,10 @@ class RedisClusterOnlineStore:
 
     async def _arun(self, calls: list[_Call]) -> list[Any]:
         """:meth:`_run` on the running event loop: every node's exchange awaited together."""
-        if not self._owners:
+        if self._stale:
             await self._arefresh()
-            if not self._owners:
-                raise self._no_map()
+        if not self._owners:
+            raise self._no_map()
         round_ = _Round(self, calls, wait=False)
         while True:
             plan = round_.plan()
@@ -616,10 +645,7 @@ class RedisClusterOnlineStore:
         return self._delete(view, event_order_key(before_us).to_bytes(size, "big"))
 
     def _delete(self, view: str, *bound: bytes) -> int:
-        if not self._owners:
-            self._refresh()
-            if not self._owners:
-                raise self._no_map()
+        self._ready()
         pattern = _glob_escape(self._prefix) + b"*"
         deleted = 0
         for address in list(dict.fromkeys(self._owners)):
