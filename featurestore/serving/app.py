@@ -311,9 +311,11 @@ async def _start(state: ServerState, *, check_definitions: bool) -> RegistryWatc
         if problem is not None:
             logger.error("%s", problem)
             raise RegistryConflictError(problem)
+    # The stamp before the read: an apply landing in between is reloaded at the first check.
+    stamp = await anyio.to_thread.run_sync(store.registry.stamp)
     snapshot = await anyio.to_thread.run_sync(store.refresh)
     watcher = RegistryWatcher(
-        store, interval_s=state.settings.registry_refresh_s, metrics=state.metrics
+        store, interval_s=state.settings.registry_refresh_s, metrics=state.metrics, stamp=stamp
     )
     try:
         await anyio.to_thread.run_sync(lambda: store.online)

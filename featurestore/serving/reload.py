@@ -31,6 +31,8 @@ __all__ = ["RegistryWatcher"]
 
 logger = logging.getLogger(__name__)
 
+_READ_NOW = object()
+
 
 class RegistryWatcher:
     """Reloads ``store``'s registry snapshot when the registry changes.
@@ -39,13 +41,22 @@ class RegistryWatcher:
         store: The store whose ``refresh()`` re-reads the registry.
         interval_s: Seconds between checks.
         metrics: Counts reloads.
+        stamp: The registry's stamp taken before the snapshot being served was read
+            (default: read now, which misses an apply landing between that read and now).
     """
 
-    def __init__(self, store: FeatureStore, *, interval_s: float, metrics: ServingMetrics) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        interval_s: float,
+        metrics: ServingMetrics,
+        stamp: Hashable = _READ_NOW,
+    ) -> None:
         self.store = store
         self.interval_s = interval_s
         self.metrics = metrics
-        self._last: Hashable = store.registry.stamp()
+        self._last = store.registry.stamp() if stamp is _READ_NOW else stamp
         self._task: asyncio.Task[None] | None = None
 
     async def check(self) -> bool:
