@@ -9,6 +9,7 @@ Without the venv these tests skip locally and fail in CI (CI set), as the Feast 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -367,19 +368,21 @@ def test_feast_init_template_imports_applies_and_matches_feast(
         .unique(["driver_id", "event_timestamp"])
     )
     entities.write_parquet(tmp_path / "entities.parquet")
-    with FeatureStore(out) as store:
-        report = verify_import(
-            store, feast_repo, tmp_path / "entities.parquet", feast_python=feast_python
-        )
-    assert [s.service for s in report.services] == [
+    args = ["import-feast", str(feast_repo), "--out", str(out), "--json"]
+    args += ["--verify", str(tmp_path / "entities.parquet"), "--feast-python", str(feast_python)]
+    verified = runner.invoke(app, args)
+    assert verified.exit_code == 0, verified.output
+    report = json.loads(verified.stdout)
+    assert report["unexplained"] == 0
+    assert [s["service"] for s in report["services"]] == [
         "driver_activity_v1",
         "driver_activity_v2",
         "driver_activity_v3",
     ]
-    for service in report.services:
-        assert service.feast_rows == service.rows == entities.height
-        for feature in service.features:
-            assert feature.equal == feature.cells == entities.height, feature
+    for service in report["services"]:
+        assert service["feast_rows"] == service["rows"] == entities.height
+        for feature in service["features"]:
+            assert feature["equal"] == feature["cells"] == entities.height, feature
 
 
 @settings(
