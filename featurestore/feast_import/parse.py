@@ -577,6 +577,17 @@ class _Module:
                     f"one of its sources cannot be read ({_why(source)})",
                     "list feature views, view[['feature']] projections and request sources",
                 )
+            if isinstance(source, FeastProjection):
+                kept = {f.name for f in source.view.schema}
+                lost = [f for f in source.features if f not in kept]
+                if lost:
+                    return self.unsupported(
+                        name,
+                        stmt.lineno,
+                        "on-demand feature view",
+                        f"it reads {lost} of {source.view.label}, which were left out",
+                        "see the entries of those fields; rewrite the function without them",
+                    )
         schema = self._fields(kwargs.get("schema"), label)
         if isinstance(schema, Unsupported | _Opaque) or not schema:
             reason = schema.reason if isinstance(schema, _Opaque) else "it has no readable schema"

@@ -282,6 +282,7 @@ def test_import_writes_every_supported_construct_and_lists_the_rest(tmp_path: Pa
     assert "feature view 'warehouse_view'" in listed
     assert "field 'profile': its type Map" in listed
     assert "feature view 'global_stats'" in listed
+    assert "on-demand feature view 'profile_size'" in listed
     assert "it is written as 'user_extras'" in listed
     assert "push_source_name set to 'user_balance'" in listed
 
