@@ -217,6 +217,7 @@ class Pusher:
         self._epoch: str | None = None
         self._writers: dict[tuple[str, str], _BatchWriter] = {}
         self._log_schemas: dict[tuple[str, str], pa.Schema] = {}
+        self._log_plans: dict[tuple[str, str], tuple[pa.Schema, list[tuple[str, pa.DataType]]]] = {}
         self._types: dict[tuple[str, str], tuple[dict[str, pa.DataType], frozenset[str]]] = {}
 
     def push(
@@ -391,38 +392,56 @@ class Pusher:
     ) -> pa.Table:
         """The rows as a push file: the source's columns and types, then the push columns."""
         view = record.view
-        schema = self._source_schema(record)
-        mapping = view.source.field_mapping
-        arrays: list[pa.ChunkedArray | pa.Array] = []
+        schema, columns = self._log_plan(record)
         n = table.num_rows
-        for field in schema:
+        present = set(table.column_names)
+        arrays: list[pa.ChunkedArray | pa.Array] = []
+        for name, stored in columns:
+            if name not in present:
+                arrays.append(pa.nulls(n, stored))
+                continue
+            column = table.column(name)
+            if pa.types.is_timestamp(stored) and stored.tz is None:
+                column = column.cast(pa.timestamp("us")).cast(stored)
+            elif not column.type.equals(stored):
+                column = _cast_column(view.name, name, column, stored, stored=True)
+            arrays.append(column)
+        if ids is not None and len(ids) != n:
+            msg = f"Push to feature view '{view.name}': {len(ids)} push ids for {n} rows."
+            raise EntityFrameError(msg)
+        arrays += [
+            pa.repeat(pa.scalar(utc_now(), _UTC), n),
+            pa.array(ids, pa.string()) if ids is not None else pa.nulls(n, pa.string()),
+            pa.repeat(pa.scalar(online), n),
+        ]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _log_plan(self, record: ViewRecord) -> tuple[pa.Schema, list[tuple[str, pa.DataType]]]:
+        """A push file's schema, and each source column's name in the view and stored type.
+
+        Kept per view version: built once, not at each push.
+        """
+        key = (record.view.name, record.fingerprint)
+        plan = self._log_plans.get(key)
+        if plan is not None:
+            return plan
+        view = record.view
+        source_schema = self._source_schema(record)
+        mapping = view.source.field_mapping
+        columns = []
+        for field in source_schema:
             name = mapping.get(field.name, field.name)
-            if name in (PUSH_TIME_COLUMN, PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN):
+            if name in _PUSH_COLS:
                 msg = (
                     f"Source of feature view '{view.name}' has a column '{field.name}', a name "
                     "the push log keeps for itself. Rename the source column."
                 )
                 raise DefinitionError(msg)
-            if name not in table.column_names:
-                arrays.append(pa.nulls(n, field.type))
-                continue
-            column = table.column(name)
-            if pa.types.is_timestamp(field.type) and field.type.tz is None:
-                column = column.cast(pa.timestamp("us")).cast(field.type)
-            elif not column.type.equals(field.type):
-                column = _cast_column(view.name, name, column, field.type, stored=True)
-            arrays.append(column)
-        now = pa.scalar(utc_now(), pa.timestamp("us", tz="UTC"))
-        if ids is not None and len(ids) != n:
-            msg = f"Push to feature view '{view.name}': {len(ids)} push ids for {n} rows."
-            raise EntityFrameError(msg)
-        extra = [
-            pa.array([now.as_py()] * n, pa.timestamp("us", tz="UTC")),
-            pa.array(ids if ids is not None else [None] * n, pa.string()),
-            pa.array([online] * n, pa.bool_()),
-        ]
-        fields = [*schema, *(pa.field(c, a.type) for c, a in zip(_PUSH_COLS, extra, strict=True))]
-        return pa.Table.from_arrays([*arrays, *extra], schema=pa.schema(fields))
+            columns.append((name, field.type))
+        push_fields = [pa.field(PUSH_TIME_COLUMN, _UTC), pa.field(PUSH_ID_COLUMN, pa.string()),
+                       pa.field(PUSH_ONLINE_COLUMN, pa.bool_())]  # fmt: skip
+        plan = self._log_plans[key] = (pa.schema([*source_schema, *push_fields]), columns)
+        return plan
 
     def write_online(self, record: ViewRecord, table: pa.Table) -> int:
         """Write the newest pushed row of each key online, conditionally; records replaced."""
@@ -459,6 +478,7 @@ class Pusher:
 
 
 _PUSH_COLS = (PUSH_TIME_COLUMN, PUSH_ID_COLUMN, PUSH_ONLINE_COLUMN)
+_UTC = pa.timestamp("us", tz="UTC")
 
 
 def newest_per_key(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
