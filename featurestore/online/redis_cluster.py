@@ -5,7 +5,7 @@ one hash, so all its views and tiles live on one slot. The record counter is one
 slot, ``{key_prefix}:{project}:__records__{<tag>}``, whose hash tag puts it on that slot, so
 each write script touches keys of one slot (Redis Cluster runs a script on one slot only).
 
-Routing: the slot map comes from ``CLUSTER NODES``. A request's commands are grouped by the
+Routing: the slot map comes from ``CLUSTER SHARDS`` (Redis 7.0 or newer). A request's commands are grouped by the
 master of their slot, packed, and written to every master involved before any reply is read:
 one round trip per node, all nodes at once (the event-loop reads await them together). A
 ``MOVED`` reply updates the map and the command is sent again at once; ``ASK`` sends it to the
@@ -126,6 +126,17 @@ def _error_text(reply: object) -> str | None:
         text, code = str(reply), getattr(reply, "status_code", None)
         return f"{code} {text}" if code and not text.startswith(code) else text
     return None
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    """A RESP map reply (a flat list of names and values, or a dict) as a dict."""
+    if isinstance(reply, dict):
+        return {_text(k): v for k, v in reply.items()}
+    return {_text(reply[i]): reply[i + 1] for i in range(0, len(reply), 2)}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else "" if value is None else str(value)
 
 
 def _address(text: str, default_host: str) -> Address:
@@ -335,38 +346,41 @@ class RedisClusterOnlineStore:
         return known + [a for a in self._seeds if a not in known]
 
     def _take_map(self, address: Address, reply: Any) -> bool:
-        """Use a ``CLUSTER NODES`` reply of node ``address``; False if it covers not all slots.
+        """Use a ``CLUSTER SHARDS`` reply of node ``address``; False if it covers not all slots.
 
-        ``CLUSTER NODES`` rather than ``CLUSTER SLOTS``: Redis 7.0 caches the latter's reply
-        and may leave out replicas that attached after it was cached, and a write waits for
-        a replica only where the master has one.
+        ``CLUSTER SHARDS`` (Redis 7.0+) names each node by its preferred endpoint (the one
+        ``MOVED`` and ``ASK`` name) and tells replicas' health; ``CLUSTER SLOTS`` is cached
+        by Redis 7.0 and may leave out replicas that attached later, and a write waits for
+        a replica only where the master has a working one.
         """
-        if _error_text(reply) is not None or not isinstance(reply, bytes | str):
+        if _error_text(reply) is not None or not isinstance(reply, list):
             return False
-        text = reply.decode() if isinstance(reply, bytes) else reply
         owners: list[Address | None] = [None] * SLOTS
-        masters: dict[str, Address] = {}
-        replicas_of: dict[str, int] = {}
-        for line in text.splitlines():
-            node_id, where, flags, master_id, *rest = line.split()
-            host, _, port = where.split("@", 1)[0].rpartition(":")
-            node = (host or address[0], int(port))
-            if "slave" in flags.split(","):
-                if "fail" not in flags.split(","):
-                    replicas_of[master_id] = replicas_of.get(master_id, 0) + 1
+        replicas: dict[Address, int] = {}
+        for shard in reply:
+            fields = _pairs(shard)
+            master: Address | None = None
+            working = 0
+            for node in fields.get("nodes", []):
+                info = _pairs(node)
+                endpoint = _text(info.get("endpoint")) or _text(info.get("ip"))
+                host = address[0] if endpoint in ("", "?") else endpoint
+                port = int(info.get("port", info.get("tls-port", 0)))
+                role, health = _text(info.get("role")), _text(info.get("health"))
+                if role == "master":
+                    master = (host, port)
+                elif health != "fail" and health != "failed":
+                    working += 1
+            ranges = [int(n) for n in fields.get("slots", [])]
+            if master is None or not ranges:
                 continue
-            masters[node_id] = node
-            for part in rest[4:]:  # after ping-sent, pong-recv, config-epoch, link-state
-                if part.startswith("["):  # a slot being migrated or imported: not owned
-                    continue
-                first, _, last = part.partition("-")
-                owners[int(first) : int(last or first) + 1] = [node] * (
-                    int(last or first) - int(first) + 1
-                )
+            replicas[master] = working
+            for first, last in zip(ranges[::2], ranges[1::2], strict=True):
+                owners[first : last + 1] = [master] * (last - first + 1)
         if any(owner is None for owner in owners):
             return False  # slots not served: the cluster is down or being set up
         self._owners = [owner for owner in owners if owner is not None]
-        self._replicas = {node: replicas_of.get(i, 0) for i, node in masters.items()}
+        self._replicas = replicas
         self._stale = False
         return True
 
@@ -375,7 +389,7 @@ class RedisClusterOnlineStore:
         for address in self._map_sources():
             try:
                 (reply,) = self._node(address).exchange(
-                    command_of(b"CLUSTER", b"NODES"), 1, errors=True
+                    command_of(b"CLUSTER", b"SHARDS"), 1, errors=True
                 )
             except _FAILURES:
                 continue
@@ -386,7 +400,7 @@ class RedisClusterOnlineStore:
         """:meth:`_refresh` on the running event loop."""
         for address in self._map_sources():
             try:
-                (reply,) = await self._node(address).aexchange(command_of(b"CLUSTER", b"NODES"), 1)
+                (reply,) = await self._node(address).aexchange(command_of(b"CLUSTER", b"SHARDS"), 1)
             except (*_FAILURES, TimeoutError):
                 continue
             if self._take_map(address, reply):

@@ -255,3 +255,25 @@ def test_invalid_cluster_settings_name_the_setting(
     config = RedisOnlineStoreConfig(**{"type": "redis", "cluster": True, **settings})
     with pytest.raises(ConfigError, match=message):
         open_online_store(config, repo_root=Path(), project="p")
+
+
+def test_writes_resume_once_a_dead_replica_is_marked_failed(cluster: RedisCluster) -> None:
+    """A write counts once a replica holds it; a dead replica stops counting once failed."""
+    store = _store(cluster, timeout_s=1)
+    records = CODEC.encode_rows([1] * len(KEYS), [None] * len(KEYS), [[1] * len(KEYS)])
+    try:
+        assert store.write_records(VIEW, KEYS, records) == len(KEYS)
+        masters = cluster.masters()
+        cluster.kill(next(p for p in cluster.ports if p not in masters))
+        failures = 0
+        while True:  # fails while the replica is not yet marked failed, then succeeds
+            try:
+                assert store.write_records(VIEW, KEYS, records) == len(KEYS)
+                break
+            except OnlineStoreUnavailableError:
+                failures += 1
+                assert failures < 60, "writes never resumed"
+        rows = store.read_records([ReadRequest(k, (VIEW,)) for k in KEYS])
+        assert [row[0] for row in rows] == records
+    finally:
+        store.close()
