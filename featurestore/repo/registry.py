@@ -17,13 +17,14 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from featurestore._time import to_utc, utc_now
-from featurestore.errors import RegistryConflictError, RegistryFileError
+from featurestore.errors import ConfigError, RegistryConflictError, RegistryFileError
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterator, Mapping
@@ -146,6 +147,7 @@ def open_registry(location: str, *, repo_root: Path, project: str) -> Registry:
     """The registry ``registry:`` names: a ``postgresql://`` URL, or a file relative to the repo.
 
     Raises:
+        ConfigError: ``location`` is a URL of another kind (``s3://...``).
         MissingDependencyError: A PostgreSQL registry without the ``postgres`` extra (at first
             use, not here: the driver is imported when the registry is first read).
     """
@@ -153,6 +155,15 @@ def open_registry(location: str, *, repo_root: Path, project: str) -> Registry:
         from featurestore.repo.registry_pg import PostgresRegistry  # only for PostgreSQL repos
 
         return PostgresRegistry(location, project=project)
+    url = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", location)
+    if url is not None:
+        scheme = url[1]
+        msg = (
+            f"featurestore.yaml is invalid: 'registry' is a {scheme}:// URL; the registry is a "
+            "file (relative to the repo) or a PostgreSQL database (postgresql://user@host:5432/"
+            "dbname). Use one of those."
+        )
+        raise ConfigError(msg)
     path = Path(location)
     return FileRegistry(path if path.is_absolute() else repo_root / path, project=project)
 

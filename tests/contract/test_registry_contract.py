@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featurestore import Entity, FeatureView, Field, ParquetSource
-from featurestore.errors import RegistryConflictError, RegistryFileError
+from featurestore.errors import ConfigError, RegistryConflictError, RegistryFileError
 from featurestore.repo.loader import RepoContents
 from featurestore.repo.registry import Registry, RegistrySnapshot, open_registry
 from featurestore.types import Float64, Int64
@@ -399,4 +399,19 @@ def test_postgres_apply_killed_inside_its_transaction_leaves_the_previous_regist
     assert registry.load() == before
     # The killed transaction's locks are gone: the next apply goes through.
     assert apply_views(registry, {"big_0": 1}).serial == before.serial + 1
+    registry.close()
+
+
+def test_a_registry_url_of_another_kind_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"'registry' is a s3:// URL.*postgresql://"):
+        open_registry("s3://bucket/registry.json", repo_root=tmp_path, project="p")
+    # A PostgreSQL URL names the database without connecting, and never shows the password.
+    registry = open_registry(
+        "postgresql://u:secret@127.0.0.1:1/db", repo_root=tmp_path, project="p"
+    )
+    assert registry.location == "postgresql://u:***@127.0.0.1:1/db"
+    with pytest.raises(RegistryFileError, match="PostgreSQL cannot be reached") as info:
+        registry.load()
+    assert "secret" not in str(info.value)
+    assert registry.stamp() == registry.stamp()  # an unreachable marker of its own, no raise
     registry.close()
