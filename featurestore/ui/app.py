@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from featurestore.serving.reload import RegistryWatcher
 from featurestore.store import FeatureStore
 from featurestore.ui import forms, pages
 from featurestore.ui.markup import Markup, page
+from featurestore.validation.result import ValidationResult
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -260,10 +262,26 @@ async def _view(request: Request, state: UiState) -> _Page:
         except FeatureStoreError as exc:
             online = pages.OnlineFacts(None, None, error=public_detail(exc, 503))
     validation = await anyio.to_thread.run_sync(store.validation_log.latest, name)
+    runs = await anyio.to_thread.run_sync(_validated_windows, store, name)
     body = pages.view_page(
-        snapshot, record, base, now=utc_now(), online=online, validation=validation
+        snapshot, record, base, now=utc_now(), online=online, validation=validation, runs=runs
     )
     return _Page(f"Feature view {name}", body)
+
+
+_HISTORY = 20
+"""Validated windows listed on a view's page."""
+
+
+def _validated_windows(store: FeatureStore, view: str) -> list[ValidationResult]:
+    """The view's last validated windows, newest first.
+
+    The validation log keeps one file per window in the view's folder
+    (``<start>--<end>.json``, see ``featurestore.validation.result``).
+    """
+    folder = store.validation_log.root / view
+    files = sorted(folder.glob("*--*.json"), reverse=True)[:_HISTORY]
+    return [ValidationResult.from_json(json.loads(p.read_text("utf-8"))) for p in files]
 
 
 async def _service(request: Request, state: UiState) -> _Page:

@@ -326,6 +326,42 @@ def _features_table(
     )
 
 
+def _history(runs: Sequence[ValidationResult]) -> Markup:
+    """The validated windows: what featurestore records of a view's materializations."""
+    if not runs:
+        return _section(
+            "history",
+            "Materialization history",
+            tag(
+                "p",
+                "featurestore keeps the watermark (above), not a log of runs; the windows of "
+                "a view with expectations are listed here once validated.",
+                class_="note",
+            ),
+        )
+    rows = [
+        (
+            moment(r.start),
+            moment(r.end),
+            r.kind,
+            f"{r.rows:,}",
+            badge("passed", "ok") if r.success else badge(f"failed {len(r.failures)}", "bad"),
+            moment(r.checked_at),
+        )
+        for r in runs
+    ]
+    return _section(
+        "history",
+        "Materialization history",
+        tag("p", f"The last {len(runs)} validated windows, newest first.", class_="note"),
+        table(
+            ["window start", "window end", "run by", "rows", "verdict", "checked at"],
+            rows,
+            id_="history-table",
+        ),
+    )
+
+
 def view_page(
     snapshot: RegistrySnapshot,
     record: ViewRecord,
@@ -334,8 +370,13 @@ def view_page(
     now: datetime,
     online: OnlineFacts,
     validation: ValidationResult | None,
+    runs: Sequence[ValidationResult] = (),
 ) -> Markup:
-    """A feature view: definition, features, freshness, online records, validation, lineage."""
+    """A feature view: definition, features, freshness, online records, validation, lineage.
+
+    ``runs`` are the view's validated windows, newest first (its materialization history,
+    for a view with expectations).
+    """
     view = record.view
     fresh = freshness_of(record, now)
     flags: list[Markup] = [freshness_badge(fresh)]
@@ -395,15 +436,7 @@ def view_page(
             _section("features", "Features", _features_table(snapshot, view.name, origins, base)),
             _section("freshness", "Freshness and online records", freshness),
             validation_section(validation, record),
-            _section(
-                "history",
-                "Materialization history",
-                tag(
-                    "p",
-                    "featurestore keeps the watermark (above), not a log of runs; each "
-                    "validated window's run is kept with its validation result.",
-                ),
-            ),
+            _history(runs),
             _section(
                 "lineage",
                 "Lineage",

@@ -211,6 +211,9 @@ def test_failed_validation_and_stale_view_are_flagged(flags: str, browser: Any) 
     assert len(failures) == 1
     assert "expect_column_values_to_be_between" in failures[0]
     assert "1 of 3 rows unexpected" in failures[0]
+    # The materialization wrote one validated window: the view's history lists it.
+    assert _column(browser, "history-table", 2) == ["materialization"]
+    assert _column(browser, "history-table", 4) == ["failed 1"]
 
 
 def test_unknown_view_is_a_404_page(flags: str, browser: Any) -> None:
