@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from featurestore.errors import ConfigError, EntityFrameError, FeatureStoreError
+from featurestore.feast_import.parse import FeastOnDemandView, parse_feast_repo
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,6 +55,11 @@ CAUSES: dict[str, str] = {
     "input_differs": (
         "An on-demand feature whose input features differ in this row for one of the "
         "reasons above: the same function, given different inputs."
+    ),
+    "singleton_missing_input": (
+        "A singleton python-mode function (singleton=True) got a missing input: Feast's "
+        "training frame hands it NaN (so `if x:` is true), featurestore hands it None, as "
+        "Feast's non-singleton mode does."
     ),
     "mismatch": "Not explained by a known difference of Feast's: please report it.",
 }
@@ -259,12 +265,21 @@ def _comparable(column: pl.Series, like: pl.Series) -> pl.Series:
     return column
 
 
+def _with_inputs(store: FeatureStore, service: str) -> list[str]:
+    """The service's features and its on-demand views' input features (to see their nulls)."""
+    refs = store.resolve(service)
+    odfvs = store.on_demand_views(refs)
+    inputs = [r for view in odfvs.values() for r in view.view_inputs]
+    return [str(r) for r in dict.fromkeys([*refs, *inputs])]
+
+
 def _compare_service(
     store: FeatureStore,
     service: str,
     ours: pl.DataFrame,
     feast: pl.DataFrame,
     entities: pl.DataFrame,
+    singletons: set[str],
 ) -> ServiceReport:
     snapshot = store.snapshot
     refs = store.resolve(service)
@@ -306,12 +321,21 @@ def _compare_service(
         report.features.append(_compare_column(both, column, tie))
     for ref in on_demand:
         column = f"{ref.view}__{ref.feature}"
-        upstream = store.on_demand_views([ref])[ref.view].view_inputs
-        upstream_columns = [f"{u.view}__{u.feature}" for u in upstream]
+        odfv = store.on_demand_views([ref])[ref.view]
+        upstream_columns = [f"{u.view}__{u.feature}" for u in odfv.view_inputs]
         input_rows = _differing(both, upstream_columns)
+        null_rows: set[int] = set()
+        if ref.view in singletons:
+            inputs = [*upstream_columns, *(f.name for s in odfv.request_sources for f in s.schema)]
+            columns = [c for c in inputs if c in both.columns]
+            if columns:
+                missing_input = both.filter(pl.any_horizontal(pl.col(columns).is_null()))
+                null_rows = set(missing_input[ROW].to_list())
 
-        def follows(row: int, rows: set[int] = input_rows) -> str:
-            return "input_differs" if row in rows else "mismatch"
+        def follows(row: int, rows: set[int] = input_rows, nulls: set[int] = null_rows) -> str:
+            if row in rows:
+                return "input_differs"
+            return "singleton_missing_input" if row in nulls else "mismatch"
 
         report.features.append(_compare_column(both, column, follows))
     return report
@@ -380,6 +404,11 @@ def verify_import(
         FeatureStoreError: Feast failed (its last error lines are in the message).
     """
     entities = _read_entities(entity_file)
+    singletons = {
+        v.name
+        for v in parse_feast_repo(feast_repo).of_type(FeastOnDemandView)
+        if v.mode == "python" and v.singleton
+    }
     known = [s.name for s in store.list_feature_services()]
     chosen = services or known
     unknown = [s for s in chosen if s not in known]
@@ -398,13 +427,20 @@ def verify_import(
         feast_s = time.perf_counter() - started
         started = time.perf_counter()
         ours = {
-            name: store.get_training_frame(entities, name, full_feature_names=True).to_polars()
+            name: store.get_training_frame(
+                entities, _with_inputs(store, name), full_feature_names=True
+            ).to_polars()
             for name in chosen
         }
         ours_s = time.perf_counter() - started
         reports = [
             _compare_service(
-                store, name, ours[name], pl.read_parquet(work / f"{name}.parquet"), entities
+                store,
+                name,
+                ours[name],
+                pl.read_parquet(work / f"{name}.parquet"),
+                entities,
+                singletons,
             )
             for name in chosen
         ]

@@ -298,6 +298,18 @@ class _Writer:
         self.repo, self.out = repo, out
         self.result = ImportResult(out=out, problems=list(repo.problems))
         self.names: dict[int, str] = {}
+        self.name_unbound()
+
+    def name_unbound(self) -> None:
+        """Give views and services written inline in Feast (no variable) one of their own."""
+        taken = {(o.module, o.var) for o in self.repo.objects if o.var is not None}
+        for obj in self.repo.objects:
+            if obj.var is None and isinstance(obj, FeastFeatureView | FeastService):
+                var = _safe_name(obj.name)
+                while (obj.module, var) in taken:
+                    var = f"{var}_{obj.kind.split()[-1]}"
+                obj.var = var
+                taken.add((obj.module, var))
 
     def name_of(self, obj: FeastObject) -> str:
         if id(obj) not in self.names:

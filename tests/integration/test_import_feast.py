@@ -320,6 +320,28 @@ def test_import_writes_every_supported_construct_and_lists_the_rest(tmp_path: Pa
     assert "feast_python(vip_amount_row_python, df, vip_amount_row, singleton=True)" in written
 
 
+def test_a_view_written_inline_in_a_service_gets_a_variable_of_its_own(tmp_path: Path) -> None:
+    feast_repo = tmp_path / "feast"
+    feast_repo.mkdir()
+    (feast_repo / "feature_store.yaml").write_text("project: inline\n")
+    (feast_repo / "defs.py").write_text(
+        "from feast import Entity, FeatureService, FeatureView, Field, FileSource\n"
+        "from feast.types import Int64\n"
+        "user = Entity(name='user', join_keys=['user_id'])\n"
+        "svc = FeatureService(name='svc', features=[FeatureView(name='stats', entities=[user],"
+        " schema=[Field(name='x', dtype=Int64)],"
+        " source=FileSource(path='d.parquet', timestamp_field='ts'))])\n"
+    )
+    pl.DataFrame({"user_id": [1], "ts": [T0], "x": [2]}).write_parquet(feast_repo / "d.parquet")
+    result = write_repo(parse_feast_repo(feast_repo), tmp_path / "ours")
+    assert result.problems == []
+    with FeatureStore(tmp_path / "ours") as store:
+        store.apply()
+        (service,) = store.list_feature_services()
+        assert [str(r) for r in service.refs] == ["stats:x"]
+    assert "stats = FeatureView(" in (tmp_path / "ours" / "defs.py").read_text()
+
+
 def test_import_refuses_a_folder_without_feature_store_yaml(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import-feast", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
@@ -384,6 +406,41 @@ def test_feast_init_template_imports_applies_and_matches_feast(
         assert service["feast_rows"] == service["rows"] == entities.height
         for feature in service["features"]:
             assert feature["equal"] == feature["cells"] == entities.height, feature
+
+
+def test_verify_explains_feasts_nan_for_a_singletons_missing_input(
+    feast_python: Path, tmp_path: Path
+) -> None:
+    user_row = {"user_id": 1, "ts": T0, "created": None, "txn_count": 1, "avg_amount_raw": 9.0}
+    d = Data(
+        user_stats=[{**user_row, "is_vip": True, "visits": 1}],
+        merchant_stats=[],
+        user_merchant_stats=[],
+        balances=[],
+        entities=[
+            {"user_id": 1, "merchant_id": 10, "event_timestamp": _at(1), "amount": 5.0},
+            {"user_id": 99, "merchant_id": 10, "event_timestamp": _at(2), "amount": 7.0},
+        ],
+    )
+    feast_repo = write_fixture(tmp_path / "feast", d, feast_side=True)
+    write_repo(parse_feast_repo(feast_repo), tmp_path / "ours")
+    with FeatureStore(tmp_path / "ours") as store:
+        store.apply()
+        report = verify_import(
+            store,
+            feast_repo,
+            entity_file(tmp_path / "e.parquet", d),
+            feast_python=feast_python,
+            services=["vip_v1"],
+        )
+    (service,) = report.services
+    assert service.rows == service.feast_rows == 2
+    (feature,) = service.features
+    # User 99 has no rows: is_vip is missing; Feast's singleton function sees NaN (true).
+    assert feature.differences == {"singleton_missing_input": 1}
+    assert feature.examples[0]["featurestore"] == 0.0
+    assert feature.examples[0]["feast"] == 7.0
+    assert report.unexplained == 0
 
 
 @settings(
