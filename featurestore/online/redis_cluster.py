@@ -67,8 +67,12 @@ SLOTS: Final = 16384
 _ASKING: Final = command_of(b"ASKING")
 _PAUSE_S: Final = 0.01
 """First pause before retrying after TRYAGAIN, CLUSTERDOWN or a lost node; doubled up to 16x."""
-_WRITE_BATCH: Final = 10 * _WRITE_CHUNK
-"""Records per routed write (one script per slot among them, all masters at once)."""
+_WRITE_BATCH: Final = 50 * _WRITE_CHUNK
+"""Records grouped by slot at once: more records, fewer and larger script calls (about 3
+records per slot at 50,000; about 1 at 10,000, which wrote 50,000 records 1.4-1.6x slower)."""
+_ROUND_KEYS: Final = 10 * _WRITE_CHUNK
+"""Keys written per round of script calls (each round: one round trip per master, all at
+once), so no round trip keeps a master busy for long (about 3,300 records per master of 3)."""
 _FAILURES: Final = (RedisConnectionError, RedisTimeoutError, OSError, hiredis.ProtocolError)
 """What a node's failed exchange raises (a refused or lost connection, a timeout)."""
 
@@ -548,10 +552,24 @@ class RedisClusterOnlineStore:
                 self._script_call(self._write_script, slot, [*keys, self._counter(slot)], values)
                 for slot, (keys, values) in by_slot.items()
             ]
-            replies = self._run(calls, wait=True)
-            self._check(calls, replies)
-            written += sum(int(r) for r in replies)
+            written += sum(int(r) for r in self._run_scripts(calls))
         return written
+
+    def _run_scripts(self, calls: list[_Call]) -> list[Any]:
+        """The replies of script ``calls`` (errors raised), sent in rounds of _ROUND_KEYS keys."""
+        replies: list[Any] = []
+        start = 0
+        while start < len(calls):
+            stop, keys = start + 1, len(calls[start].keys)
+            while stop < len(calls) and keys + len(calls[stop].keys) <= _ROUND_KEYS:
+                keys += len(calls[stop].keys)
+                stop += 1
+            part = calls[start:stop]
+            got = self._run(part, wait=True)
+            self._check(part, got)
+            replies += got
+            start = stop
+        return replies
 
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
         """One HMGET per entity key, one pipelined round trip per master (see OnlineStore)."""
@@ -635,8 +653,7 @@ class RedisClusterOnlineStore:
                     )
                     for slot, (sent, args) in slots
                 ]
-                replies = self._run(calls, wait=True)
-                self._check(calls, replies)
+                replies = self._run_scripts(calls)
                 for (_, (sent, _)), failed in zip(slots, replies, strict=True):
                     retry += [sent[int(j)] for j in failed]
                     written += len(sent) - len(failed)
@@ -691,11 +708,7 @@ class RedisClusterOnlineStore:
             )
             for slot, keys in by_slot.items()
         ]
-        if not calls:
-            return 0
-        replies = self._run(calls, wait=True)
-        self._check(calls, replies)
-        return sum(int(r) for r in replies)
+        return sum(int(r) for r in self._run_scripts(calls))
 
     def read_epoch(self) -> str | None:
         """The value of ``{key_prefix}:{project}:__epoch__`` (None: no such key)."""
