@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from featurestore.definitions._names import check_name
 from featurestore.errors import DefinitionError
 from featurestore.types import Float64, Int64, ScalarType
 
-__all__ = ["AggFunction", "Aggregation", "window_label"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["TILE_PARTS", "AggFunction", "Aggregation", "tile_parts", "window_label"]
 
 AggFunction = Literal["count", "sum", "mean", "min", "max", "last", "stddev"]
 """The aggregate functions. Nulls in the column are skipped, as in SQL."""
@@ -104,3 +107,38 @@ class Aggregation:
     def dtype(self) -> ScalarType:
         """The feature's type: ``Int64`` for count, ``Float64`` for the others."""
         return Int64 if self.function == "count" else Float64
+
+
+TILE_PARTS = ("count", "sum", "m2", "min", "max", "last")
+"""Every partial aggregate a tile may keep of a column: the non-null count, the sum, the sum
+of squared deviations from the tile's mean (what ``stddev`` combines), min, max, and the
+newest non-null value by the total order."""
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "count": (),
+    "sum": ("sum",),
+    "mean": ("sum",),
+    "stddev": ("sum", "m2"),
+    "min": ("min",),
+    "max": ("max",),
+    "last": ("last",),
+}
+
+
+def tile_parts(aggregations: Sequence[Aggregation]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Per aggregated column (first-use order), the :data:`TILE_PARTS` its tiles keep.
+
+    The count is always kept (a part is null where it is 0); the others only when an
+    aggregation of the column needs them, so tiles hold nothing no read uses.
+
+    Example:
+        >>> day = timedelta(days=1)
+        >>> tile_parts([Aggregation("amount", "mean", day), Aggregation("amount", "max", day)])
+        (('amount', ('count', 'sum', 'max')),)
+    """
+    needed: dict[str, set[str]] = {}
+    for a in aggregations:
+        if a.column is not None:
+            needed.setdefault(a.column, {"count"}).update(_NEEDS[a.function])
+    return tuple(
+        (column, tuple(p for p in TILE_PARTS if p in parts)) for column, parts in needed.items()
+    )

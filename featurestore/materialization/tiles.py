@@ -8,16 +8,18 @@ through the engine like every other reader), never adds to a stored one:
 * a push (:func:`fold_events`) recomputes the whole tiles its events fall in (coverage: the
   tile's end), after the push log holds them.
 
-The conditional write (:mod:`featurestore.online.tiles`) keeps the tile with the larger
-``(coverage end, events read)``. A tile's events only grow with its coverage and with the
-offline rows, so windows in any order, repeated or overlapping, and pushes before or after
-them, leave the tiles of one full run: a row is never counted twice. Tiles starting before
-:func:`~featurestore.online.tiles.expiry_horizon` of the new watermark are not written, and
-those the watermark's advance expires are deleted.
+The tiles of a key are merged into its tile block (:mod:`featurestore.online.tiles`) by the
+store's atomic read-merge-write: per tile, the larger ``(coverage end, events read)`` wins.
+A tile's events only grow with its coverage and with the offline rows, so windows in any
+order, repeated or overlapping, and pushes before or after them, leave the tiles of one full
+run: a row is never counted twice. Tiles starting before
+:func:`~featurestore.online.tiles.expiry_horizon` of the watermark are dropped by each merge,
+and the blocks whose newest tile the watermark's advance expires are deleted.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featurestore._time import from_micros, to_micros
+from featurestore._time import from_micros, to_micros, utc_now
 from featurestore.errors import MaterializationError
 from featurestore.online.codec import KeyEncoder, PackedBytes
-from featurestore.online.tiles import expiry_horizon, tile_codec, tile_view, widest_us
+from featurestore.online.tiles import TileBlocks, expiry_horizon, widest_us
 from featurestore.types import to_arrow
 from featurestore.window import floor_to
 
@@ -73,22 +75,29 @@ def write_tiles(
     watermark: datetime | None,
     batch_size: int = 200_000,
 ) -> tuple[int, int]:
-    """Recompute and write the tiles of the window ``[start, end)``.
+    """Recompute the tiles of the window ``[start, end)`` and merge them into the blocks.
 
     ``watermark`` is the view's watermark after this window (None: none); tiles it expires
-    are skipped (a window that does not move the watermark keeps the older tiles reads
-    before the watermark still need).
-    Returns (tiles computed, tile records written).
+    are neither computed nor kept (a window that does not move the watermark keeps the older
+    tiles reads before the watermark still need).
+    Returns (tiles computed, tile blocks written).
     """
     view = record.view
     hop, end_us = view.hop_us, to_micros(end)
     lo = floor_to(to_micros(start), hop)
-    if watermark is not None:
-        lo = max(lo, expiry_horizon(to_micros(watermark), hop, widest_us(view)))
+    horizon = _horizon(record, watermark)
+    if horizon is not None:
+        lo = max(lo, horizon)
     if lo >= end_us:
         return 0, 0
     batches = offline.tiles(record, from_micros(lo), end, batch_size=batch_size)
-    return _write(online, record, batches, lambda tiles: np.minimum(tiles + hop, end_us))
+
+    def coverage(tiles: np.ndarray) -> np.ndarray:
+        covered: np.ndarray = np.minimum(tiles + hop, end_us)
+        return covered
+
+    at = floor_to(to_micros(watermark if watermark is not None else end), hop)
+    return _write(online, record, batches, coverage, horizon, at)
 
 
 def fold_events(
@@ -136,17 +145,20 @@ def fold_events(
     wanted = table.group_by([*keys, _TILE]).aggregate([])
     lo, hi = min(tiles), max(tiles) + hop
     batches = offline.tiles(record, from_micros(lo), from_micros(hi), wanted=wanted)
-    _, written = _write(online, record, batches, lambda tiles: tiles + hop)
+    horizon = _horizon(record, record.watermark)
+    at = floor_to(to_micros(utc_now()), hop)  # reads after a push are at the current time
+    _, written = _write(online, record, batches, lambda tiles: tiles + hop, horizon, at)
     return written
 
 
 def expire_tiles(
     online: OnlineStore, record: ViewRecord, old: datetime | None, new: datetime
 ) -> int:
-    """Delete the tiles the watermark's move from ``old`` to ``new`` expires; returns how many.
+    """Delete the tile blocks the watermark's move from ``old`` to ``new`` expires.
 
-    Nothing older than ``old``'s horizon exists (it was deleted, or never written); without
-    ``old`` nothing before ``new``'s horizon was written.
+    A block whose newest tile starts before the new horizon holds no tile a read at or
+    after ``new`` uses; the older tiles of the other blocks are dropped when they are next
+    written (reads never look at them). Returns how many blocks were deleted.
     """
     if old is None or new <= old:
         return 0
@@ -154,7 +166,15 @@ def expire_tiles(
     hop, widest = view.hop_us, widest_us(view)
     first = expiry_horizon(to_micros(old), hop, widest)
     last = expiry_horizon(to_micros(new), hop, widest)
-    return sum(online.delete_records(tile_view(view.name, s)) for s in range(first, last, hop))
+    return online.delete_older(view.name, last) if last > first else 0
+
+
+def _horizon(record: ViewRecord, watermark: datetime | None) -> int | None:
+    """The expiry horizon of ``record``'s view at ``watermark`` (None: no watermark)."""
+    if watermark is None:
+        return None
+    view = record.view
+    return expiry_horizon(to_micros(watermark), view.hop_us, widest_us(view))
 
 
 def _write(
@@ -162,28 +182,22 @@ def _write(
     record: ViewRecord,
     batches: Iterator[pa.RecordBatch],
     coverage: Callable[[np.ndarray], np.ndarray],
+    horizon: int | None,
+    at: int,
 ) -> tuple[int, int]:
-    """Encode tile batches (numpy, no per-value Python work) and write them tile by tile."""
+    """Encode tile batches into per-key blocks (numpy) and merge them into the store.
+
+    The blocks' ready aggregates are for reads in hop ``at``.
+    """
     view = record.view
     keys = list(view.join_keys)
     encoder = KeyEncoder({k: record.key_dtypes[k] for k in keys})
-    codec = tile_codec(view, record.fingerprint)
+    blocks = TileBlocks(view, record.fingerprint)
+    merge = blocks.merge(horizon, at)
     computed = written = 0
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        tiles = batch.column(_TILE).to_numpy()
-        order = np.argsort(tiles, kind="stable")
-        batch = batch.take(pa.array(order))  # grouped by tile
-        tiles = tiles[order]
-        first = len(keys) + 1
-        values, nulls = [], []
-        for i in range(first, batch.num_columns):
-            column = batch.column(i)
-            null = pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
-            values.append(pc.fill_null(column, 0).to_numpy(zero_copy_only=False))
-            nulls.append(null)
-        records = codec.encode_arrays(coverage(tiles), values[0], None, values, nulls)
         key_arrays = [batch.column(k) for k in keys]
         entity_keys: Sequence[bytes] | None = None
         if all(record.key_dtypes[k].name in ("Int32", "Int64") for k in keys):
@@ -195,24 +209,36 @@ def _write(
                     for a, k in zip(key_arrays, keys, strict=True)
                 ]
             )
-        assert records is not None  # tile schemas are fixed-width
-        bounds = np.flatnonzero(np.diff(tiles)) + 1
-        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(tiles)], strict=True):
-            name = tile_view(view.name, int(tiles[lo]))
-            written += online.write_records(
-                name, _rows(entity_keys, lo, hi), _rows(records, lo, hi)
-            )
+        starts = batch.column(_TILE).to_numpy()
+        entries = np.zeros(batch.num_rows, dtype=blocks.dtype)
+        entries["start"] = starts
+        entries["coverage"] = coverage(starts)
+        names = blocks.dtype.names or ()
+        for name, i in zip(names[2:], range(len(keys) + 1, batch.num_columns), strict=True):
+            entries[name] = pc.fill_null(batch.column(i), 0).to_numpy(zero_copy_only=False)
+        order, firsts = _group(entity_keys, starts)
+        entries = entries[order]
+        bounds = list(itertools.pairwise([*firsts, len(order)]))
+        out_keys = [entity_keys[int(order[lo])] for lo, _ in bounds]
+        out_blocks = blocks.encode([entries[lo:hi] for lo, hi in bounds], at)
+        written += online.merge_records(view.name, out_keys, out_blocks, merge)
         computed += batch.num_rows
-    logger.debug("%s: %d tiles computed, %d written", view.name, computed, written)
+    logger.debug("%s: %d tiles computed, %d blocks written", view.name, computed, written)
     return computed, written
 
 
-def _rows(items: Sequence[bytes], lo: int, hi: int) -> Sequence[bytes]:
-    """``items[lo:hi]``, still packed when ``items`` is (SQLite's bulk write takes it whole)."""
-    if isinstance(items, PackedBytes):
-        size = items.itemsize
-        return PackedBytes(items.buffer[lo * size : hi * size], size)
-    return items[lo:hi]
+def _group(entity_keys: Sequence[bytes], starts: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The order that groups rows by key, tiles oldest first, and where each key begins."""
+    if isinstance(entity_keys, PackedBytes):  # equal-sized keys: numpy sorts them bytewise
+        packed = np.frombuffer(entity_keys.buffer, dtype=f"S{entity_keys.itemsize}")
+        order = np.lexsort((starts, packed))
+        grouped = packed[order]
+        firsts = [0, *(np.flatnonzero(grouped[1:] != grouped[:-1]) + 1).tolist()]
+        return order, firsts
+    keys = list(entity_keys)
+    order = np.array(sorted(range(len(keys)), key=lambda i: (keys[i], int(starts[i]))))
+    firsts = [i for i in range(len(order)) if i == 0 or keys[order[i]] != keys[order[i - 1]]]
+    return order, firsts
 
 
 def _python_keys(column: pa.Array, dtype: DType) -> list[Any]:

@@ -73,14 +73,15 @@ class OnlineStore(Protocol):
         view: str,
         entity_keys: Sequence[bytes],
         records: Sequence[bytes],
-        merge: Callable[[bytes | None, bytes], bytes],
+        merge: Callable[[Sequence[bytes | None], Sequence[bytes]], list[bytes]],
     ) -> int:
-        """Store ``merge(stored, records[i])`` under ``(view, entity_keys[i])``.
+        """Store the merge of each stored record with ``records[i]`` under ``(view, entity_keys[i])``.
 
-        ``stored`` is the record stored now (None: none). Each read-merge-write is atomic:
-        a record another writer stores meanwhile is merged, never overwritten (SQLite: one
-        write transaction; Redis: compare-and-set, retried). A merge that returns the stored
-        record writes nothing. Aggregation tile blocks are written this way
+        ``merge(stored, new)`` takes a batch: the records stored now (None: none) and the new
+        ones, and returns the records to store, in the same order. Each read-merge-write is
+        atomic: a record another writer stores meanwhile is merged, never overwritten
+        (SQLite: one write transaction; Redis: compare-and-set, retried). A merged record
+        equal to the stored one is not written. Aggregation tile blocks are written this way
         (:mod:`featurestore.online.tiles`). Returns how many records were written.
 
         Raises:

@@ -43,7 +43,7 @@ from featurestore.online.layout import (
 )
 from featurestore.online.on_demand import OnlineOnDemand, hidden_name
 from featurestore.online.response import OnlineResponse
-from featurestore.online.tiles import TilePlan, combine, tile_view
+from featurestore.online.tiles import TilePlan, combine
 from featurestore.repo.registry import resolve_refs
 from featurestore.transformations.graph import plan_on_demand
 from featurestore.window import in_window, ttl_micros
@@ -85,7 +85,7 @@ class _ViewPlan:
     codec: RecordCodec
     ttl_us: int | None
     tiles: TilePlan | None = None
-    """An aggregation view's tiles (G7): read and combined at request time."""
+    """An aggregation view's tiles (G7): its tile block is read and combined at request time."""
     watermark_us: int | None = None
     """An aggregation view's watermark (its tiles' statuses depend on it)."""
 
@@ -106,8 +106,6 @@ class _Plan:
     """Decoding (key set by key set) already yields ``names`` in order: no reordering."""
     set_views: tuple[tuple[str, ...], ...] = ()
     """Per key set, the names of its views (what each read request asks for)."""
-    tiled: bool = False
-    """Some view is an aggregation view: the names read depend on the request time."""
 
     def __post_init__(self) -> None:
         decoded = tuple(
@@ -119,7 +117,6 @@ class _Plan:
         object.__setattr__(
             self, "decoded_in_order", self.on_demand is None and decoded == self.names
         )
-        object.__setattr__(self, "tiled", any(v.tiles is not None for v in self.views))
         object.__setattr__(
             self,
             "set_views",
@@ -145,9 +142,6 @@ class _Batch:
     requests: list[ReadRequest]
     slots: list[list[int]]
     """Per key set, for each entity row, the index of its read request."""
-    spans: list[list[tuple[int, int]]] | None = None
-    """With aggregation views: per key set, per view, where its records lie in a read
-    request's results (first, count); None: one record per view, in view order."""
 
 
 class OnlineReader:
@@ -277,11 +271,7 @@ class OnlineReader:
         requests: list[ReadRequest] = []
         # Per key set: for each entity row, the index of its request.
         slots: list[list[int]] = []
-        spans: list[list[tuple[int, int]]] | None = [] if plan.tiled else None
-        for (names, encoder, positions), views in zip(plan.key_sets, plan.set_views, strict=True):
-            if spans is not None:
-                views, span = _tile_names(plan, positions, now)
-                spans.append(span)
+        for (names, encoder, _), views in zip(plan.key_sets, plan.set_views, strict=True):
             encoded = encoder.encode_columns([keys[k] for k in names])
             seen: dict[bytes, int] = {}
             row_slots = []
@@ -292,7 +282,7 @@ class OnlineReader:
                     requests.append(ReadRequest(key, views))
                 row_slots.append(slot)
             slots.append(row_slots)
-        return _Batch(plan, now, keys, n, request, requests, slots, spans)
+        return _Batch(plan, now, keys, n, request, requests, slots)
 
     def _finish(self, batch: _Batch, results: list[list[bytes | None]]) -> OnlineResponse:
         """Decode the records read for ``batch`` into the response (no I/O)."""
@@ -304,15 +294,10 @@ class OnlineReader:
             row_slots = slots[set_index]
             for field, position in enumerate(view_positions):
                 view = plan.views[position]
-                at = field
-                if batch.spans is not None:
-                    first, count = batch.spans[set_index][field]
-                    if view.tiles is not None:
-                        tiles = [results[s][first : first + count] for s in row_slots]
-                        _combine_view(view, tiles, now, features_out, statuses, event_micros)
-                        continue
-                    at = first  # the view's place among the names read
-                records = [results[s][at] for s in row_slots]
+                records = [results[s][field] for s in row_slots]
+                if view.tiles is not None:
+                    _combine_view(view, records, now, features_out, statuses, event_micros)
+                    continue
                 _decode_view(view, records, now, features_out, statuses, event_micros)
         if plan.on_demand is not None:
             plan.on_demand.compute(batch.request, n, features_out, statuses, event_micros)
@@ -464,42 +449,17 @@ def _decode_view(
         events_out[name] = events
 
 
-def _tile_names(
-    plan: _Plan, positions: tuple[int, ...], now: int
-) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
-    """The names one key set reads at ``now`` (each aggregation view: its tiles), with spans."""
-    names: list[str] = []
-    spans = []
-    for position in positions:
-        view = plan.views[position]
-        first = len(names)
-        if view.tiles is None:
-            names.append(view.name)
-        else:
-            names += [tile_view(view.name, start) for start in view.tiles.starts(now)]
-        spans.append((first, len(names) - first))
-    return tuple(names), spans
-
-
 def _combine_view(
     view: _ViewPlan,
-    tiles: list[list[bytes | None]],
+    records: list[bytes | None],
     now: int,
     features_out: dict[str, list[Any]],
     statuses_out: dict[str, list[FieldStatus]],
     events_out: dict[str, list[int | None]],
 ) -> None:
-    """The requested aggregates of one aggregation view, per entity, from its tiles."""
+    """The requested aggregates of one aggregation view, per entity, from its tile blocks."""
     plan = cast("TilePlan", view.tiles)
-    columns: list[list[Any]] = [[] for _ in view.outputs]
-    statuses: list[FieldStatus] = []
-    events: list[int | None] = []
-    for records in tiles:
-        values, status, newest = combine(plan, records, now, view.watermark_us)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-        statuses.append(status)
-        events.append(newest)
+    columns, statuses, events = combine(plan, records, now, view.watermark_us)
     for name, column in zip(view.outputs, columns, strict=True):
         features_out[name] = column
         statuses_out[name] = statuses

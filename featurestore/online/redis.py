@@ -635,7 +635,7 @@ class RedisOnlineStore:
         view: str,
         entity_keys: Sequence[bytes],
         records: Sequence[bytes],
-        merge: Callable[[bytes | None, bytes], bytes],
+        merge: Callable[[Sequence[bytes | None], Sequence[bytes]], list[bytes]],
     ) -> int:
         """Read (HGET, pipelined), merge, then compare-and-set with a script (see OnlineStore).
 
@@ -660,8 +660,8 @@ class RedisOnlineStore:
                     args: list[bytes | str] = [view]
                     sent: list[int] = []
                     changed: list[bytes] = []
-                    for i, key, old in zip(chunk, keys, stored, strict=True):
-                        new = merge(old, records[i])
+                    merged = merge(stored, [records[i] for i in chunk])
+                    for i, key, old, new in zip(chunk, keys, stored, merged, strict=True):
                         if new != old:
                             args += [old or b"", new]
                             sent.append(i)

@@ -215,7 +215,7 @@ class SqliteOnlineStore:
         view: str,
         entity_keys: Sequence[bytes],
         records: Sequence[bytes],
-        merge: Callable[[bytes | None, bytes], bytes],
+        merge: Callable[[Sequence[bytes | None], Sequence[bytes]], list[bytes]],
     ) -> int:
         """Read, merge and write in one write transaction (see OnlineStore)."""
         if len(entity_keys) != len(records):
@@ -236,18 +236,26 @@ class SqliteOnlineStore:
                             f"AND entity_key IN ({','.join('?' * len(chunk))})"
                         )
                         stored.update(self._conn.execute(sql, [view, *chunk]).fetchall())
-                    rows = []
-                    for key, record in zip(keys, records, strict=True):
-                        old = stored.get(key)
-                        new = merge(old, record)
-                        if new != old:
-                            stored[key] = new
-                            rows.append((view, key, new))
-                    rows.sort()
+                    # A key given twice is merged twice (the second with the first's result).
+                    rows: dict[bytes, bytes] = {}
+                    start = 0
+                    while start < len(keys):
+                        stop = start + 1
+                        seen = {keys[start]}
+                        while stop < len(keys) and keys[stop] not in seen:
+                            seen.add(keys[stop])
+                            stop += 1
+                        chunk = keys[start:stop]
+                        olds = [stored.get(k) for k in chunk]
+                        merged = merge(olds, records[start:stop])
+                        for key, old, new in zip(chunk, olds, merged, strict=True):
+                            if new != old:
+                                stored[key] = rows[key] = new
+                        start = stop
                     self._conn.executemany(
                         f"INSERT OR REPLACE INTO {_TABLE} (view, entity_key, record) "
                         "VALUES (?, ?, ?)",
-                        rows,
+                        [(view, k, rows[k]) for k in sorted(rows)],
                     )
                     self._conn.execute("COMMIT")
                 except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from featurestore.online.base import OnlineStore, ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
@@ -14,9 +15,9 @@ from featurestore.types import Int64
 KEYS = KeyEncoder({"user_id": Int64})
 
 
-def _union(old: bytes | None, new: bytes) -> bytes:
+def _union(olds: Sequence[bytes | None], news: Sequence[bytes]) -> list[bytes]:
     """A merge: the sorted union of the one-byte tokens of both records."""
-    return bytes(sorted(set(old or b"") | set(new)))
+    return [bytes(sorted(set(o or b"") | set(n))) for o, n in zip(olds, news, strict=True)]
 
 
 def _read(store: OnlineStore, view: str, keys: list[bytes]) -> list[bytes | None]:
@@ -81,3 +82,9 @@ def test_delete_older_deletes_records_with_an_older_event_time(online_store: Onl
     assert _read(online_store, "w", keys) == records  # other views untouched
     assert online_store.count_records("v") == 2
     assert online_store.delete_older("v", 20) == 0
+
+
+def test_merge_records_merges_a_key_given_twice_twice(online_store: OnlineStore) -> None:
+    (key,) = KEYS.encode_columns([[7]])
+    online_store.merge_records("v", [key, key], [b"a", b"b"], _union)
+    assert _read(online_store, "v", [key]) == [b"ab"]

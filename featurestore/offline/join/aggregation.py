@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from featurestore._time import from_micros, to_micros
+from featurestore.definitions.aggregation import tile_parts
 from featurestore.offline.join.query import T_COL, entity_keys_sql, key_match
 from featurestore.offline.join.spec import ROW_COL
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query, newer_order_key, quote_ident
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from featurestore.definitions import Aggregation, FeatureView
     from featurestore.offline.join.spec import JoinSpec, ViewRequest
 
-__all__ = ["TILE_PARTS", "TILE_TIME", "aggregate_sql", "aggregation_join", "tiles_query"]
+__all__ = ["TILE_TIME", "aggregate_sql", "aggregation_join", "tiles_query"]
 
 _SQL_FUNCTIONS = {
     "count": "count",
@@ -95,8 +96,6 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
 
 TILE_TIME = "__fs_tile"
 """The tile start column of :func:`tiles_query` (``BIGINT`` microseconds, a multiple of the hop)."""
-TILE_PARTS = ("count", "sum", "m2", "min", "max", "last")
-"""The partial aggregates of one column in a tile, in :func:`tiles_query`'s column order."""
 
 
 def tiles_query(
@@ -104,26 +103,29 @@ def tiles_query(
 ) -> Query:
     """Per (key, tile) partial aggregates of the events with ``lo <= event < hi`` (G7 tiles).
 
-    ``lo`` should be a tile start (else the first tile is partial). Columns: the join keys, :data:`TILE_TIME`, ``__fs_n`` (events), ``__fs_max`` (the newest
-    event time, microseconds), then per aggregated column (``view.event_columns``) the
-    :data:`TILE_PARTS`: non-null count, sum, the sum of squared deviations from the tile's
-    mean (what ``stddev`` combines), min, max and the newest non-null value by the total
-    order. ``wanted`` names a relation of (join keys, ``__fs_tile``): only those tiles.
+    ``lo`` should be a tile start (else the first tile is partial). Columns: the join keys,
+    :data:`TILE_TIME`, ``__fs_n`` (events), ``__fs_max`` (the newest event time,
+    microseconds), then per aggregated column the parts of
+    :func:`~featurestore.definitions.aggregation.tile_parts`, in that order: non-null count,
+    sum, the sum of squared deviations from the tile's mean (what ``stddev`` combines), min,
+    max and the newest non-null value by the total order. ``wanted`` names a relation of
+    (join keys, ``__fs_tile``): only those tiles.
     """
     hop = view.hop_us
     us = f"epoch_us({EVENT_TS})"
     keys = ", ".join(quote_ident(k) for k in view.join_keys)
     parts = ["count(*) AS __fs_n", f"max({us}) AS __fs_max"]
-    for i, column in enumerate(view.event_columns):
+    for i, (column, kept) in enumerate(tile_parts(view.aggregations)):
         c = quote_ident(column)
-        parts += [
-            f"count({c}) AS __fs_c{i}_count",
-            f"sum({c}) AS __fs_c{i}_sum",
-            f"var_pop({c}) * count({c}) AS __fs_c{i}_m2",
-            f"min({c}) AS __fs_c{i}_min",
-            f"max({c}) AS __fs_c{i}_max",
-            f"arg_max({c}, {newer_order_key()}) FILTER (WHERE {c} IS NOT NULL) AS __fs_c{i}_last",
-        ]
+        sql = {
+            "count": f"count({c})",
+            "sum": f"sum({c})",
+            "m2": f"var_pop({c}) * count({c})",
+            "min": f"min({c})",
+            "max": f"max({c})",
+            "last": f"arg_max({c}, {newer_order_key()}) FILTER (WHERE {c} IS NOT NULL)",
+        }
+        parts += [f"{sql[part]} AS __fs_c{i}_{part}" for part in kept]
     query = Query().add(f"SELECT {keys}, {TILE_TIME}, {', '.join(parts)} FROM (SELECT *, ")
     query.add(f"({us} - ((({us} % {hop}) + {hop}) % {hop})) AS {TILE_TIME} FROM (")
     query.extend(scan).add(f") WHERE {EVENT_TS} >= ? AND {EVENT_TS} < ?) t", lo, hi)
