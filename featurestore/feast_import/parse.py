@@ -853,9 +853,17 @@ def _build_feature_view(m: _Module, line: int, args: list[object], kw: dict[str,
     keys = {k for e in entities for k in e.join_keys}
     raw_schema = kw.get("schema")
     if raw_schema is None:
-        return fail(
-            "it has no schema (Feast infers the features from the source's columns)",
-            "list the features with schema=[Field(name=..., dtype=...)]",
+        raw_schema = _inferred_schema(m, source)
+        if raw_schema is None:
+            return fail(
+                "it has no schema, and its Parquet file cannot be read to infer one as Feast does",
+                "list the features with schema=[Field(name=..., dtype=...)]",
+            )
+        m.note(
+            label,
+            "it has no schema: the features are inferred from the Parquet file's columns, "
+            "as Feast does",
+            "check the written schema",
         )
     if isinstance(raw_schema, list):
         raw_schema = [f for f in raw_schema if not (isinstance(f, FeastField) and f.name in keys)]
@@ -891,6 +899,34 @@ def _build_feature_view(m: _Module, line: int, args: list[object], kw: dict[str,
     )
     m.reader.repo.objects.append(view)
     return view
+
+
+def _inferred_schema(m: _Module, source: FeastFileSource | FeastPushSource) -> list[object] | None:
+    """Feast's inference: every column but the join keys and timestamps, after field_mapping."""
+    import pyarrow.parquet as pq
+
+    from featurestore.types import dtype_from_arrow
+
+    batch = source.batch_source if isinstance(source, FeastPushSource) else source
+    if batch is None:
+        return None
+    path = m.reader.repo.root / batch.path
+    if path.is_dir():
+        path = next(iter(sorted(path.rglob("*.parquet"))), path)
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, ValueError):
+        return None
+    skip = {batch.timestamp_field, batch.created_timestamp_column}
+    fields: list[object] = []
+    for column in schema:
+        name = batch.field_mapping.get(column.name, column.name)
+        if column.name in skip or name in skip:
+            continue
+        dtype = dtype_from_arrow(column.type)
+        ours = str(dtype) if dtype is not None else None
+        fields.append(FeastField(name, str(column.type), ours))
+    return fields
 
 
 def _build_service(m: _Module, line: int, args: list[object], kw: dict[str, object]) -> object:

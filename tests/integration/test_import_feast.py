@@ -283,6 +283,7 @@ def test_import_writes_every_supported_construct_and_lists_the_rest(tmp_path: Pa
     assert "field 'profile': its type Map" in listed
     assert "feature view 'global_stats'" in listed
     assert "on-demand feature view 'profile_size'" in listed
+    assert "features are inferred from the Parquet file's columns" in listed
     assert "it is written as 'user_extras'" in listed
     assert "push_source_name set to 'user_balance'" in listed
 
@@ -296,7 +297,10 @@ def test_import_writes_every_supported_construct_and_lists_the_rest(tmp_path: Pa
             "user_merchant_stats",
             "user_balance",
             "user_extras",
+            "inferred_stats",
         }
+        inferred = views["inferred_stats"]
+        assert inferred.feature_names == ("txn_count", "avg_amount", "is_vip", "visits")
         stats = views["user_stats"]
         assert stats.ttl == timedelta(hours=6)
         assert stats.source.created_timestamp_field == "created"
