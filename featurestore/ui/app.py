@@ -231,6 +231,11 @@ async def _catalog(request: Request, state: UiState) -> _Page:
     return _Page("Catalog", body, active="")
 
 
+async def _features(request: Request, state: UiState) -> _Page:
+    body = pages.features_page(state.store.snapshot, _base(request))
+    return _Page("Features", body, active="features")
+
+
 async def _view(request: Request, state: UiState) -> _Page:
     name = request.path_params["name"]
     snapshot = state.store.snapshot
@@ -470,6 +475,7 @@ def ui_app(state: UiState) -> Starlette:
     app = Starlette(
         routes=[
             _page_route("/", _catalog),
+            _page_route("/features", _features),
             _page_route("/views/{name}", _view),
             _page_route("/services/{name}", _service),
             _page_route("/freshness", _freshness),

@@ -104,7 +104,13 @@ def _frame() -> string.Template:
     return string.Template(text)
 
 
-NAV = (("", "Catalog"), ("freshness", "Freshness"), ("lookup", "Lookup"), ("skew", "Skew"))
+NAV = (
+    ("", "Catalog"),
+    ("features", "Features"),
+    ("freshness", "Freshness"),
+    ("lookup", "Lookup"),
+    ("skew", "Skew"),
+)
 """The top navigation: path below the UI root, title."""
 
 

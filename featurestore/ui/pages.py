@@ -34,6 +34,7 @@ __all__ = [
     "MAX_LINEAGE_NODES",
     "OnlineFacts",
     "catalog_page",
+    "features_page",
     "freshness_page",
     "on_demand_page",
     "service_page",
@@ -188,6 +189,57 @@ def catalog_page(snapshot: RegistrySnapshot, base: str) -> Markup:
         id_="services-table",
         class_="filterable",
     )
+    graph = lineage_of(snapshot, base)
+    lineage: Markup | str = (
+        tag("div", graph.svg(), class_="scroll")
+        if len(graph.nodes) <= MAX_LINEAGE_NODES
+        else f"{len(graph.nodes)} nodes: too many to draw at once; each view's page draws "
+        "its own lineage."
+    )
+    n_features = sum(len(r.view.schema) for r in snapshot.feature_views.values()) + sum(
+        len(r.schema) for r in snapshot.on_demand_views.values()
+    )
+    counts = (
+        f"{len(snapshot.entities)} entities, {len(snapshot.feature_views)} feature views, "
+        f"{len(snapshot.on_demand_views)} on-demand views, {len(snapshot.feature_services)} "
+        f"services; registry serial {snapshot.serial}, applied {moment(snapshot.applied_at)}."
+    )
+    filter_box = _filter_box()
+    return join(
+        [
+            tag("h1", f"Catalog of {snapshot.project}"),
+            tag("p", counts, id="counts"),
+            filter_box,
+            _section("entities", "Entities", entities),
+            _section("feature-views", "Feature views", views),
+            _section("on-demand-views", "On-demand views", on_demand),
+            _section("services", "Feature services", services),
+            _section(
+                "features",
+                "Features",
+                tag(
+                    "p",
+                    tag("a", f"All {n_features:,} features", href=f"{base}/features"),
+                    ": their types, where each comes from and which services use it.",
+                ),
+            ),
+            _section("lineage", "Lineage", lineage),
+        ]
+    )
+
+
+def _filter_box() -> Markup:
+    return tag(
+        "input",
+        type="search",
+        id="filter",
+        placeholder="Filter the tables (name, owner, tag, text)...",
+        aria_label="Filter",
+    )
+
+
+def features_page(snapshot: RegistrySnapshot, base: str) -> Markup:
+    """Every feature of every view: type, description, where it comes from, who uses it."""
     features = table(
         ["feature", "type", "description", "comes from", "used by"],
         (
@@ -203,38 +255,7 @@ def catalog_page(snapshot: RegistrySnapshot, base: str) -> Markup:
         id_="features-table",
         class_="filterable",
     )
-    graph = lineage_of(snapshot, base)
-    lineage: Markup | str = (
-        tag("div", graph.svg(), class_="scroll")
-        if len(graph.nodes) <= MAX_LINEAGE_NODES
-        else f"{len(graph.nodes)} nodes: too many to draw at once; each view's page draws "
-        "its own lineage."
-    )
-    counts = (
-        f"{len(snapshot.entities)} entities, {len(snapshot.feature_views)} feature views, "
-        f"{len(snapshot.on_demand_views)} on-demand views, {len(snapshot.feature_services)} "
-        f"services; registry serial {snapshot.serial}, applied {moment(snapshot.applied_at)}."
-    )
-    filter_box = tag(
-        "input",
-        type="search",
-        id="filter",
-        placeholder="Filter the tables (name, owner, tag, text)...",
-        aria_label="Filter",
-    )
-    return join(
-        [
-            tag("h1", f"Catalog of {snapshot.project}"),
-            tag("p", counts, id="counts"),
-            filter_box,
-            _section("entities", "Entities", entities),
-            _section("feature-views", "Feature views", views),
-            _section("on-demand-views", "On-demand views", on_demand),
-            _section("services", "Feature services", services),
-            _section("features", "Features", features),
-            _section("lineage", "Lineage", lineage),
-        ]
-    )
+    return join([tag("h1", "Features"), _filter_box(), features])
 
 
 # -- a view ----------------------------------------------------------------------------------
