@@ -613,7 +613,7 @@ class RedisClusterOnlineStore:
         view: str,
         entity_keys: Sequence[bytes],
         records: Sequence[bytes],
-        merge: Callable[[bytes | None, bytes], bytes],
+        merge: Callable[[Sequence[bytes | None], Sequence[bytes]], list[bytes]],
     ) -> int:
         """Read (HGET, routed), merge, then compare-and-set: one script per slot (see OnlineStore).
 
@@ -637,8 +637,8 @@ class RedisClusterOnlineStore:
                 stored = self._run(reads)
                 self._check(reads, stored)
                 by_slot: dict[int, tuple[list[int], list[bytes]]] = {}
-                for i, read, old in zip(chunk, reads, stored, strict=True):
-                    new = merge(old, records[i])
+                merged = merge(stored, [records[i] for i in chunk])
+                for i, read, old, new in zip(chunk, reads, stored, merged, strict=True):
                     if new != old:
                         sent, args = by_slot.setdefault(read.slot, ([], [field]))
                         sent.append(i)
