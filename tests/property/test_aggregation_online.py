@@ -4,7 +4,8 @@ Random events (ties, nulls in the column, null keys, events on hop and window bo
 ``tests.agg_cases``), random windows whose union is [T0, W) -- overlapping, repeated,
 shuffled -- materialized through the real DuckDB engine into a real SQLite file and a real
 redis-server. Then, for every key (5 never has an event) and request times before, on and
-after W, the statuses follow the rule of ``featurestore.online.tiles.combine``, derived here
+after W (at W, reads take the blocks' ready aggregates; elsewhere mostly the tiles), the
+statuses follow the rule of ``featurestore.online.tiles.combine``, derived here
 from the events alone:
 
 * ``OUTSIDE_MAX_AGE`` when the widest window may reach expired tiles
@@ -119,7 +120,7 @@ def test_online_aggregates_equal_oracle_below_watermark(
             wm = store.get_feature_view(view).watermark
             assert wm is not None
             assert wm <= w
-            for t in times:
+            for t in [*times, w]:  # at W: the blocks' ready aggregates
                 got = store.get_online_features(
                     [f"{view}:{a.name}" for a in AGGS], {"user_id": USERS}, request_time=t
                 )
