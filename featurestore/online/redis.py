@@ -545,6 +545,32 @@ def connection_settings(
     return pool.connection_class, dict(pool.connection_kwargs), pool
 
 
+def merge_rounds(
+    where: str, view: str, count: int, merge_round: Callable[[list[int]], tuple[int, list[int]]]
+) -> int:
+    """Merge the records at positions ``0..count-1`` until none changed under the merge.
+
+    ``merge_round(pending)`` reads, merges and compare-and-sets the records at ``pending``
+    (the merge script): it returns how many it wrote and the positions another writer changed
+    in between, which the next round reads and merges again. Returns how many were written.
+
+    Raises:
+        OnlineStoreError: Records still changed after ``_MERGE_ATTEMPTS`` rounds.
+    """
+    pending = list(range(count))
+    written = 0
+    for _ in range(_MERGE_ATTEMPTS):
+        done, pending = merge_round(pending)
+        written += done
+        if not pending:
+            return written
+    msg = (
+        f"{where}: {len(pending)} records of '{view}' changed under each of "
+        f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
+    )
+    raise OnlineStoreError(msg)
+
+
 def where_of(config: RedisOnlineStoreConfig) -> str:
     """The host of ``config.url`` for messages (never the password)."""
     return config.url.rsplit("@", 1)[-1]
@@ -644,42 +670,37 @@ class RedisOnlineStore:
         if len(entity_keys) != len(records):
             msg = f"{len(entity_keys)} entity keys but {len(records)} records."
             raise OnlineStoreError(msg)
-        pending = list(range(len(records)))
-        written = 0
         keys: list[bytes] = []
+
+        def merge_round(pending: list[int]) -> tuple[int, list[int]]:
+            nonlocal keys
+            written, retry = 0, []
+            for start in range(0, len(pending), _WRITE_CHUNK):
+                chunk = pending[start : start + _WRITE_CHUNK]
+                keys = [self._prefix + entity_keys[i] for i in chunk]
+                with self._client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.hget(key, view)
+                    stored: list[bytes | None] = pipe.execute()
+                args: list[bytes | str] = [view]
+                sent: list[int] = []
+                changed: list[bytes] = []
+                merged = merge(stored, [records[i] for i in chunk])
+                for i, key, old, new in zip(chunk, keys, stored, merged, strict=True):
+                    if new != old:
+                        args += [old or b"", new]
+                        sent.append(i)
+                        changed.append(key)
+                if sent:
+                    failed = self._merge_script(keys=[*changed, self._counter], args=args)
+                    retry += [sent[int(j)] for j in failed]
+                    written += len(sent) - len(failed)
+            return written, retry
+
         try:
-            for _ in range(_MERGE_ATTEMPTS):
-                retry: list[int] = []
-                for start in range(0, len(pending), _WRITE_CHUNK):
-                    chunk = pending[start : start + _WRITE_CHUNK]
-                    keys = [self._prefix + entity_keys[i] for i in chunk]
-                    with self._client.pipeline(transaction=False) as pipe:
-                        for key in keys:
-                            pipe.hget(key, view)
-                        stored: list[bytes | None] = pipe.execute()
-                    args: list[bytes | str] = [view]
-                    sent: list[int] = []
-                    changed: list[bytes] = []
-                    merged = merge(stored, [records[i] for i in chunk])
-                    for i, key, old, new in zip(chunk, keys, stored, merged, strict=True):
-                        if new != old:
-                            args += [old or b"", new]
-                            sent.append(i)
-                            changed.append(key)
-                    if sent:
-                        failed = self._merge_script(keys=[*changed, self._counter], args=args)
-                        retry += [sent[int(j)] for j in failed]
-                        written += len(sent) - len(failed)
-                pending = retry
-                if not pending:
-                    return written
+            return merge_rounds(self._where(), view, len(records), merge_round)
         except RedisError as exc:
             raise self._translate(exc, keys) from exc
-        msg = (
-            f"{self._where()}: {len(pending)} records of '{view}' changed under each of "
-            f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
-        )
-        raise OnlineStoreError(msg)
 
     def read_records(self, requests: Sequence[ReadRequest]) -> list[list[bytes | None]]:
         """One HMGET per entity key, all sent in one round trip (see OnlineStore)."""

@@ -40,7 +40,6 @@ from featurestore.online.epoch import new_epoch
 from featurestore.online.layout import EVENT_SLICE
 from featurestore.online.redis import (
     _DELETE_SCRIPT,
-    _MERGE_ATTEMPTS,
     _MERGE_SCRIPT,
     _WRITE_CHUNK,
     _WRITE_SCRIPT,
@@ -50,6 +49,7 @@ from featurestore.online.redis import (
     command_of,
     connection_settings,
     foreign_key_error,
+    merge_rounds,
     unavailable_error,
     where_of,
 )
@@ -624,10 +624,9 @@ class RedisClusterOnlineStore:
             raise OnlineStoreError(msg)
         names = [self._prefix + key for key in entity_keys]
         field = view.encode()
-        pending = list(range(len(records)))
-        written = 0
-        for _ in range(_MERGE_ATTEMPTS):
-            retry: list[int] = []
+
+        def merge_round(pending: list[int]) -> tuple[int, list[int]]:
+            written, retry = 0, []
             for start in range(0, len(pending), _WRITE_BATCH):
                 chunk = pending[start : start + _WRITE_BATCH]
                 reads = [
@@ -657,14 +656,9 @@ class RedisClusterOnlineStore:
                 for (_, (sent, _)), failed in zip(slots, replies, strict=True):
                     retry += [sent[int(j)] for j in failed]
                     written += len(sent) - len(failed)
-            pending = retry
-            if not pending:
-                return written
-        msg = (
-            f"{self._where()}: {len(pending)} records of '{view}' changed under each of "
-            f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
-        )
-        raise OnlineStoreError(msg)
+            return written, retry
+
+        return merge_rounds(self._where(), view, len(records), merge_round)
 
     def delete_records(self, view: str) -> int:
         """HDEL ``view`` from every hash under the prefix (SCAN each master, a script per slot)."""
