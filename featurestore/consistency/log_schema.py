@@ -181,6 +181,8 @@ class LogBatch:
     def _convert(self, requests: Sequence[LoggedRequest], ids: list[int]) -> pa.Table:
         # Column by column with map/itemgetter and chain: C loops, no Python frame per
         # request (a generator per request and column cost ~8 us per 1 x 10 request).
+        # Timestamps are built from their microseconds and constant strings from one typed
+        # scalar, never by a cast: a cast costs ~10 us a call, 13 of a 1 x 10 batch's columns.
         log = self.log
         responses = list(map(itemgetter(3), requests))
         first = responses[0]
@@ -191,15 +193,15 @@ class LogBatch:
         n = int(counts.sum())
         per_request = {
             REQUEST_ID: pa.array([f"{self._token}-{i}" for i in ids], pa.string()),
-            REQUEST_TIME: pa.array(list(map(itemgetter(1), requests)), pa.int64()),
+            REQUEST_TIME: pa.array(list(map(itemgetter(1), requests)), _TIMESTAMP),
         }
         if n != len(responses):  # requests of several entity rows: one log row each
             repeat = pa.array(np.repeat(np.arange(len(responses)), counts))
             per_request = {name: array.take(repeat) for name, array in per_request.items()}
         columns: dict[str, pa.Array] = {
             REQUEST_ID: per_request[REQUEST_ID],
-            REQUEST_TIME: per_request[REQUEST_TIME].cast(_TIMESTAMP),
-            SERVICE: pa.repeat(log.service, n).cast(pa.string()),
+            REQUEST_TIME: per_request[REQUEST_TIME],
+            SERVICE: pa.repeat(pa.scalar(log.service, pa.string()), n),
         }
 
         def flat(columns: list[dict[str, list[Any]]], name: str) -> list[Any]:
@@ -217,10 +219,9 @@ class LogBatch:
             columns[VALUE + str(ref)] = arrow_column(flat(features, name), dtypes[name])
             # FieldStatus is a StrEnum: Arrow takes each member as its value.
             columns[STATUS + str(ref)] = pa.array(flat(statuses, name), pa.string())
-            stamps = pa.array(flat(events, name), pa.int64())
-            columns[EVENT + str(ref)] = stamps.cast(_TIMESTAMP)
+            columns[EVENT + str(ref)] = pa.array(flat(events, name), _TIMESTAMP)
         for view, (fingerprint, watermark) in log.views.items():
-            columns[FINGERPRINT + view] = pa.repeat(fingerprint, n).cast(pa.string())
+            columns[FINGERPRINT + view] = pa.repeat(pa.scalar(fingerprint, pa.string()), n)
             columns[WATERMARK + view] = pa.repeat(pa.scalar(watermark, _TIMESTAMP), n)
         return pa.table(columns)
 
