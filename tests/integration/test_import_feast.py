@@ -35,6 +35,8 @@ FEAST_PYTHON = Path(os.environ.get("FEAST_VENV", ROOT / ".feast-venv")) / "bin" 
 FIXTURE = ROOT / "tests" / "fixtures" / "feast_repo"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=30)
+# Each example is one Feast subprocess (30-50 s on a loaded machine); raise for a longer run.
+EXAMPLES = int(os.environ.get("FEATURESTORE_FEAST_EXAMPLES", "2"))
 USERS = [1, 2, 3, 4, 5]
 MERCHANTS = [10, 11, 12]
 
@@ -448,7 +450,7 @@ def test_verify_explains_feasts_nan_for_a_singletons_missing_input(
 
 
 @settings(
-    max_examples=2,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     phases=[
@@ -489,7 +491,7 @@ def test_training_frames_equal_feasts_without_the_known_differences(
 
 
 @settings(
-    max_examples=2,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     phases=[
