@@ -545,6 +545,19 @@ def connection_settings(
     return pool.connection_class, dict(pool.connection_kwargs), pool
 
 
+def check_lengths(entity_keys: Sequence[bytes], records: Sequence[bytes]) -> None:
+    """Raise unless there is one record per entity key."""
+    if len(entity_keys) != len(records):
+        msg = f"{len(entity_keys)} entity keys but {len(records)} records."
+        raise OnlineStoreError(msg)
+
+
+def older_bound(before_us: int) -> bytes:
+    """The delete script's bound (ARGV[2]): records whose event time is before ``before_us``."""
+    size = EVENT_SLICE.stop - EVENT_SLICE.start
+    return event_order_key(before_us).to_bytes(size, "big")
+
+
 def merge_rounds(
     where: str, view: str, count: int, merge_round: Callable[[list[int]], tuple[int, list[int]]]
 ) -> int:
@@ -640,9 +653,7 @@ class RedisOnlineStore:
         self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
     ) -> int:
         """Write records conditionally with the Lua script (see OnlineStore)."""
-        if len(entity_keys) != len(records):
-            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
-            raise OnlineStoreError(msg)
+        check_lengths(entity_keys, records)
         prefix = self._prefix
         written = 0
         keys: list[bytes] = []
@@ -667,9 +678,7 @@ class RedisOnlineStore:
 
         Records another writer changed in between are read and merged again.
         """
-        if len(entity_keys) != len(records):
-            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
-            raise OnlineStoreError(msg)
+        check_lengths(entity_keys, records)
         keys: list[bytes] = []
 
         def merge_round(pending: list[int]) -> tuple[int, list[int]]:
@@ -737,8 +746,7 @@ class RedisOnlineStore:
 
     def delete_older(self, view: str, before_us: int) -> int:
         """:meth:`delete_records`, of the records whose event key is before ``before_us``."""
-        size = EVENT_SLICE.stop - EVENT_SLICE.start
-        return self._delete(view, event_order_key(before_us).to_bytes(size, "big"))
+        return self._delete(view, older_bound(before_us))
 
     def _delete(self, view: str, *bound: bytes) -> int:
         meta = {self._prefix + name for name in _META_NAMES}

@@ -37,7 +37,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from featurestore.errors import ConfigError, OnlineStoreError, OnlineStoreUnavailableError
 from featurestore.online.epoch import new_epoch
-from featurestore.online.layout import EVENT_SLICE
 from featurestore.online.redis import (
     _DELETE_SCRIPT,
     _MERGE_SCRIPT,
@@ -46,14 +45,15 @@ from featurestore.online.redis import (
     HmgetPacker,
     Node,
     _glob_escape,
+    check_lengths,
     command_of,
     connection_settings,
     foreign_key_error,
     merge_rounds,
+    older_bound,
     unavailable_error,
     where_of,
 )
-from featurestore.ordering import event_order_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -532,9 +532,7 @@ class RedisClusterOnlineStore:
         self, view: str, entity_keys: Sequence[bytes], records: Sequence[bytes]
     ) -> int:
         """Write records conditionally: one script per slot, all masters at once."""
-        if len(entity_keys) != len(records):
-            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
-            raise OnlineStoreError(msg)
+        check_lengths(entity_keys, records)
         prefix, field = self._prefix, view.encode()
         written = 0
         for start in range(0, len(records), _WRITE_BATCH):
@@ -619,9 +617,7 @@ class RedisClusterOnlineStore:
 
         Records another writer changed in between are read and merged again.
         """
-        if len(entity_keys) != len(records):
-            msg = f"{len(entity_keys)} entity keys but {len(records)} records."
-            raise OnlineStoreError(msg)
+        check_lengths(entity_keys, records)
         names = [self._prefix + key for key in entity_keys]
         field = view.encode()
 
@@ -666,8 +662,7 @@ class RedisClusterOnlineStore:
 
     def delete_older(self, view: str, before_us: int) -> int:
         """:meth:`delete_records`, of the records whose event key is before ``before_us``."""
-        size = EVENT_SLICE.stop - EVENT_SLICE.start
-        return self._delete(view, event_order_key(before_us).to_bytes(size, "big"))
+        return self._delete(view, older_bound(before_us))
 
     def _delete(self, view: str, *bound: bytes) -> int:
         self._ready()
