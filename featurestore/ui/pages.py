@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from featurestore.ui.catalog import (
+    FeatureInfo,
     feature_infos,
     freshness_of,
     origin_of,
@@ -239,23 +240,45 @@ def _filter_box() -> Markup:
 
 
 def features_page(snapshot: RegistrySnapshot, base: str) -> Markup:
-    """Every feature of every view: type, description, where it comes from, who uses it."""
-    features = table(
-        ["feature", "type", "description", "comes from", "used by"],
-        (
-            (
-                tag("a", f"{f.view}:{f.name}", href=f"{view_href(base, f.view)}#f-{f.name}"),
-                f.dtype,
-                f.description,
-                tag("code", f.origin),
-                ", ".join(f.services) or "-",
-            )
-            for f in feature_infos(snapshot)
-        ),
-        id_="features-table",
-        class_="filterable",
+    """Every feature of every view: type, description, where it comes from, who uses it.
+
+    One small table per view, each in its own section, so the browser lays out only the
+    sections on screen (a repo of 500 views has thousands of features).
+    """
+    by_view: dict[str, list[FeatureInfo]] = {}
+    for info in feature_infos(snapshot):
+        by_view.setdefault(info.view, []).append(info)
+    groups = [
+        tag(
+            "section",
+            tag("h3", _view_link(base, view), " on-demand" if infos[0].on_demand else ""),
+            table(
+                ["feature", "type", "description", "comes from", "used by"],
+                (
+                    (
+                        tag("a", f"{f.view}:{f.name}", href=f"{view_href(base, view)}#f-{f.name}"),
+                        f.dtype,
+                        f.description,
+                        tag("code", f.origin),
+                        ", ".join(f.services) or "-",
+                    )
+                    for f in infos
+                ),
+                class_="filterable features",
+            ),
+            class_="group",
+        )
+        for view, infos in by_view.items()
+    ]
+    total = sum(len(v) for v in by_view.values())
+    return join(
+        [
+            tag("h1", "Features"),
+            tag("p", f"{total:,} features of {len(by_view):,} views.", id="counts"),
+            _filter_box(),
+            *groups,
+        ]
     )
-    return join([tag("h1", "Features"), _filter_box(), features])
 
 
 # -- a view ----------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ document.addEventListener("DOMContentLoaded", () => {
         const text = row.textContent.toLowerCase();
         row.hidden = !words.every((w) => text.includes(w));
       }
+      // A group (the features of one view) with no row left is hidden too.
+      for (const group of document.querySelectorAll("section.group")) {
+        group.hidden = !group.querySelector("tbody tr:not([hidden])");
+      }
     });
   }
   for (const select of document.querySelectorAll("select[data-autosubmit]")) {
