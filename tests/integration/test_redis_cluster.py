@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+import redis
 from redis.crc import key_slot
 
-from featurestore.errors import ConfigError, OnlineStoreUnavailableError
+from featurestore.errors import (
+    ConfigError,
+    OnlineStoreIntegrityError,
+    OnlineStoreUnavailableError,
+)
 from featurestore.online.base import ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.factory import open_online_store
@@ -276,4 +281,43 @@ def test_writes_resume_once_a_dead_replica_is_marked_failed(cluster: RedisCluste
         rows = store.read_records([ReadRequest(k, (VIEW,)) for k in KEYS])
         assert [row[0] for row in rows] == records
     finally:
+        store.close()
+
+
+async def _aread_and_close(
+    store: RedisClusterOnlineStore, requests: list[ReadRequest]
+) -> list[list[bytes | None]]:
+    try:
+        return await store.aread_records(requests)
+    finally:
+        await store.aclose()
+
+
+def test_a_key_not_ours_is_named_by_writes_reads_and_async_reads(
+    redis_cluster: RedisCluster, redis_key_prefix: str
+) -> None:
+    config = RedisOnlineStoreConfig(
+        type="redis", url=redis_cluster.url, cluster=True, key_prefix=redis_key_prefix
+    )
+    store = RedisClusterOnlineStore(config, project="p")
+    bad = KEYS[3]
+    port = redis_cluster.master_of(key_slot(f"{redis_key_prefix}:p:".encode() + bad))
+    with redis.Redis(port=port) as client:
+        client.set(f"{redis_key_prefix}:p:".encode() + bad, b"not ours")
+    record = CODEC.encode_rows([1], [None], [[1]])[0]
+    requests = [ReadRequest(k, (VIEW,)) for k in KEYS]
+    try:
+        failures = []
+        for attempt in (
+            lambda: store.write_records(VIEW, KEYS, [record] * len(KEYS)),
+            lambda: store.read_records(requests),
+            lambda: asyncio.run(_aread_and_close(store, requests)),
+        ):
+            with pytest.raises(OnlineStoreIntegrityError) as caught:
+                attempt()
+            failures.append(str(caught.value))
+        assert all("is a string" in message for message in failures)
+        assert len(set(failures)) == 1
+    finally:
+        redis_cluster.delete_prefix(f"{redis_key_prefix}:")
         store.close()
