@@ -228,16 +228,24 @@ def _write(
 
 
 def _group(entity_keys: Sequence[bytes], starts: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """The order that groups rows by key, tiles oldest first, and where each key begins."""
-    if isinstance(entity_keys, PackedBytes):  # equal-sized keys: numpy sorts them bytewise
+    """The order that groups rows by key, tiles oldest first, and where each key begins.
+
+    The tiles query sorts its rows so (checked here): then the order is the identity.
+    """
+    n = len(starts)
+    if isinstance(entity_keys, PackedBytes):  # equal-sized keys: numpy compares them bytewise
         packed = np.frombuffer(entity_keys.buffer, dtype=f"S{entity_keys.itemsize}")
-        order = np.lexsort((starts, packed))
-        grouped = packed[order]
-        firsts = [0, *(np.flatnonzero(grouped[1:] != grouped[:-1]) + 1).tolist()]
-        return order, firsts
+        changes = packed[1:] != packed[:-1]
+    else:
+        keys = list(entity_keys)
+        changes = np.array([a != b for a, b in itertools.pairwise(keys)], dtype=bool)
+    firsts = [0, *(np.flatnonzero(changes) + 1).tolist()]
+    runs = {entity_keys[i] for i in firsts}
+    if len(runs) == len(firsts) and bool(np.all((np.diff(starts) > 0) | changes)):
+        return np.arange(n), firsts
     keys = list(entity_keys)
-    order = np.array(sorted(range(len(keys)), key=lambda i: (keys[i], int(starts[i]))))
-    firsts = [i for i in range(len(order)) if i == 0 or keys[order[i]] != keys[order[i - 1]]]
+    order = np.array(sorted(range(n), key=lambda i: (keys[i], int(starts[i]))), dtype=np.int64)
+    firsts = [i for i in range(n) if i == 0 or keys[order[i]] != keys[order[i - 1]]]
     return order, firsts
 
 

@@ -118,24 +118,29 @@ class TileBlocks:
         values = [windows.aggregate(*f) for f in self.features]
         newest, no_newest = windows.newest(self.widest)
         current, no_current = windows.newest(0)
-        blocks = []
-        pack, head = self.ready.pack, _HEAD.pack
-        columns = [v.tolist() for v, _ in values]
+        # Per key: header, then ready aggregates (null bitmap words; nulls stored as 0).
         nulls = np.array([n for _, n in values], dtype=bool).reshape(len(values), len(groups))
-        for i, (body, group) in enumerate(zip(bodies, groups, strict=True)):
+        columns = [np.where(n, 0, v).tolist() for v, n in values]
+        bits = [
+            (
+                nulls[w * 64 : (w + 1) * 64].astype(np.uint64)
+                << np.arange(min(64, len(nulls) - w * 64), dtype=np.uint64)[:, None]
+            )
+            .sum(axis=0, dtype=np.uint64)
+            .tolist()
+            for w in range(self.words)
+        ]
+        newest_list = np.where(no_newest, _INT64_MIN, newest).tolist()
+        current_list = np.where(no_current, _INT64_MIN, current).tolist()
+        pack, head = self.ready.pack, _HEAD.pack
+        rows = zip(bodies, groups, newest_list, current_list, *bits, *columns, strict=True)
+        blocks = []
+        for body, group, *ready in rows:
             last = int(group["start"][-1]) if len(group) else _INT64_MIN
-            bits = _bitmap(nulls[:, i], self.words)
+            order = event_order_key(last)
             blocks.append(
-                head(
-                    RECORD_VERSION, event_order_key(last), _NO_CREATED, self.fingerprint, self.slots
-                )
-                + pack(
-                    at,
-                    _INT64_MIN if no_newest[i] else int(newest[i]),
-                    _INT64_MIN if no_current[i] else int(current[i]),
-                    *bits,
-                    *(0 if nulls[j, i] else c[i] for j, c in enumerate(columns)),
-                )
+                head(RECORD_VERSION, order, _NO_CREATED, self.fingerprint, self.slots)
+                + pack(at, *ready)
                 + body
             )
         return blocks
@@ -164,13 +169,6 @@ class TileBlocks:
         are for hop ``at``.
         """
         return _Merge(self, horizon, at)
-
-
-def _bitmap(nulls: np.ndarray, words: int) -> list[int]:
-    bits = [0] * words
-    for j in np.flatnonzero(nulls).tolist():
-        bits[j // 64] |= 1 << (j % 64)
-    return bits
 
 
 def _features(view: FeatureView, names: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
@@ -208,7 +206,10 @@ class _Merge:
             stored = blocks.entries(old) if old is not None else None
             merged = False
             if stored is not None and len(stored):
-                both = np.concatenate([stored, tiles])
+                # Concatenated as bytes: np.concatenate of structured arrays is slow.
+                body = blocks.body
+                joined = bytes(memoryview(cast("bytes", old))[body:]) + memoryview(new)[body:]
+                both = np.frombuffer(joined, dtype=blocks.dtype)
                 # lexsort is stable: among equal (start, coverage, events) the new tile is last.
                 both = both[np.lexsort((both["events"], both["coverage"], both["start"]))]
                 starts = both["start"]

@@ -134,5 +134,5 @@ def tiles_query(
             f"t.{k} = w.{k}" for k in [*(quote_ident(k) for k in view.join_keys), TILE_TIME]
         )
         query.add(f" WHERE EXISTS (SELECT 1 FROM {wanted} w WHERE {match})")
-    query.add(f" GROUP BY {keys}, {TILE_TIME}")
+    query.add(f" GROUP BY {keys}, {TILE_TIME} ORDER BY {keys}, {TILE_TIME}")
     return query
