@@ -6,8 +6,8 @@
 Measured in one run, on one Redis online store (a private redis-server, or REDIS_URL):
 
 * push throughput, rows/s, batches of 1 and 1,000 rows, through the SDK (``store.push``) and
-  over HTTP (``POST /push``, one uvicorn worker in another process), ``to`` =
-  ``online_and_offline``: check, durable Parquet append (write, fsync, rename, fsync folder),
+  over HTTP (``POST /push``, one uvicorn worker in another process, its app built as
+  ``featurestore serve`` builds it), ``to`` = ``online_and_offline``: check, durable Parquet append (write, fsync, rename, fsync folder),
   conditional online write;
 * the raw engines doing the bare writes of the same rows: one pipelined Redis ``HSET`` per
   row of a packed value, and a Parquet append (write, fsync, rename, fsync folder) of an Arrow
@@ -155,9 +155,10 @@ def bench_raw_parquet(folder: Path, batch: int, pushes: int) -> tuple[float, lis
 
 
 SERVER = """
-import sys, uvicorn
-from featurestore.serving.app import create_app
-app = create_app(repo_path=sys.argv[1])
+import os, sys, uvicorn
+from featurestore.serving.app import REPO_ENV, create_app_from_env
+os.environ[REPO_ENV] = sys.argv[1]
+app = create_app_from_env()  # as 'featurestore serve' builds each worker's app
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
 
