@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import html.parser
+import subprocess
+import sys
+import time
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +31,7 @@ from featurestore.serving.app import create_app
 from featurestore.ui.app import create_ui_app, mount_ui
 from featurestore.ui.markup import tag
 from tests.conftest import make_repo, write_parquet
+from tests.redis_server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -244,3 +248,37 @@ def test_tag_keeps_any_text_as_text(text: str, attribute: str) -> None:
     assert parser.tags == ["td"]
     assert parser.attrs == [{"title": attribute}]
     assert parser.text == text
+
+
+def test_featurestore_ui_command_serves_the_ui_alone(flags_repo: Path, tmp_path: Path) -> None:
+    """The real 'featurestore ui' command: the UI at /ui, / redirecting there, no online API."""
+    port = free_port()
+    command = [sys.executable, "-m", "featurestore", "--repo", str(flags_repo), "ui"]
+    log = tmp_path / "ui.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                page = httpx.get(f"{url}/ui/freshness", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, "featurestore ui did not start in 120 s"
+                time.sleep(0.5)
+        assert page.status_code == 200
+        assert "stale" in page.text
+        home = httpx.get(url + "/", timeout=5)
+        assert home.status_code == 307
+        assert home.headers["location"] == "/ui/"
+        assert httpx.post(f"{url}/get-online-features", json={}, timeout=5).status_code == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
