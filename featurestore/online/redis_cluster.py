@@ -2,7 +2,7 @@
 
 Layout (docs/redis-cluster.md): the keys and records of docs/online-format.md. An entity is
 one hash, so all its views and tiles live on one slot. The record counter is one hash per
-slot, ``{key_prefix}:{project}:__records__{<tag>}``, whose hash tag puts it on that slot, so
+slot, ``<key_prefix>:<project>:__records__{<tag>}``, whose hash tag puts it on that slot, so
 each write script touches keys of one slot (Redis Cluster runs a script on one slot only).
 
 Routing: the slot map comes from ``CLUSTER SHARDS`` (Redis 7.0 or newer). A request's commands are grouped by the
@@ -312,6 +312,8 @@ class RedisClusterOnlineStore:
         self._replicas: dict[Address, int] = {}
         self._stale = True
         """Read the slot map before the next request (none yet, or a request failed on it)."""
+        self._map_error = "no node answered"
+        """Why the last node asked gave no slot map (for the message)."""
         self._hmget = HmgetPacker(self._prefix)
         self._write_script = _Script.of(_WRITE_SCRIPT)
         self._delete_script = _Script.of(_DELETE_SCRIPT)
@@ -357,7 +359,10 @@ class RedisClusterOnlineStore:
         by Redis 7.0 and may leave out replicas that attached later, and a write waits for
         a replica only where the master has a working one.
         """
-        if _error_text(reply) is not None or not isinstance(reply, list):
+        error = _error_text(reply)
+        if error is not None or not isinstance(reply, list):
+            answer = error if error is not None else repr(reply)
+            self._map_error = f"{address[0]}:{address[1]} answered {answer}"
             return False
         owners: list[Address | None] = [None] * SLOTS
         replicas: dict[Address, int] = {}
@@ -381,8 +386,9 @@ class RedisClusterOnlineStore:
             replicas[master] = working
             for first, last in zip(ranges[::2], ranges[1::2], strict=True):
                 owners[first : last + 1] = [master] * (last - first + 1)
-        if any(owner is None for owner in owners):
-            return False  # slots not served: the cluster is down or being set up
+        if any(owner is None for owner in owners):  # the cluster is down or being set up
+            self._map_error = f"{address[0]}:{address[1]} knows no master for some slots"
+            return False
         self._owners = [owner for owner in owners if owner is not None]
         self._replicas = replicas
         self._stale = False
@@ -395,7 +401,8 @@ class RedisClusterOnlineStore:
                 (reply,) = self._node(address).exchange(
                     command_of(b"CLUSTER", b"SHARDS"), 1, errors=True
                 )
-            except _FAILURES:
+            except _FAILURES as exc:
+                self._map_error = f"{address[0]}:{address[1]}: {exc}"
                 continue
             if self._take_map(address, reply):
                 return
@@ -405,7 +412,8 @@ class RedisClusterOnlineStore:
         for address in self._map_sources():
             try:
                 (reply,) = await self._node(address).aexchange(command_of(b"CLUSTER", b"SHARDS"), 1)
-            except (*_FAILURES, TimeoutError):
+            except (*_FAILURES, TimeoutError) as exc:
+                self._map_error = f"{address[0]}:{address[1]}: {str(exc) or 'no answer'}"
                 continue
             if self._take_map(address, reply):
                 return
@@ -419,8 +427,16 @@ class RedisClusterOnlineStore:
 
     def _no_map(self) -> OnlineStoreError:
         nodes = ", ".join(f"{h}:{p}" for h, p in self._seeds)
+        if " answered ERR" in self._map_error:  # not a cluster, or a Redis before 7.0
+            return OnlineStoreError(
+                f"{self._where()} failed: {self._map_error} to CLUSTER SHARDS; the Redis "
+                "Cluster store needs Redis 7.0 or newer with cluster-enabled yes (for a "
+                "single Redis, remove 'cluster: true' from online_store)."
+            )
         return unavailable_error(
-            self._where(), self.config.timeout_s, f"no node of {nodes} gave a full slot map"
+            self._where(),
+            self.config.timeout_s,
+            f"no node of {nodes} gave a full slot map; last: {self._map_error}",
         )
 
     # -- routed exchanges ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from redis.crc import key_slot
 
 from featurestore.errors import (
     ConfigError,
+    OnlineStoreError,
     OnlineStoreIntegrityError,
     OnlineStoreUnavailableError,
 )
@@ -320,4 +321,14 @@ def test_a_key_not_ours_is_named_by_writes_reads_and_async_reads(
         assert len(set(failures)) == 1
     finally:
         redis_cluster.delete_prefix(f"{redis_key_prefix}:")
+        store.close()
+
+
+def test_cluster_true_on_a_single_redis_says_so(redis_server_url: str) -> None:
+    config = RedisOnlineStoreConfig(type="redis", url=redis_server_url, cluster=True)
+    store = RedisClusterOnlineStore(config, project="p")
+    try:
+        with pytest.raises(OnlineStoreError, match="remove 'cluster: true'"):
+            store.read_epoch()
+    finally:
         store.close()
