@@ -17,7 +17,6 @@ from featurestore.cli.repo_commands import template_files
 from featurestore.cli.serve import serve
 from featurestore.cli.snapshot import snapshot
 from featurestore.cli.ui import ui
-from featurestore.cli.ui import ui
 
 __all__ = ["CliState", "LogLevel", "PointInTime", "app", "main", "template_files"]
 
@@ -39,7 +38,6 @@ app.command()(data_commands.status)
 app.command()(data_commands.validate)
 app.command("validation-result")(data_commands.validation_result)
 app.command("serve")(serve)
-app.command("ui")(ui)
 app.command("ui")(ui)
 app.command("check-transforms")(check_transforms)
 app.command("skew-report")(data_commands.skew_report)
