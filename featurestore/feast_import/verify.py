@@ -283,7 +283,9 @@ def _compare_service(
 ) -> ServiceReport:
     snapshot = store.snapshot
     refs = store.resolve(service)
-    views = {r.view for r in refs if r.view in snapshot.feature_views}
+    read = [r for v in store.on_demand_views(refs).values() for r in v.view_inputs]
+    # Feast joins the views of the service and those its on-demand views read.
+    views = {r.view for r in [*refs, *read] if r.view in snapshot.feature_views}
     facts = {v: _view_facts(store, snapshot.feature_views[v].view, entities) for v in views}
     report = ServiceReport(service=service, rows=ours.height, feast_rows=feast.height)
     present = set(feast[ROW].to_list()) if ROW in feast.columns else set()
