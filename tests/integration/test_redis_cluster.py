@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
 import redis
 from redis.crc import key_slot
@@ -32,7 +33,10 @@ from featurestore.online.codec import KeyEncoder, RecordCodec
 from featurestore.online.factory import open_online_store
 from featurestore.online.redis_cluster import RedisClusterOnlineStore
 from featurestore.repo.config import RedisOnlineStoreConfig
+from featurestore.serving.app import create_app
+from featurestore.store import FeatureStore
 from featurestore.types import Int64
+from tests.integration.test_http_support import build_repo, running_server
 from tests.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
@@ -332,3 +336,26 @@ def test_cluster_true_on_a_single_redis_says_so(redis_server_url: str) -> None:
             store.read_epoch()
     finally:
         store.close()
+
+
+def test_the_server_reads_a_cluster_and_answers_503_when_it_is_gone(
+    cluster: RedisCluster, tmp_path: Path
+) -> None:
+    online = f"{{type: redis, cluster: true, url: '{cluster.url}', timeout_s: 0.5}}"
+    repo, _ = build_repo(tmp_path / "repo", online=online)
+    body = {"entities": {"user_id": [1, 2, 99]}, "features": ["user_stats:txn_count"]}
+    with FeatureStore(repo) as store:
+        direct = store.get_online_features(["user_stats:txn_count"], {"user_id": [1, 2, 99]})
+        expected = direct.to_dict()["txn_count"]
+    assert any(value is not None for value in expected)
+    with running_server(create_app(repo_path=repo)) as url, httpx.Client(base_url=url) as client:
+        answer = client.post("/get-online-features", json=body)
+        assert answer.status_code == 200
+        assert answer.json()["results"][1]["values"] == expected
+        assert client.get("/ready").status_code == 200
+        cluster.stop()
+        down = client.post("/get-online-features", json=body, timeout=10)
+        assert down.status_code == 503
+        assert "unavailable" in down.json()["detail"]
+        assert client.get("/ready", timeout=10).status_code == 503
+        assert client.get("/health").status_code == 200
