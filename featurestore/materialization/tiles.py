@@ -110,7 +110,7 @@ def fold_events(
     tile's end, so the online read includes the events at once and a row is never counted
     twice (module docstring). Only the join keys and the source's timestamp column of
     ``events`` are read; rows with a null key or timestamp are ignored. Returns the number
-    of tile records written.
+    of tile blocks (keys) written.
     """
     view = record.view
     hop = view.hop_us
