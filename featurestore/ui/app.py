@@ -48,7 +48,7 @@ from featurestore.serving.errors import public_detail, status_for
 from featurestore.serving.metrics import ServingMetrics
 from featurestore.serving.reload import RegistryWatcher
 from featurestore.store import FeatureStore
-from featurestore.ui import forms, pages
+from featurestore.ui import forms, pages, view_pages
 from featurestore.ui.markup import Markup, page
 from featurestore.validation.result import ValidationResult
 
@@ -242,7 +242,7 @@ async def _view(request: Request, state: UiState) -> _Page:
     base = _base(request)
     odfv = snapshot.on_demand_views.get(name)
     if odfv is not None:
-        body = pages.on_demand_page(snapshot, odfv, base, now=utc_now())
+        body = view_pages.on_demand_page(snapshot, odfv, base, now=utc_now())
         return _Page(f"On-demand view {name}", body)
     record = snapshot.feature_views.get(name)
     if record is None:
@@ -252,7 +252,7 @@ async def _view(request: Request, state: UiState) -> _Page:
             hint="The catalog lists every applied view.",
         )
     store = state.store
-    online = pages.OnlineFacts(records=None, problem=None)
+    online = view_pages.OnlineFacts(records=None, problem=None)
     if record.view.online:
         try:
             records, epoch = await state.blocking(
@@ -263,12 +263,12 @@ async def _view(request: Request, state: UiState) -> _Page:
             )
             lost = lost_views([record], epoch)
             problem = lost_reason(lost, epoch, store.online.location) if lost else None
-            online = pages.OnlineFacts(records=records, problem=problem)
+            online = view_pages.OnlineFacts(records=records, problem=problem)
         except FeatureStoreError as exc:
-            online = pages.OnlineFacts(None, None, error=public_detail(exc, 503))
+            online = view_pages.OnlineFacts(None, None, error=public_detail(exc, 503))
     validation = await anyio.to_thread.run_sync(store.validation_log.latest, name)
     runs = await anyio.to_thread.run_sync(_validated_windows, store, name)
-    body = pages.view_page(
+    body = view_pages.view_page(
         snapshot, record, base, now=utc_now(), online=online, validation=validation, runs=runs
     )
     return _Page(f"Feature view {name}", body)
@@ -316,7 +316,7 @@ async def _freshness(request: Request, state: UiState) -> _Page:
             lost[record.view.name] = lost_reason([record], epoch, store.online.location)
     except FeatureStoreError as exc:
         online_error = public_detail(exc, 503)
-    body = pages.freshness_page(
+    body = view_pages.freshness_page(
         snapshot,
         _base(request),
         now=utc_now(),
