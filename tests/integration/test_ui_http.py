@@ -27,8 +27,8 @@ from featurestore import FeatureStore
 from featurestore._time import utc_now
 from featurestore.cli.main import template_files
 from featurestore.sample_data import default_end, generate
-from featurestore.serving.app import create_app
-from featurestore.ui.app import create_ui_app, mount_ui
+from featurestore.serving.app import REPO_ENV, create_app
+from featurestore.ui.app import create_server_from_env, create_ui_app
 from featurestore.ui.markup import tag
 from tests.conftest import make_repo, write_parquet
 from tests.redis_server import free_port
@@ -204,10 +204,13 @@ def test_registry_text_is_escaped_and_unknown_pages_are_404(flags_repo: Path) ->
     asyncio.run(scenario())
 
 
-def test_ui_mounted_on_the_feature_server_beside_the_api(fraud_repo: Path) -> None:
+def test_ui_mounted_on_the_feature_server_beside_the_api(
+    fraud_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(REPO_ENV, str(fraud_repo))
+
     async def scenario() -> None:
-        app = create_app(repo_path=fraud_repo)
-        mount_ui(app)
+        app = create_server_from_env()  # what 'featurestore serve' runs (without --no-ui)
         async with client_of(app) as client:
             assert (await client.get("/ui/")).status_code == 200
             assert (await client.get("/favicon.ico")).status_code == 200
