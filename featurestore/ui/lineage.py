@@ -87,18 +87,7 @@ class Lineage:
             left = 1 + index * (_BOX_W + _COL_GAP)
             parts.append(f'<text class="column" x="{left}" y="14">{title}</text>')
         for a, b in sorted(self.edges):
-            (xa, ya), (xb, yb) = where[a], where[b]
-            if xa == xb:  # on-demand view reading another: a loop on the right side
-                x1, x2 = xa + _BOX_W, xb + _BOX_W
-                bend = x1 + _COL_GAP / 2
-            else:
-                x1, x2 = xa + _BOX_W, xb
-                bend = (x1 + x2) / 2
-            y1, y2 = ya + _BOX_H / 2, yb + _BOX_H / 2
-            parts.append(
-                f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} '
-                f'{bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>'
-            )
+            parts.append(_edge(where[a], where[b]))
         for node, (column, label, href) in sorted(self.nodes.items()):
             x, y = where[node]
             short = label if len(label) <= 26 else label[:25] + "\u2026"
@@ -111,6 +100,41 @@ class Lineage:
             parts.append(f'<a href="{escape(href)}">{box}</a>' if href else box)
         parts.append("</svg>")
         return Markup("".join(parts))
+
+
+def _edge(start: tuple[float, float], end: tuple[float, float]) -> str:
+    """One edge as a path from the right side of ``start``'s box to the left of ``end``'s.
+
+    An edge that skips a column (a view read by a service directly, request fields of an
+    on-demand view) crosses the skipped columns in the gap under its source's row, so it
+    never runs behind a box; an edge within a column (an on-demand view reading another)
+    loops on the right.
+    """
+    (xa, ya), (xb, yb) = start, end
+    step = _BOX_W + _COL_GAP
+    y1, y2 = ya + _BOX_H / 2, yb + _BOX_H / 2
+    x1 = xa + _BOX_W
+    if xa == xb:
+        bend = x1 + _COL_GAP / 2
+        x2 = xb + _BOX_W
+        return (
+            f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} '
+            f'{bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>'
+        )
+    if xb - xa <= step + 1:
+        bend = (x1 + xb) / 2
+        return (
+            f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} '
+            f'{bend:.0f},{y2:.0f} {xb:.0f},{y2:.0f}"/>'
+        )
+    gap_y = ya + _BOX_H + _ROW_GAP / 2
+    cross_in, cross_out = xa + step, xb - _COL_GAP
+    bend_in, bend_out = (x1 + cross_in) / 2, (cross_out + xb) / 2
+    return (
+        f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{bend_in:.0f},{y1:.0f} '
+        f"{bend_in:.0f},{gap_y:.0f} {cross_in:.0f},{gap_y:.0f} L{cross_out:.0f},{gap_y:.0f} "
+        f'C{bend_out:.0f},{gap_y:.0f} {bend_out:.0f},{y2:.0f} {xb:.0f},{y2:.0f}"/>'
+    )
 
 
 def lineage_of(snapshot: RegistrySnapshot, base: str) -> Lineage:
