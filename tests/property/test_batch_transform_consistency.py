@@ -1,7 +1,9 @@
 """Property: a feature view's batch transform gives the same values in training and online.
 
 Random source rows (ties, nulls, late rows, several files) whose *raw* columns a transform
-turns into the view's features. Through the real DuckDB engine and a real SQLite file:
+turns into the view's features. Through the real DuckDB engine (and, in the ``spark`` variant
+with fewer examples, Spark ``local[2]`` running the transform with ``mapInArrow``) and a real
+SQLite file:
 
 * the training frame equals the brute-force G1 oracle applied to the transform's output rows
   (computed here in plain Python), for every join strategy;
@@ -12,6 +14,7 @@ turns into the view's features. Through the real DuckDB engine and a real SQLite
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +31,7 @@ from featurestore.offline.join import JoinStrategy
 from featurestore.repo.config import SqliteOnlineStoreConfig
 from tests.conftest import make_repo
 from tests.oracle import latest_in_window, pit_oracle
+from tests.spark_engine import on_spark
 from tests.strategies import BASE, TTL, entity_rows, feature_rows, write_timeline
 
 FEATURES_PY = """
@@ -70,6 +74,7 @@ SCHEMA = pa.schema(
 )
 USERS = [1, 2, 3, 4, 99]
 W = BASE + timedelta(seconds=60)
+SPARK_EXAMPLES = int(os.environ.get("FEATURESTORE_SPARK_EXAMPLES", "3"))
 
 
 def transformed(row: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +116,23 @@ def fresh_store(repo: Path) -> FeatureStore:
 def test_transformed_training_frame_equals_oracle_and_online_reads(
     repo: Path, rows: list[dict[str, Any]], entities: list[dict[str, Any]], strategy: JoinStrategy
 ) -> None:
+    check_transformed(repo, rows, entities, strategy)
+
+
+@settings(max_examples=SPARK_EXAMPLES, deadline=None)
+@given(rows=feature_rows(), entities=entity_rows())
+def test_transformed_training_frame_equals_oracle_and_online_reads_on_spark(
+    repo: Path, rows: list[dict[str, Any]], entities: list[dict[str, Any]]
+) -> None:
+    check_transformed(repo, rows, entities, "spark")
+
+
+def check_transformed(
+    repo: Path,
+    rows: list[dict[str, Any]],
+    entities: list[dict[str, Any]],
+    strategy: JoinStrategy | str,
+) -> None:
     write_timeline(
         repo / "data/u", rows, SCHEMA, columns={"raw_int": "f_int", "raw_str_src": "f_str"}
     )
@@ -124,6 +146,10 @@ def test_transformed_training_frame_equals_oracle_and_online_reads(
         },
     )
     store = fresh_store(repo)
+    if strategy == "spark":  # materialization and training frames on Spark
+        duckdb_store, store = store, on_spark(store)
+        duckdb_store.close()
+    options = {} if strategy == "spark" else {"strategy": strategy}
     try:
         store.materialize(BASE - timedelta(seconds=1), W)
         newest = latest_in_window(
@@ -137,7 +163,7 @@ def test_transformed_training_frame_equals_oracle_and_online_reads(
                 output_names={r: r.feature for r in store.resolve(refs)},
                 timestamp_column="event_timestamp",
                 point_in_time="event",
-                strategy=strategy,
+                **options,
             ).to_polars()
             expected = pit_oracle(
                 entities, expected_rows, join_keys=["user_id"], features=FEATURES, ttl=ttl

@@ -3,8 +3,9 @@
 The :class:`~featurestore.offline.base.Engine` of ``offline_store: {type: spark}``. Spark
 reads the sources and does the joins; a local DuckDB engine (:attr:`local`) keeps the work
 that stays on one machine: schema checks from Parquet footers, snapshots, push-log reads,
-function checks. Views with a batch transform or aggregations are computed by the local
-engine too (a training frame that asks for one runs there whole); docs/spark.md says so.
+function checks. Views with a batch transform run it on the executors through the one
+executor (:mod:`~featurestore.offline.spark.transform`); aggregation views are computed by the
+local engine (a training frame that asks for one runs there whole); docs/spark.md says so.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from featurestore.offline.spark.frame import SparkTrainingFrame
 from featurestore.offline.spark.join import VALUES, join_view, latest_per_key
 from featurestore.offline.spark.scan import spark_scan, spark_type
 from featurestore.offline.spark.session import quiet, spark_session
+from featurestore.offline.spark.transform import transformed_scan
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query
 from featurestore.offline.training_frame import conform
 from featurestore.repo.config import DuckDBOfflineStoreConfig
@@ -75,6 +77,7 @@ class SparkOfflineEngine:
         self._local = OfflineEngine(
             DuckDBOfflineStoreConfig(), repo_root=self.repo_root, functions=functions
         )
+        self._functions = functions
         self._spark: SparkSession | None = None
 
     @property
@@ -98,8 +101,8 @@ class SparkOfflineEngine:
         return self._local.infer_key_dtypes(view)
 
     def _on_spark(self, record: ViewRecord) -> bool:
-        """Whether Spark computes this view (not one with a batch transform or aggregations)."""
-        return record.transform is None and not record.view.aggregations
+        """Whether Spark computes this view (aggregation views stay on the local engine)."""
+        return not record.view.aggregations
 
     def scan(self, record: ViewRecord, features: list[str] | None = None) -> DataFrame:
         """A view's typed source rows as a DataFrame (:mod:`~featurestore.offline.spark.scan`).
@@ -108,8 +111,19 @@ class SparkOfflineEngine:
             SourceError: The source is missing, off-schema, or unreadable by Spark.
         """
         sources = self._local.sources
-        files = sources.read(record.view)
+        # A view with a transform is checked against its output, not its source's columns.
+        files = sources.read(self._functions.with_transform(record).view)
         pushed = {f for f in files.files if sources.push_log.contains(f)}
+        if record.transform is not None:
+            # The registry's record (no function) goes to the executors; they import it.
+            return transformed_scan(
+                self.spark,
+                record,
+                files,
+                repo_root=self.repo_root,
+                pushed=pushed,
+                features=features,
+            )
         return spark_scan(
             self.spark,
             record.view,
@@ -141,9 +155,7 @@ class SparkOfflineEngine:
             SourceError: A source is missing or no longer matches its view.
         """
         if not all(self._on_spark(record) for record, _ in requests):
-            logger.info(
-                "training frame on the local engine: a view has a transform or aggregations"
-            )
+            logger.info("training frame on the local engine: a view has aggregations")
             return self._local.training_frame(
                 entity_df,
                 requests,

@@ -12,6 +12,7 @@ in the same rank order.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from featurestore.offline.sources import SourceFiles
     from featurestore.types import DType
 
-__all__ = ["spark_scan", "spark_type"]
+__all__ = ["rank_column", "read_files", "spark_scan", "spark_type", "utc_timestamp"]
 
 _SPARK_TYPES = {
     "Int32": "INT",
@@ -79,6 +80,74 @@ def _local_path(uri: str) -> str:
     return unquote(parts.path) if parts.scheme in ("", "file") else uri
 
 
+def read_files(
+    spark: SparkSession, view: FeatureView, source: SourceFiles, pushed: Collection[str]
+) -> list[tuple[DataFrame, dict[str, int]]]:
+    """The raw source files as DataFrames, with the rank of each file Spark lists.
+
+    Source files share one schema and are read together; push files (``pushed``) are read
+    apart, their schemas merged (a column may have been added since).
+
+    Raises:
+        SourceError: Spark cannot read a file, or lists files the local engine does not.
+    """
+    from pyspark.errors import PySparkException
+
+    ranks = {str(Path(f)): rank for rank, f in enumerate(source.files, start=1)}
+    groups = [
+        [f for f in source.files if f not in pushed],
+        [f for f in source.files if f in pushed],
+    ]
+    result: list[tuple[DataFrame, dict[str, int]]] = []
+    try:
+        for files in groups:
+            if not files:
+                continue
+            reader = spark.read
+            if files[0] in pushed:
+                reader = reader.option("mergeSchema", "true")
+            raw = reader.parquet(*files)
+            rank_of: dict[str, int] = {}
+            for uri in raw.inputFiles():
+                rank = ranks.get(_local_path(uri), ranks.get(uri))
+                if rank is None:
+                    msg = (
+                        f"Spark reads '{uri}' for feature view '{view.name}', which DuckDB "
+                        "does not list. Use file paths that both see the same way."
+                    )
+                    raise SourceError(msg)
+                rank_of[_without_file_scheme(uri)] = rank
+            result.append((raw, rank_of))
+    except PySparkException as exc:
+        msg = f"Spark cannot read the source of feature view '{view.name}': {exc}"
+        raise SourceError(msg) from exc
+    return result
+
+
+def rank_column(rank_of: dict[str, int]) -> Column:
+    """Each row's file rank (``__fs_file_index``), looked up by Spark's ``_metadata.file_path``.
+
+    ``rank_of`` is keyed by the paths of :func:`read_files` (without the ``file:`` scheme).
+    """
+    from pyspark.sql import functions as F
+
+    rank_map = F.create_map(*(F.lit(x) for item in rank_of.items() for x in item))
+    path = F.regexp_replace(F.col("_metadata.file_path"), _FILE_SCHEME, "")
+    rank = F.element_at(rank_map, path).cast("INT")
+    # A row whose file has no rank would sort arbitrarily among ties: fail instead.
+    unranked = F.raise_error(F.concat(F.lit("featurestore: no file rank for "), path))
+    return F.when(rank.isNull(), unranked).otherwise(rank).cast("INT")
+
+
+_FILE_SCHEME = "^file:(//)?"
+"""Spark spells one local file ``file:///a`` in ``inputFiles()`` and ``file:/a`` in
+``_metadata.file_path``; both become ``/a`` (still URL-encoded) before they are compared."""
+
+
+def _without_file_scheme(uri: str) -> str:
+    return re.sub(_FILE_SCHEME, "", uri)
+
+
 def spark_scan(
     spark: SparkSession,
     view: FeatureView,
@@ -90,12 +159,11 @@ def spark_scan(
 ) -> DataFrame:
     """The typed rows of ``view``'s source files (``source.files``, in rank order).
 
-    ``pushed`` are the push-log files among them, read apart from the source files.
+    ``pushed`` are the push-log files among them (see :func:`read_files`).
 
     Raises:
         SourceError: Spark cannot read a file, or lists files the local engine does not.
     """
-    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     by_name = {dst: src for src, dst in view.source.field_mapping.items()}
@@ -106,69 +174,37 @@ def spark_scan(
 
     wanted = list(view.feature_names) if features is None else features
     dtypes = {f.name: f.dtype for f in view.schema}
-    ranks = {str(Path(f)): rank for rank, f in enumerate(source.files, start=1)}
-    parts: list[DataFrame] = []
-    # Source files share one schema; push files are read apart (their schema may differ).
-    groups = [
-        [f for f in source.files if f not in pushed],
-        [f for f in source.files if f in pushed],
+    select = [col(k).cast(spark_type(key_dtypes[k])).alias(k) for k in view.join_keys]
+    ts_field = view.source.timestamp_field
+    ts_source = by_name.get(ts_field, ts_field)
+    select.append(utc_timestamp(ts_source, types[ts_source]).alias(EVENT_TS))
+    created = view.source.created_timestamp_field
+    created_source = None if created is None else by_name.get(created, created)
+    created_type = None if created_source is None else types.get(created_source)
+    if created_source is not None and created_type is not None and is_timestamp_type(created_type):
+        select.append(utc_timestamp(created_source, created_type).alias(CREATED_TS))
+    else:
+        select.append(F.lit(None).cast("TIMESTAMP").alias(CREATED_TS))
+    for name in wanted:
+        dtype = dtypes[name]
+        source_type = types[by_name.get(name, name)]
+        if str(dtype) == "Timestamp" and is_timestamp_type(source_type):
+            expr = utc_timestamp(by_name.get(name, name), source_type)
+        else:
+            expr = col(name).cast(spark_type(dtype))
+        select.append(expr.alias(name))
+    not_null = col(ts_field).isNotNull()
+    for key in view.join_keys:
+        not_null = not_null & col(key).isNotNull()
+    parts = [
+        raw.where(not_null).select(
+            *select[: len(view.join_keys) + 2],
+            rank_column(rank_of).alias(FILE_INDEX_COL),
+            F.col("_metadata.row_index").cast("BIGINT").alias(FILE_ROW_COL),
+            *select[len(view.join_keys) + 2 :],
+        )
+        for raw, rank_of in read_files(spark, view, source, pushed)
     ]
-    try:
-        for files in groups:
-            if not files:
-                continue
-            reader = spark.read
-            if files[0] in pushed:  # push files may differ (a column added since)
-                reader = reader.option("mergeSchema", "true")
-            raw = reader.parquet(*files)
-            uris = raw.inputFiles()
-            rank_of = {}
-            for uri in uris:
-                rank = ranks.get(_local_path(uri), ranks.get(uri))
-                if rank is None:
-                    msg = (
-                        f"Spark reads '{uri}' for feature view '{view.name}', which DuckDB "
-                        "does not list. Use file paths that both see the same way."
-                    )
-                    raise SourceError(msg)
-                rank_of[uri] = rank
-            rank_map = F.create_map(*(F.lit(x) for item in rank_of.items() for x in item))
-            select = [col(k).cast(spark_type(key_dtypes[k])).alias(k) for k in view.join_keys]
-            ts_field = view.source.timestamp_field
-            select.append(
-                utc_timestamp(
-                    by_name.get(ts_field, ts_field), types[by_name.get(ts_field, ts_field)]
-                ).alias(EVENT_TS)
-            )
-            created = view.source.created_timestamp_field
-            created_type = None if created is None else types.get(by_name.get(created, created))
-            if created is not None and created_type is not None and is_timestamp_type(created_type):
-                select.append(
-                    utc_timestamp(by_name.get(created, created), created_type).alias(CREATED_TS)
-                )
-            else:
-                select.append(F.lit(None).cast("TIMESTAMP").alias(CREATED_TS))
-            select.append(
-                F.element_at(rank_map, F.col("_metadata.file_path"))
-                .cast("INT")
-                .alias(FILE_INDEX_COL)
-            )
-            select.append(F.col("_metadata.row_index").cast("BIGINT").alias(FILE_ROW_COL))
-            for name in wanted:
-                dtype = dtypes[name]
-                source_type = types[by_name.get(name, name)]
-                if str(dtype) == "Timestamp" and is_timestamp_type(source_type):
-                    expr = utc_timestamp(by_name.get(name, name), source_type)
-                else:
-                    expr = col(name).cast(spark_type(dtype))
-                select.append(expr.alias(name))
-            not_null = col(ts_field).isNotNull()
-            for key in view.join_keys:
-                not_null = not_null & col(key).isNotNull()
-            parts.append(raw.where(not_null).select(*select))
-    except PySparkException as exc:
-        msg = f"Spark cannot read the source of feature view '{view.name}': {exc}"
-        raise SourceError(msg) from exc
     result = parts[0]
     for part in parts[1:]:
         result = result.unionByName(part)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import warnings
 from typing import TYPE_CHECKING
 
@@ -60,6 +62,10 @@ def spark_session(config: SparkOfflineStoreConfig) -> SparkSession:
     except ImportError as exc:
         raise MissingDependencyError(feature="The spark offline store", extra="spark") from exc
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
+    if config.master.startswith("local"):
+        # Python workers (batch transforms) run this interpreter, which has featurestore;
+        # PySpark reads only the environment for it. An exported PYSPARK_PYTHON wins.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**_DEFAULT_CONF, **config.conf, **REQUIRED_CONF}.items():
         builder = builder.config(key, value)
     try:

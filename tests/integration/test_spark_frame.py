@@ -1,0 +1,120 @@
+"""The Spark engine's own outputs and inputs: a Spark DataFrame as the entity frame,
+``to_spark()``, ``to_parquet`` from the executors, and the config that selects the engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from featurestore import FeatureStore
+from featurestore.errors import ConfigError, EntityFrameError
+from featurestore.offline.spark.engine import SparkOfflineEngine
+from featurestore.offline.spark.session import quiet
+from featurestore.repo.config import RepoConfig
+from tests.conftest import make_repo
+from tests.spark_engine import on_spark
+from tests.strategies import BASE
+
+FEATURES_PY = """
+from featurestore import Entity, FeatureView, Field, ParquetSource
+from featurestore.types import Int64
+
+user = Entity("user", join_keys=["user_id"])
+stats = FeatureView(name="stats", entities=[user],
+                    source=ParquetSource("data/s.parquet", timestamp_field="ts"),
+                    schema=[Field("n", Int64)])
+"""
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[FeatureStore, FeatureStore]:
+    root = make_repo(tmp_path_factory.mktemp("spark_frame"), FEATURES_PY)
+    (root / "data").mkdir()
+    seconds = [0, 1, 2, 3, 4, 5]
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array([1, 2, 1, 2, 1, 3], pa.int64()),
+                "ts": pa.array(
+                    [BASE + timedelta(seconds=s) for s in seconds], pa.timestamp("us", tz="UTC")
+                ),
+                "n": pa.array([10, 20, 11, 21, 12, 30], pa.int64()),
+            }
+        ),
+        root / "data/s.parquet",
+    )
+    store = FeatureStore(root)
+    store.apply()
+    return store, on_spark(store)
+
+
+def _entities() -> pa.Table:
+    times = [BASE + timedelta(seconds=s) for s in (3, 0, 9, 3, 1)]
+    return pa.table(
+        {
+            "user_id": pa.array([1, 2, 3, 1, 4], pa.int64()),
+            "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "label": pa.array([0, 1, 2, 3, 4], pa.int64()),
+        }
+    )
+
+
+def test_spark_store_uses_the_spark_engine(stores: tuple[FeatureStore, FeatureStore]) -> None:
+    duckdb_store, spark_store = stores
+    assert isinstance(spark_store.offline, SparkOfflineEngine)
+    assert spark_store.offline.local is not spark_store.offline
+    assert duckdb_store.offline.local is duckdb_store.offline
+
+
+def test_spark_dataframe_entity_frame_equals_arrow_one(
+    stores: tuple[FeatureStore, FeatureStore],
+) -> None:
+    duckdb_store, spark_store = stores
+    expected = duckdb_store.get_training_frame(_entities(), ["stats:n"]).to_arrow()
+    spark = spark_store.offline.spark  # type: ignore[attr-defined]
+    with quiet():  # PySpark warns about pandas 3 on conversions
+        entity_df = spark.createDataFrame(_entities()).coalesce(1)
+    got = spark_store.get_training_frame(entity_df, ["stats:n"]).to_arrow()
+    assert got.select(expected.column_names).to_pylist() == expected.to_pylist()
+
+
+def test_to_spark_and_to_parquet_keep_rows_in_order(
+    stores: tuple[FeatureStore, FeatureStore], tmp_path: Path
+) -> None:
+    duckdb_store, spark_store = stores
+    expected = duckdb_store.get_training_frame(_entities(), ["stats:n"]).to_arrow().to_pylist()
+    frame = spark_store.get_training_frame(_entities(), ["stats:n"])
+    rows = [row.asDict() for row in frame.to_spark().collect()]  # type: ignore[attr-defined]
+    assert [r["label"] for r in rows] == [r["label"] for r in expected]
+    assert [r["n"] for r in rows] == [r["n"] for r in expected]
+    out = frame.to_parquet(tmp_path / "frame.parquet")
+    parts = sorted(out.glob("part-*.parquet"))
+    assert parts
+    written = pa.concat_tables([pq.read_table(p) for p in parts])
+    assert [r["label"] for r in written.to_pylist()] == [r["label"] for r in expected]
+
+
+def test_spark_entity_frame_without_join_key_names_the_view(
+    stores: tuple[FeatureStore, FeatureStore],
+) -> None:
+    _, spark_store = stores
+    spark = spark_store.offline.spark  # type: ignore[attr-defined]
+    with quiet():
+        entity_df = spark.createDataFrame(_entities().drop_columns(["user_id"]))
+    with pytest.raises(EntityFrameError, match=r"lacks join key column.*user_id.*'stats'"):
+        spark_store.get_training_frame(entity_df, ["stats:n"])
+
+
+def test_spark_config_reads_master_and_conf() -> None:
+    config = RepoConfig(
+        project="p",
+        offline_store={"type": "spark", "master": "local[2]", "conf": {"spark.x": 4, "b": True}},
+    )
+    assert config.offline_store.type == "spark"
+    assert config.offline_store.conf == {"spark.x": "4", "b": "true"}  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"'offline_store.conf' must be a mapping"):
+        RepoConfig(project="p", offline_store={"type": "spark", "conf": ["x"]})
