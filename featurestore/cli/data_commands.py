@@ -149,13 +149,17 @@ def write_frame(frame: Any, output: Path, suffix: str) -> tuple[int, list[str]]:
 
 
 def _count_rows(path: Path, *, csv: bool) -> int:
-    """Rows of a written file: Parquet from its footer, CSV by streaming it (bounded memory)."""
+    """Rows of a written file: Parquet from its footer, CSV by streaming it (bounded memory).
+
+    A Parquet directory (part files written by Spark's executors) counts every part's footer.
+    """
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     if csv:
         return sum(batch.num_rows for batch in pa_csv.open_csv(path))
-    return int(pq.ParquetFile(path).metadata.num_rows)
+    parts = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return sum(int(pq.ParquetFile(part).metadata.num_rows) for part in parts)
 
 
 # -- online -----------------------------------------------------------------------------------

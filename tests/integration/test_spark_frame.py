@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from featurestore import FeatureStore
+from featurestore.cli.data_commands import write_frame
 from featurestore.errors import ConfigError, EntityFrameError
 from featurestore.offline.spark.engine import SparkOfflineEngine
 from featurestore.offline.spark.session import quiet
@@ -96,6 +97,8 @@ def test_to_spark_and_to_parquet_keep_rows_in_order(
     assert parts
     written = pa.concat_tables([pq.read_table(p) for p in parts])
     assert [r["label"] for r in written.to_pylist()] == [r["label"] for r in expected]
+    rows, columns = write_frame(frame, tmp_path / "cli.parquet", ".parquet")  # the CLI's writer
+    assert (rows, columns) == (len(expected), list(expected[0]))
 
 
 def test_spark_entity_frame_without_join_key_names_the_view(
