@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from featurestore._quiet import quiet_pyspark
 from featurestore.definitions import Entity, FeatureService, FeatureView
 from featurestore.errors import DefinitionError, RepoLoadError
 
@@ -132,7 +133,8 @@ def load_repo(root: Path) -> RepoContents:
         for module_name, path in names.items():
             rel = path.relative_to(root).as_posix()
             try:
-                module = importlib.import_module(module_name)
+                with quiet_pyspark():  # definitions importing Great Expectations
+                    module = importlib.import_module(module_name)
             except Exception as exc:
                 frames = traceback.extract_tb(exc.__traceback__)
                 where = next(

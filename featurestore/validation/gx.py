@@ -10,6 +10,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
+from featurestore._quiet import quiet_pyspark
 from featurestore.errors import DefinitionError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def import_gx(feature: str = "Expectations on feature views") -> ModuleType:
         MissingDependencyError: Great Expectations is not installed; names the extra.
     """
     try:
-        import great_expectations
+        with quiet_pyspark():  # GE imports PySpark when it is installed
+            import great_expectations
     except ImportError as exc:
         raise MissingDependencyError(feature=feature, extra=EXTRA) from exc
     return great_expectations

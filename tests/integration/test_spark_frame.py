@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from featurestore import FeatureStore
+from featurestore._quiet import quiet_pyspark
 from featurestore.cli.data_commands import write_frame
 from featurestore.errors import ConfigError, EntityFrameError
 from featurestore.offline.spark.engine import SparkOfflineEngine
-from featurestore.offline.spark.session import quiet
 from featurestore.repo.config import RepoConfig
 from tests.conftest import make_repo
 from tests.spark_engine import on_spark
@@ -77,7 +77,7 @@ def test_spark_dataframe_entity_frame_equals_arrow_one(
     duckdb_store, spark_store = stores
     expected = duckdb_store.get_training_frame(_entities(), ["stats:n"]).to_arrow()
     spark = spark_store.offline.spark  # type: ignore[attr-defined]
-    with quiet():  # PySpark warns about pandas 3 on conversions
+    with quiet_pyspark():  # PySpark warns about pandas 3 on conversions
         entity_df = spark.createDataFrame(_entities()).coalesce(1)
     got = spark_store.get_training_frame(entity_df, ["stats:n"]).to_arrow()
     assert got.select(expected.column_names).to_pylist() == expected.to_pylist()
@@ -106,7 +106,7 @@ def test_spark_entity_frame_without_join_key_names_the_view(
 ) -> None:
     _, spark_store = stores
     spark = spark_store.offline.spark  # type: ignore[attr-defined]
-    with quiet():
+    with quiet_pyspark():
         entity_df = spark.createDataFrame(_entities().drop_columns(["user_id"]))
     with pytest.raises(EntityFrameError, match=r"lacks join key column.*user_id.*'stats'"):
         spark_store.get_training_frame(entity_df, ["stats:n"])

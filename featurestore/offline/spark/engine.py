@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from featurestore._quiet import quiet_pyspark
 from featurestore._time import from_micros
 from featurestore.definitions import FeatureRef
 from featurestore.errors import EntityFrameError, SourceError
@@ -31,7 +32,7 @@ from featurestore.offline.join.spec import ROW_COL, EntityStats
 from featurestore.offline.spark.frame import SparkTrainingFrame
 from featurestore.offline.spark.join import VALUES, join_view, latest_per_key
 from featurestore.offline.spark.scan import spark_scan, spark_type
-from featurestore.offline.spark.session import quiet, spark_session
+from featurestore.offline.spark.session import spark_session
 from featurestore.offline.spark.transform import transformed_scan
 from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query
 from featurestore.offline.training_frame import conform
@@ -178,7 +179,7 @@ class SparkOfflineEngine:
                 table = cursor.sql(frame.query.text, params=frame.query.params).to_arrow_table()
             finally:
                 cursor.close()
-            with quiet():
+            with quiet_pyspark():
                 entity = self.spark.createDataFrame(table)
             columns = list(frame.columns)
             entity_types = {c: table.schema.field(c).type for c in columns}
@@ -288,7 +289,7 @@ def _stream(record: ViewRecord, df: DataFrame, batch_size: int) -> Iterator[pa.R
     types[EVENT_TS] = pa.timestamp("us", tz="UTC")
     types[CREATED_TS] = pa.timestamp("us", tz="UTC")
     try:
-        with quiet():
+        with quiet_pyspark():
             table = df.toArrow()
     except Exception as exc:  # py4j and Spark errors share no useful base class
         msg = f"Reading the latest rows of feature view '{record.view.name}' failed in Spark: {exc}"

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from featurestore._quiet import quiet_pyspark
 from featurestore.errors import SourceError
 from featurestore.frames import arrow_to_pandas, arrow_to_polars, describe, describe_html
-from featurestore.offline.spark.session import quiet
 from featurestore.offline.training_frame import BATCH_ROWS, computed_when, conform, parquet_writer
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class SparkTrainingFrame:
             table = self._held
             if table is None:
                 try:
-                    with quiet():
+                    with quiet_pyspark():
                         table = self._df.toArrow()
                 except Exception as exc:
                     raise _spark_error(exc) from exc

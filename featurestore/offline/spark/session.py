@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-import warnings
 from typing import TYPE_CHECKING
 
+from featurestore._quiet import quiet_pyspark
 from featurestore.errors import MissingDependencyError, SourceError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from pyspark.sql import SparkSession
 
     from featurestore.repo.config import SparkOfflineStoreConfig
 
-__all__ = ["REQUIRED_CONF", "quiet", "spark_session"]
+__all__ = ["REQUIRED_CONF", "spark_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +34,6 @@ _DEFAULT_CONF = {
 }
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence PySpark's FutureWarning about the pandas version it was tested with.
-
-    PySpark warns on every Arrow conversion when pandas is newer than it knows; featurestore
-    converts through Arrow, not pandas, so the warning says nothing about our results.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        yield
-
-
 def spark_session(config: SparkOfflineStoreConfig) -> SparkSession:
     """The session for ``config`` (an existing one in this process is reused).
 
@@ -57,7 +42,7 @@ def spark_session(config: SparkOfflineStoreConfig) -> SparkSession:
         SourceError: Spark cannot start (no Java, a bad master URL or setting).
     """
     try:
-        with quiet():
+        with quiet_pyspark():
             from pyspark.sql import SparkSession
     except ImportError as exc:
         raise MissingDependencyError(feature="The spark offline store", extra="spark") from exc
@@ -69,7 +54,7 @@ def spark_session(config: SparkOfflineStoreConfig) -> SparkSession:
     for key, value in {**_DEFAULT_CONF, **config.conf, **REQUIRED_CONF}.items():
         builder = builder.config(key, value)
     try:
-        with quiet():
+        with quiet_pyspark():
             session = builder.getOrCreate()
     except Exception as exc:  # py4j and Java errors share no base class worth naming
         msg = (

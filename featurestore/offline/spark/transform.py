@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from featurestore._quiet import quiet_pyspark
 from featurestore.offline.spark.scan import rank_column, read_files, spark_type, utc_timestamp
-from featurestore.offline.spark.session import quiet
 from featurestore.offline.sql import (
     CREATED_TS,
     EVENT_TS,
@@ -122,7 +122,7 @@ def transformed_scan(
             if batch.num_rows:
                 yield _run_batch(transform, record, batch, schema)
 
-    with quiet():
+    with quiet_pyspark():
         out = inputs.mapInArrow(run, ddl)
     wanted = list(view.feature_names) if features is None else features
     keep = [*view.join_keys, EVENT_TS, CREATED_TS, *_POSITION, *wanted]
