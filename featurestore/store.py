@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from featurestore.consistency.log_writer import FeatureLogger, LogStats
     from featurestore.consistency.report import SkewReport
     from featurestore.definitions import Entity, FeatureService
+    from featurestore.materialization.history import MaterializationHistory
     from featurestore.materialization.materializer import (
         MaterializationReport,
         Materializer,
@@ -478,10 +479,24 @@ class FeatureStore:
         from featurestore.materialization.materializer import Materializer
 
         return Materializer(
-            self.registry, self.offline, self.online, validation_log=self.validation_log
+            self.registry,
+            self.offline,
+            self.online,
+            validation_log=self.validation_log,
+            history=self.materialization_history,
         )
 
     # -- validated data (G6, docs/validation.md) ------------------------------------------------
+
+    @property
+    def materialization_history(self) -> MaterializationHistory:
+        """The finished materialization windows, per view (for people and the web UI).
+
+        Kept in ``materialization/`` beside the validation runs.
+        """
+        from featurestore.materialization.history import MaterializationHistory
+
+        return MaterializationHistory(self.validation_log.root.parent / "materialization")
 
     @property
     def validation_log(self) -> ValidationLog:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from featurestore.materialization.history import MaterializationHistory
     from featurestore.online.base import OnlineStore
     from featurestore.repo.registry import Registry, RegistrySnapshot, ViewRecord
     from featurestore.validation.result import ValidationLog, ValidationResult
@@ -158,6 +159,7 @@ class Materializer:
         online: The online store.
         batch_size: Rows per batch read from DuckDB and written to the store.
         validation_log: Where the runs of views' expectations are kept (None: not kept).
+        history: Where finished windows are recorded for people to read (None: not kept).
     """
 
     def __init__(
@@ -168,12 +170,14 @@ class Materializer:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         validation_log: ValidationLog | None = None,
+        history: MaterializationHistory | None = None,
     ) -> None:
         self.registry = registry
         self.offline = offline
         self.online = online
         self.batch_size = batch_size
         self.validation_log = validation_log
+        self.history = history
 
     def materialize(
         self,
@@ -339,7 +343,10 @@ class Materializer:
             end.isoformat(),
             seconds,
         )
-        return ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
+        result = ViewMaterialization(name, start, end, rows, written, seconds, watermark, rebuilt)
+        if self.history is not None:
+            self.history.record(result)
+        return result
 
     def _write_rows(
         self,

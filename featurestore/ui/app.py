@@ -268,8 +268,16 @@ async def _view(request: Request, state: UiState) -> _Page:
             online = view_pages.OnlineFacts(None, None, error=public_detail(exc, 503))
     validation = await anyio.to_thread.run_sync(store.validation_log.latest, name)
     runs = await anyio.to_thread.run_sync(_validated_windows, store, name)
+    history = await anyio.to_thread.run_sync(store.materialization_history.recent, name)
     body = view_pages.view_page(
-        snapshot, record, base, now=utc_now(), online=online, validation=validation, runs=runs
+        snapshot,
+        record,
+        base,
+        now=utc_now(),
+        online=online,
+        validation=validation,
+        runs=runs,
+        history=history,
     )
     return _Page(f"Feature view {name}", body)
 

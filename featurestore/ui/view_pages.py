@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    from featurestore.materialization.history import MaterializationRun
     from featurestore.repo.registry import OnDemandRecord, RegistrySnapshot, ViewRecord
     from featurestore.validation.result import ValidationResult
 
@@ -122,19 +123,10 @@ def _features_table(
     )
 
 
-def _history(runs: Sequence[ValidationResult]) -> Markup:
-    """The validated windows: what featurestore records of a view's materializations."""
+def _validated(runs: Sequence[ValidationResult]) -> Markup:
+    """The view's validated windows (a view with expectations), newest first."""
     if not runs:
-        return section(
-            "history",
-            "Materialization history",
-            tag(
-                "p",
-                "featurestore keeps the watermark (above), not a log of runs; the windows of "
-                "a view with expectations are listed here once validated.",
-                class_="note",
-            ),
-        )
+        return join([])
     rows = [
         (
             moment(r.start),
@@ -147,11 +139,43 @@ def _history(runs: Sequence[ValidationResult]) -> Markup:
         for r in runs
     ]
     return section(
-        "history",
-        "Materialization history",
+        "validated",
+        "Validated windows",
         tag("p", f"The last {len(runs)} validated windows, newest first.", class_="note"),
         table(
             ["window start", "window end", "run by", "rows", "verdict", "checked at"],
+            rows,
+            id_="validated-table",
+        ),
+    )
+
+
+def _history(runs: Sequence[MaterializationRun]) -> Markup:
+    """The view's finished materialization windows, newest first."""
+    if not runs:
+        return section(
+            "history",
+            "Materialization history",
+            tag("p", "No window has been materialized from this repo.", class_="note"),
+        )
+    rows = [
+        (
+            moment(r.start),
+            moment(r.end),
+            f"{r.rows:,}",
+            f"{r.written:,}",
+            f"{r.seconds:.2f} s",
+            "yes" if r.rebuilt else "",
+            moment(r.finished_at),
+        )
+        for r in runs
+    ]
+    return section(
+        "history",
+        "Materialization history",
+        tag("p", f"The last {len(runs)} materialized windows, newest first.", class_="note"),
+        table(
+            ["window start", "window end", "rows read", "written", "took", "rebuilt", "finished"],
             rows,
             id_="history-table",
         ),
@@ -167,11 +191,12 @@ def view_page(
     online: OnlineFacts,
     validation: ValidationResult | None,
     runs: Sequence[ValidationResult] = (),
+    history: Sequence[MaterializationRun] = (),
 ) -> Markup:
     """A feature view: definition, features, freshness, online records, validation, lineage.
 
-    ``runs`` are the view's validated windows, newest first (its materialization history,
-    for a view with expectations).
+    ``runs`` are the view's validated windows and ``history`` its materialized windows, both
+    newest first.
     """
     view = record.view
     fresh = freshness_of(record, now)
@@ -232,7 +257,8 @@ def view_page(
             section("features", "Features", _features_table(snapshot, view.name, origins, base)),
             section("freshness", "Freshness and online records", freshness),
             validation_section(validation, record),
-            _history(runs),
+            _history(history),
+            _validated(runs),
             section(
                 "lineage",
                 "Lineage",

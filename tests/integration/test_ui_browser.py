@@ -216,9 +216,11 @@ def test_failed_validation_and_stale_view_are_flagged(flags: str, browser: Any) 
     assert len(failures) == 1
     assert "expect_column_values_to_be_between" in failures[0]
     assert "1 of 3 rows unexpected" in failures[0]
-    # The materialization wrote one validated window: the view's history lists it.
-    assert _column(browser, "history-table", 2) == ["materialization"]
-    assert _column(browser, "history-table", 4) == ["failed 1"]
+    # The materialization wrote one validated window: the validated windows list it...
+    assert _column(browser, "validated-table", 2) == ["materialization"]
+    assert _column(browser, "validated-table", 4) == ["failed 1"]
+    # ... and the materialization history its one run, which read the fixture's 3 items.
+    assert _column(browser, "history-table", 2) == ["3"]
 
 
 def test_unknown_view_is_a_404_page(flags: str, browser: Any) -> None:
