@@ -561,11 +561,15 @@ def create_ui_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.notice = await anyio.to_thread.run_sync(_unapplied, state.store)
+        # The stamp before the read, as the feature server takes it: an apply landing in
+        # between is reloaded at the first check.
+        stamp = await anyio.to_thread.run_sync(state.store.registry.stamp)
         await anyio.to_thread.run_sync(state.store.refresh)
         watcher = RegistryWatcher(
             state.store,
             interval_s=state.store.config.serving.registry_refresh_s,
             metrics=ServingMetrics(),
+            stamp=stamp,
         )
         watcher.start()
         try:
