@@ -93,6 +93,9 @@ def serve(
             fg=typer.colors.RED,
             bold=True,
         )
+    # The workers open their own store; the parent's (its registry connection, for a
+    # PostgreSQL registry) would sit idle for the server's whole life.
+    store.close()
     uvicorn.run(
         UI_SERVER_FACTORY if ui else APP_FACTORY,
         factory=True,
