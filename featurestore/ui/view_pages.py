@@ -123,6 +123,13 @@ def _features_table(
     )
 
 
+def _last(count: int, what: str) -> str:
+    """The note above a list of windows, newest first."""
+    if count == 1:
+        return f"The one {what} window so far."
+    return f"The last {count} {what} windows, newest first."
+
+
 def _validated(runs: Sequence[ValidationResult]) -> Markup:
     """The view's validated windows (a view with expectations), newest first."""
     if not runs:
@@ -141,7 +148,7 @@ def _validated(runs: Sequence[ValidationResult]) -> Markup:
     return section(
         "validated",
         "Validated windows",
-        tag("p", f"The last {len(runs)} validated windows, newest first.", class_="note"),
+        tag("p", _last(len(runs), "validated"), class_="note"),
         table(
             ["window start", "window end", "run by", "rows", "verdict", "checked at"],
             rows,
@@ -173,7 +180,7 @@ def _history(runs: Sequence[MaterializationRun]) -> Markup:
     return section(
         "history",
         "Materialization history",
-        tag("p", f"The last {len(runs)} materialized windows, newest first.", class_="note"),
+        tag("p", _last(len(runs), "materialized"), class_="note"),
         table(
             ["window start", "window end", "rows read", "written", "took", "rebuilt", "finished"],
             rows,
