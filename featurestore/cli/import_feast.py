@@ -73,9 +73,8 @@ def import_feast(
     With --verify, exit code 1 means a difference no known Feast behaviour explains.
 
     Example:
-        featurestore import-feast feast_project/feature_repo --out feature_repo
-        featurestore --repo feature_repo apply
-        featurestore import-feast feast_project/feature_repo --out feature_repo --verify entities.parquet --feast-python .feast-venv/bin/python
+        featurestore import-feast feast_project/feature_repo --out imported_repo
+        featurestore --repo imported_repo apply
     """
     if verify is None:
         _import(feast_repo, out, as_json=as_json)

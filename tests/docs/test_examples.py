@@ -9,6 +9,7 @@ same example repo.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -104,12 +105,23 @@ def applied_repo(generated_repo: Path, tmp_path_factory: pytest.TempPathFactory)
     return repo
 
 
+FEAST = Path(os.environ.get("FEAST_VENV", ROOT / ".feast-venv")) / "bin" / "feast"
+_SETUP = {
+    # The example reads a Feast repo: Feast's own 'feast init' template, made with the Feast
+    # client that CI installs in its own virtualenv (scripts/install-feast-client).
+    "import-feast": f"{FEAST} init feast_project\n",
+}
+"""Commands run in the example repo before a command's help example, by command."""
+
+
 @pytest.mark.parametrize("path", sorted(_commands()))
 def test_help_example_runs_in_the_example_repo(path: str, applied_repo: Path, tmp_path: Path):
     example = examples.help_example(_help(path))
     assert example.strip(), f"'featurestore {path} --help' shows no example"
     repo = tmp_path / "feature_repo"
     shutil.copytree(applied_repo, repo)
+    if path in _SETUP:
+        _ok(examples.run_shell(_SETUP[path], repo), f"set-up of 'featurestore {path}'")
     _ok(examples.run_shell(example, repo), f"'featurestore {path} --help' example\n{example}")
 
 
