@@ -35,7 +35,7 @@ def ui(
     the same UI at /ui beside the online API.
 
     Example:
-        featurestore ui --port 6567
+        featurestore ui --port 6567 &
         curl -s --retry 30 --retry-delay 1 --retry-connrefused localhost:6567/ui/freshness
     """
     state = state_of(ctx)
