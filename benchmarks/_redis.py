@@ -12,6 +12,19 @@ import time
 from collections.abc import Iterator
 
 
+def wait_for_port(port: int, timeout_s: float = 10) -> None:
+    """Return once a server accepts connections on loopback ``port`` (raise after the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def redis_url() -> Iterator[str]:
     if os.environ.get("REDIS_URL"):
@@ -42,15 +55,7 @@ def redis_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_port(port)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()

@@ -32,7 +32,7 @@ from redis.cluster import RedisCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._redis import redis_url
+from benchmarks._redis import redis_url, wait_for_port
 from benchmarks.bench_online_read import ENTITIES, NOW, VIEWS, make_repo, measure
 from featurestore import FeatureStore
 from featurestore.online.codec import KeyEncoder
@@ -72,15 +72,7 @@ def cluster_url(masters: int = 3) -> Iterator[str]:
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
         for port in ports:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_for_port(port)
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
             check=True,
