@@ -10,11 +10,11 @@ parser; this skips redis-py's pipeline and pool bookkeeping, which cost more tha
 trip itself. redis-py errors are translated here.
 
 The same commands are also read asynchronously (:meth:`RedisOnlineStore.aread_records`, used
-by the server on its event loop): connections of the running loop are asyncio protocols that
-write the packed commands and parse the replies with ``hiredis.Reader``; each exchange is
-bounded by ``timeout_s`` (an entry of the loop's sweeping deadline table,
+by the server on its event loop): connections of the running loop are non-blocking sockets of
+our own that write the packed commands and parse the replies with ``hiredis.Reader``; each
+exchange is bounded by ``timeout_s`` (an entry of the loop's sweeping deadline table,
 :mod:`featurestore._deadlines`, not a timer per exchange), so a stalled Redis never blocks the
-loop.
+loop for longer than the short wait of :mod:`featurestore._busy`.
 
 The connections to one server (:class:`Node`), the packing of reads (:class:`HmgetPacker`),
 the scripts and the error messages are shared with the Redis Cluster store
@@ -26,6 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
+import socket
+import time
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import hiredis
@@ -36,6 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from featurestore._busy import request_count_of
 from featurestore._deadlines import deadlines_of, resolution_for
 from featurestore.errors import (
     OnlineStoreError,
@@ -177,82 +181,175 @@ def command_of(*parts: bytes) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(bulk(p) for p in parts)
 
 
-class _AsyncConnection(asyncio.Protocol):
+_INLINE_WAIT_S: Final = 0.002
+"""Longest an async read waits for its reply on the socket itself, blocking its loop, when its
+request is the only one in progress (:mod:`featurestore._busy`). Redis answers a read on
+loopback in tens of microseconds; a reply not in by then is awaited round the loop."""
+_READ_SIZE: Final = 65536
+
+
+class _AsyncConnection:
     """One Redis connection of an event loop: one exchange at a time, replies parsed by hiredis.
 
-    Error replies come back as ``hiredis.ReplyError`` values among the replies. An exchange
-    not answered within its timeout fails with ``TimeoutError`` and closes the connection.
+    The socket is non-blocking and ours (no asyncio transport): an exchange writes the command,
+    then either waits for the replies on the socket itself, for at most ``wait_s`` (see
+    :mod:`featurestore._busy`), or registers the socket with the loop and reads it when the loop
+    reports it readable. Error replies come back as ``hiredis.ReplyError`` values among the
+    replies. An exchange not answered within its timeout fails with ``TimeoutError``; the
+    caller then closes the connection, as after any failure, so no late reply is ever read.
 
     Args:
         loop: The event loop of the connection.
         deadlines: The table of ``loop`` that bounds each exchange (keyed by the connection).
+        sock: The connected, non-blocking socket.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadlines: Deadlines, sock: socket.socket
+    ) -> None:
         self._loop = loop
         self._deadlines = deadlines
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
         self._expire_callback = self._expire  # one bound method, not one per exchange
+        self._readable_callback = self._on_readable
         self._parser = hiredis.Reader()
-        self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[list[Any]] | None = None
         self._replies: list[Any] = []
         self._expected = 0
         self.closed = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast("asyncio.Transport", transport)
+    @classmethod
+    async def connect(
+        cls, loop: asyncio.AbstractEventLoop, deadlines: Deadlines, kwargs: dict[str, Any]
+    ) -> _AsyncConnection:
+        """A connection to the server of redis-py's connection ``kwargs`` (Unix path or TCP)."""
+        path = kwargs.get("path")
+        if path is not None:
+            targets: list[tuple[int, Any]] = [(socket.AF_UNIX, path)]
+        else:
+            infos = await loop.getaddrinfo(
+                kwargs.get("host", "localhost"), kwargs.get("port", 6379), type=socket.SOCK_STREAM
+            )
+            targets = [(family, address) for family, _, _, _, address in infos]
+        failure: OSError = OSError(f"no address for {kwargs.get('host')!r}")
+        for family, address in targets:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                if family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                failure = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return cls(loop, deadlines, sock)
+        raise failure
 
-    def data_received(self, data: bytes) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():  # nobody asked: the connection is out of step
-            self.close()
-            return
-        parser = self._parser
-        parser.feed(data)
-        replies = self._replies
-        try:
-            while len(replies) < self._expected:
-                reply = parser.gets()
-                if reply is False:
-                    return
-                replies.append(reply)
-        except hiredis.ProtocolError as exc:
-            self._fail(exc)
-            return
-        self._deadlines.remove(self)
-        waiter.set_result(replies)
+    async def exchange(
+        self, command: bytes, replies: int, timeout_s: float, wait_s: float = 0.0
+    ) -> list[Any]:
+        """Write ``command`` and return its ``replies`` replies, within ``timeout_s``.
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(ConnectionError(str(exc) if exc else "connection closed"))
+        With ``wait_s``, the replies are first awaited on the socket itself for that long.
 
-    def _expire(self) -> None:
-        self._fail(TimeoutError())
-
-    def _fail(self, exc: BaseException) -> None:
-        self.close()
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def exchange(self, command: bytes, replies: int, timeout_s: float) -> asyncio.Future[list[Any]]:
-        """Write ``command``; the future of its ``replies`` replies, failed after ``timeout_s``."""
-        waiter: asyncio.Future[list[Any]] = self._loop.create_future()
-        if self.closed or self._transport is None:
-            waiter.set_exception(ConnectionError("connection closed"))
-            return waiter
+        Raises:
+            TimeoutError: No complete answer within ``timeout_s``.
+            ConnectionError: The connection is closed (by us or by the server).
+            OSError: Writing or reading failed.
+            hiredis.ProtocolError: The reply is not RESP.
+        """
+        if self.closed:
+            raise ConnectionError("connection closed")
         self._replies = []
         self._expected = replies
+        sock = self._sock
+        try:
+            sent = sock.send(command)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(command):  # a full send buffer: the rest as the loop can
+            async with asyncio.timeout(timeout_s):
+                await self._loop.sock_sendall(sock, memoryview(command)[sent:])
+        if wait_s > 0 and self._wait_here(wait_s):
+            return self._replies
+        return await self._wait_on_loop(timeout_s)
+
+    def _read(self) -> bool:
+        """Read what the socket holds; whether every reply of the exchange is in."""
+        parser, replies, expected = self._parser, self._replies, self._expected
+        while True:
+            try:
+                data = self._sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                return False
+            if not data:
+                raise ConnectionError("connection closed by the server")
+            parser.feed(data)
+            while len(replies) < expected:
+                reply = parser.gets()
+                if reply is False:
+                    break
+                replies.append(reply)
+            else:
+                return True
+
+    def _wait_here(self, wait_s: float) -> bool:
+        """Wait on the socket (not the loop) up to ``wait_s``; whether every reply is in."""
+        end = time.monotonic() + wait_s
+        while True:
+            remaining_ms = (end - time.monotonic()) * 1000
+            if remaining_ms <= 0 or not self._poll.poll(remaining_ms):
+                return False
+            if self._read():
+                return True
+
+    async def _wait_on_loop(self, timeout_s: float) -> list[Any]:
+        loop = self._loop
+        waiter: asyncio.Future[list[Any]] = loop.create_future()
         self._waiter = waiter
+        loop.add_reader(self._fd, self._readable_callback)
         self._deadlines.add(self, timeout_s, self._expire_callback)
-        self._transport.write(command)
-        return waiter
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+            self._deadlines.remove(self)
+            if not self.closed:
+                loop.remove_reader(self._fd)
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            done = self._read()
+        except (OSError, hiredis.ProtocolError) as exc:
+            waiter.set_exception(exc)
+            return
+        if done:
+            waiter.set_result(self._replies)
+
+    def _expire(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(TimeoutError())
 
     def close(self) -> None:
         """Drop the connection at once (a late reply is never read) and its deadline."""
+        if self.closed:
+            return
         self.closed = True
         self._deadlines.remove(self)
-        if self._transport is not None:
-            self._transport.abort()
+        if self._waiter is not None:
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
 
 
 class Node:
@@ -359,11 +456,16 @@ class Node:
         """:meth:`send` then :meth:`receive`."""
         return self.receive(self.send(command), command, replies, errors=errors)
 
-    async def aexchange(self, command: bytes, replies: int) -> list[Any]:
+    async def aexchange(
+        self, command: bytes, replies: int, *, wait_here: bool = False
+    ) -> list[Any]:
         """:meth:`exchange` on a connection of the running loop (error replies are values).
 
         Connecting and each exchange are bounded by ``timeout_s``. Connections of another
-        (closed) loop are dropped.
+        (closed) loop are dropped. With ``wait_here``, a read that is the only request in
+        progress of the feature server on this loop waits for its reply on the socket itself
+        for a moment (see :mod:`featurestore._busy`); the cluster store, which reads several
+        nodes at once, does not ask for it.
 
         Raises:
             TimeoutError: The server did not answer in time.
@@ -373,11 +475,18 @@ class Node:
         loop = asyncio.get_running_loop()
         deadlines = self._adeadlines
         if loop is not self._aloop or deadlines is None:
+            for stale in self._aidle:
+                stale.close()
             self._aidle, self._aloop = [], loop
             deadlines = deadlines_of(loop, resolution_for(self._timeout_s))
             self._adeadlines = deadlines
         if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
             return await asyncio.to_thread(self.exchange, command, replies, errors=True)
+        wait_s = 0.0
+        if wait_here:
+            busy = request_count_of(loop)
+            if busy is not None and busy.alone():
+                wait_s = _INLINE_WAIT_S
         idle = self._aidle
         while True:
             conn = idle.pop() if idle else None
@@ -385,7 +494,7 @@ class Node:
             if conn is None or not reused:
                 conn = await self._aconnect(loop, deadlines)
             try:
-                results = await conn.exchange(command, replies, self._timeout_s)
+                results = await conn.exchange(command, replies, self._timeout_s, wait_s)
             except ConnectionError:
                 conn.close()
                 if reused:
@@ -409,18 +518,8 @@ class Node:
         """
         kwargs = self._connection_kwargs
         timeout_s = self._timeout_s
-        path = kwargs.get("path")
         async with asyncio.timeout(timeout_s):
-            if path is not None:
-                _, conn = await loop.create_unix_connection(
-                    lambda: _AsyncConnection(loop, deadlines), path
-                )
-            else:
-                _, conn = await loop.create_connection(
-                    lambda: _AsyncConnection(loop, deadlines),
-                    kwargs.get("host", "localhost"),
-                    kwargs.get("port", 6379),
-                )
+            conn = await _AsyncConnection.connect(loop, deadlines, kwargs)
         setup: list[bytes] = []
         password = kwargs.get("password")
         if password:
@@ -430,7 +529,11 @@ class Node:
         if kwargs.get("db"):
             setup.append(command_of(b"SELECT", str(kwargs["db"]).encode()))
         if setup:
-            replies = await conn.exchange(b"".join(setup), len(setup), timeout_s)
+            try:
+                replies = await conn.exchange(b"".join(setup), len(setup), timeout_s)
+            except BaseException:
+                conn.close()
+                raise
             failed = next((r for r in replies if isinstance(r, hiredis.ReplyError)), None)
             if failed is not None:
                 conn.close()
@@ -800,7 +903,7 @@ class RedisOnlineStore:
             OnlineStoreUnavailableError: Redis did not answer in time or is unreachable.
         """
         try:
-            return await self._node.aexchange(command, replies)
+            return await self._node.aexchange(command, replies, wait_here=True)
         except TimeoutError:
             raise unavailable_error(self._where(), self.config.timeout_s, "no answer") from None
         except (OSError, hiredis.ProtocolError, RedisConnectionError, RedisTimeoutError) as exc:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from featurestore._busy import counted_requests
 from featurestore._deadlines import deadlines_of
 
 if TYPE_CHECKING:
@@ -140,6 +141,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._deadlines = deadlines_of(self.loop)
         self._idle_since = 0.0
+        # Requests of this connection in progress (pipelined ones too), counted in the loop's
+        # total, by which a lone request's Redis read waits on its socket (featurestore._busy).
+        self._busy = counted_requests(self.loop)
+        self._requests = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Register the connection, arm its idle timer, and make room under the limit."""
@@ -177,6 +182,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A request starts: its head must be complete within ``header_timeout_s``."""
         super().on_message_begin()
+        self._requests += 1
+        self._busy.value += 1
         self._in_head = True
         self._head_bytes = 0
         self._deadlines.add(self, self.limits.header_timeout_s, self._head_timeout)
@@ -198,11 +205,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         """The connection is idle again (kept alive) from now."""
         self._idle_since = self.loop.time()
+        if self._requests:
+            self._requests -= 1
+            self._busy.value -= 1
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the connection and its timers."""
+        """Forget the connection, its timers and its requests in progress."""
         self._cancel_head_deadline()
+        self._busy.value -= self._requests
+        self._requests = 0
         super().connection_lost(exc)
 
     def _cancel_head_deadline(self) -> None:

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from featurestore import FeatureStore
+from featurestore._busy import counted_requests
 from featurestore.errors import OnlineStoreIntegrityError
 from featurestore.online.base import AsyncReads, OnlineStore, ReadRequest
 from featurestore.online.codec import KeyEncoder, RecordCodec
@@ -31,7 +32,10 @@ KEYS = KeyEncoder({"user_id": Int64})
 CODEC = RecordCodec([Int64], fingerprint="00112233445566aa")
 
 
-async def _aread(store: Any, requests: list[ReadRequest]) -> tuple[Any, Any]:
+async def _aread(store: Any, requests: list[ReadRequest], *, lone: bool = False) -> tuple[Any, Any]:
+    """Both async reads; with ``lone``, as the server's only request (read on the socket)."""
+    if lone:
+        counted_requests(asyncio.get_running_loop()).value = 1
     try:
         return await store.aread_records(requests), await store.aread_epoch()
     finally:
@@ -58,9 +62,14 @@ def test_sqlite_is_read_inline(tmp_path: Path) -> None:
     stored=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 9)), max_size=15),
     asked=st.lists(st.integers(0, 12), max_size=10),
     with_epoch=st.booleans(),
+    lone=st.booleans(),
 )
 def test_async_reads_return_what_blocking_reads_return(
-    online_store: OnlineStore, stored: list[tuple[int, int]], asked: list[int], with_epoch: bool
+    online_store: OnlineStore,
+    stored: list[tuple[int, int]],
+    asked: list[int],
+    with_epoch: bool,
+    lone: bool,
 ) -> None:
     if not isinstance(online_store, AsyncReads):
         return  # SQLite: read inline (test_sqlite_is_read_inline)
@@ -71,7 +80,7 @@ def test_async_reads_return_what_blocking_reads_return(
     if with_epoch:
         online_store.ensure_epoch()
     requests = [ReadRequest(KEYS.encode_columns([[u]])[0], tuple(views[u % 3 :])) for u in asked]
-    records, epoch = asyncio.run(_aread(online_store, requests))
+    records, epoch = asyncio.run(_aread(online_store, requests, lone=lone))
     assert records == online_store.read_records(requests)
     assert epoch == online_store.read_epoch()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from featurestore import FeatureStore
+from featurestore._busy import counted_requests
 from featurestore.errors import OnlineStoreUnavailableError
 from featurestore.repo.config import RedisOnlineStoreConfig
 from tests.conftest import make_repo, utc, write_parquet
@@ -103,3 +104,38 @@ def test_unresponsive_redis_times_out_async_reads(redis_and_store) -> None:
 
     first, after = asyncio.run(both())
     assert first == after == [5, 6]
+
+
+def test_a_lone_read_of_a_stalled_redis_leaves_the_loop_running(redis_and_store) -> None:
+    """The server's only request waits for Redis on its socket for a moment only, then on the
+    loop: while the stalled read waits out its timeout, other tasks of the loop keep running
+    (a read that blocked the loop until its timeout would let the ticker tick once at most)."""
+    server, store = redis_and_store
+    store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
+
+    async def stalled_read_beside_a_ticker() -> tuple[int, int]:
+        counted_requests(asyncio.get_running_loop()).value = 1  # as the server's only request
+        await store.aget_online_features(["stats:cnt"], {"user_id": [1]})  # a connection
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+        try:
+            with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
+                await store.aget_online_features(["stats:cnt"], {"user_id": [1]})
+        finally:
+            server.proc.send_signal(18)  # SIGCONT
+            ticking.cancel()
+            await store.aclose_connections()
+        return before, ticks
+
+    before, after = asyncio.run(stalled_read_beside_a_ticker())
+    assert after > before + 5  # the ticker ran through the read's 0.5 s wait
