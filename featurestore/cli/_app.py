@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CliState",
+    "FeatureRefsOption",
+    "FullFeatureNamesOption",
     "JsonOption",
     "LogLevel",
+    "OutputFileOption",
     "PointInTime",
+    "ServiceOption",
     "ViewsOption",
     "app",
     "keep_examples",
@@ -202,6 +206,27 @@ def _root(
 # -- option parsing helpers -------------------------------------------------------------------
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+OutputFileOption = Annotated[
+    Path,
+    typer.Option(
+        "--output", "-o", metavar="FILE", dir_okay=False, help="Where to write (.parquet or .csv)."
+    ),
+]
+FeatureRefsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--features",
+        "-f",
+        metavar="REF",
+        help="'view:feature' refs; repeat the option or separate with commas.",
+    ),
+]
+ServiceOption = Annotated[
+    str | None, typer.Option("--service", "-s", metavar="NAME", help="A feature service name.")
+]
+FullFeatureNamesOption = Annotated[
+    bool, typer.Option("--full-feature-names", help="Name output columns view__feature.")
+]
 ViewsOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -10,8 +10,12 @@ import typer
 
 from featurestore.cli import render
 from featurestore.cli._app import (
+    FeatureRefsOption,
+    FullFeatureNamesOption,
     JsonOption,
+    OutputFileOption,
     PointInTime,
+    ServiceOption,
     ViewsOption,
     keep_examples,
     parse_pairs,
@@ -54,32 +58,10 @@ def training_frame(
             help="Entity rows (.parquet or .csv): the join keys and a timestamp column.",
         ),
     ],
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            dir_okay=False,
-            help="Where to write (.parquet or .csv).",
-        ),
-    ],
-    features: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--features",
-            "-f",
-            metavar="REF",
-            help="'view:feature' refs; repeat the option or separate with commas.",
-        ),
-    ] = None,
-    service: Annotated[
-        str | None, typer.Option("--service", "-s", metavar="NAME", help="A feature service name.")
-    ] = None,
-    full_feature_names: Annotated[
-        bool,
-        typer.Option("--full-feature-names", help="Name output columns view__feature."),
-    ] = False,
+    output: OutputFileOption,
+    features: FeatureRefsOption = None,
+    service: ServiceOption = None,
+    full_feature_names: FullFeatureNamesOption = False,
     timestamp_column: Annotated[
         str,
         typer.Option(
@@ -313,10 +295,7 @@ def get_online(
             help="A request field key=value (JSON literal), added to every row.",
         ),
     ] = None,
-    full_feature_names: Annotated[
-        bool,
-        typer.Option("--full-feature-names", help="Name output columns view__feature."),
-    ] = False,
+    full_feature_names: FullFeatureNamesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read the latest feature values for entity rows from the online store.

@@ -9,8 +9,12 @@ import typer
 
 from featurestore.cli import render
 from featurestore.cli._app import (
+    FeatureRefsOption,
+    FullFeatureNamesOption,
     JsonOption,
+    OutputFileOption,
     PointInTime,
+    ServiceOption,
     keep_examples,
     parse_pairs,
     parse_time,
@@ -31,28 +35,9 @@ def snapshot(
             "--as-of", metavar="TIME", help="The time of the snapshot, ISO 8601 (naive = UTC)."
         ),
     ],
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FILE",
-            dir_okay=False,
-            help="Where to write (.parquet or .csv).",
-        ),
-    ],
-    features: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--features",
-            "-f",
-            metavar="REF",
-            help="'view:feature' refs; repeat the option or separate with commas.",
-        ),
-    ] = None,
-    service: Annotated[
-        str | None, typer.Option("--service", "-s", metavar="NAME", help="A feature service name.")
-    ] = None,
+    output: OutputFileOption,
+    features: FeatureRefsOption = None,
+    service: ServiceOption = None,
     keys: Annotated[
         Path | None,
         typer.Option(
@@ -73,10 +58,7 @@ def snapshot(
             help="A request field key=value (JSON literal), the same for every row.",
         ),
     ] = None,
-    full_feature_names: Annotated[
-        bool,
-        typer.Option("--full-feature-names", help="Name output columns view__feature."),
-    ] = False,
+    full_feature_names: FullFeatureNamesOption = False,
     timestamp_column: Annotated[
         str,
         typer.Option("--timestamp-column", metavar="COLUMN", help="The column holding TIME."),
