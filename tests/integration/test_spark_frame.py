@@ -1,21 +1,26 @@
 """The Spark engine's own outputs and inputs: a Spark DataFrame as the entity frame,
-``to_spark()``, ``to_parquet`` from the executors, and the config that selects the engine."""
+``to_spark()``, ``to_parquet`` from the executors, the config that selects the engine, and
+the CLI materializing an aggregation view with Spark."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 from featurestore import FeatureStore
 from featurestore._quiet import quiet_pyspark
 from featurestore.cli.data_commands import write_frame
+from featurestore.cli.main import app, template_files
 from featurestore.errors import ConfigError, EntityFrameError
 from featurestore.offline.spark.engine import SparkOfflineEngine
 from featurestore.repo.config import RepoConfig
+from featurestore.sample_data import default_end, generate
 from tests.conftest import make_repo
 from tests.spark_engine import on_spark
 from tests.strategies import BASE
@@ -121,3 +126,56 @@ def test_spark_config_reads_master_and_conf() -> None:
     assert config.offline_store.conf == {"spark.x": "4", "b": "true"}  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match=r"'offline_store.conf' must be a mapping"):
         RepoConfig(project="p", offline_store={"type": "spark", "conf": ["x"]})
+
+
+def test_cli_materialize_of_an_aggregation_view_on_spark_serves_the_training_values(
+    tmp_path: Path,
+) -> None:
+    """`featurestore materialize-incremental` on a repo whose offline store is Spark: the
+    example repo's aggregation view gets its tiles from Spark, and online reads at the
+    watermark equal the training frame of either engine there (G3 for G7)."""
+    root = tmp_path / "fraud"
+    root.mkdir()
+    for name, text in template_files().items():
+        (root / name).write_text(text)
+    generate(root / "data", end=default_end(), rows=300, days=10, entity_rows=40)
+    duckdb_yaml = (root / "featurestore.yaml").read_text()
+    spark_yaml = duckdb_yaml.replace(
+        "offline_store:\n  type: duckdb\n",
+        "offline_store:\n  type: spark\n  master: local[2]\n"
+        "  conf: {spark.sql.shuffle.partitions: 2, spark.ui.enabled: false}\n",
+    )
+    assert spark_yaml != duckdb_yaml
+    (root / "featurestore.yaml").write_text(spark_yaml)
+    runner = CliRunner()
+    for command in (["apply"], ["materialize-incremental"]):
+        result = runner.invoke(app, ["--repo", str(root), *command])
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    spark_store = FeatureStore(root)
+    assert isinstance(spark_store.offline, SparkOfflineEngine)
+    record = spark_store.get_feature_view("user_txn_windows")
+    assert record.watermark is not None
+    t = record.watermark - timedelta(microseconds=1)
+    features = [f"user_txn_windows:{name}" for name in record.view.feature_names]
+    users = list(range(1, 31))
+    entities = pa.table(
+        {"user_id": pa.array(users, pa.int64()), "event_timestamp": pa.array([t] * len(users))}
+    )
+    on_spark_frame = spark_store.get_training_frame(entities, features).to_arrow().to_pydict()
+    (root / "featurestore.yaml").write_text(duckdb_yaml)
+    duckdb_frame = FeatureStore(root).get_training_frame(entities, features).to_arrow().to_pydict()
+    online = spark_store.get_online_features(features, {"user_id": users}, request_time=t)
+    assert set(online.statuses[record.view.feature_names[0]]) == {"PRESENT"}
+    served = online.to_dict()
+    assert sum(on_spark_frame["count_7d"]) > 0
+    for name in record.view.feature_names:
+        assert _close(served[name], on_spark_frame[name]), name
+        assert _close(on_spark_frame[name], duckdb_frame[name]), name
+
+
+def _close(a: list[float | None], b: list[float | None]) -> bool:
+    """Equal lists, floats within 1e-9 relative (sums are added in other orders)."""
+    return len(a) == len(b) and all(
+        x == y if x is None or y is None else math.isclose(x, y, rel_tol=1e-9)
+        for x, y in zip(a, b, strict=True)
+    )

@@ -4,14 +4,14 @@ The :class:`~featurestore.offline.base.Engine` of ``offline_store: {type: spark}
 reads the sources and does the joins; a local DuckDB engine (:attr:`local`) keeps the work
 that stays on one machine: schema checks from Parquet footers, snapshots, push-log reads,
 function checks. Views with a batch transform run it on the executors through the one
-executor (:mod:`~featurestore.offline.spark.transform`); aggregation views are computed by the
-local engine (a training frame that asks for one runs there whole); docs/spark.md says so.
+executor (:mod:`~featurestore.offline.spark.transform`); aggregation views' training-frame
+aggregates and tiles are Spark queries too (:mod:`~featurestore.offline.spark.aggregation`).
 """
 
 from __future__ import annotations
 
-import logging
 import typing
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,9 @@ from featurestore.offline.entity_frame import (
     load_entity,
     validate_entity,
 )
+from featurestore.offline.join.aggregation import TILE_TIME
 from featurestore.offline.join.spec import ROW_COL, EntityStats
+from featurestore.offline.spark.aggregation import aggregation_join, spark_tiles, tile_types
 from featurestore.offline.spark.frame import SparkTrainingFrame
 from featurestore.offline.spark.join import VALUES, join_view, latest_per_key
 from featurestore.offline.spark.scan import spark_scan, spark_type
@@ -55,8 +57,6 @@ if TYPE_CHECKING:
     from featurestore.types import DType
 
 __all__ = ["SparkOfflineEngine"]
-
-logger = logging.getLogger(__name__)
 
 _T = "__fs_t"
 
@@ -102,7 +102,7 @@ class SparkOfflineEngine:
         return self._local.infer_key_dtypes(view)
 
     def _on_spark(self, record: ViewRecord) -> bool:
-        """Whether Spark computes this view (aggregation views stay on the local engine)."""
+        """Whether Spark computes this view's newest rows (an aggregation view's are tiles)."""
         return not record.view.aggregations
 
     def scan(self, record: ViewRecord, features: list[str] | None = None) -> DataFrame:
@@ -111,6 +111,9 @@ class SparkOfflineEngine:
         Raises:
             SourceError: The source is missing, off-schema, or unreadable by Spark.
         """
+        if record.view.aggregations:  # an aggregation view reads its raw events (G7)
+            record = replace(record, view=record.view.event_view())
+            features = None if features else features
         sources = self._local.sources
         # A view with a transform is checked against its output, not its source's columns.
         files = sources.read(self._functions.with_transform(record).view)
@@ -155,16 +158,6 @@ class SparkOfflineEngine:
                 incompatible key types, or a column clashing with a feature name.
             SourceError: A source is missing or no longer matches its view.
         """
-        if not all(self._on_spark(record) for record, _ in requests):
-            logger.info("training frame on the local engine: a view has aggregations")
-            return self._local.training_frame(
-                entity_df,
-                requests,
-                output_names=output_names,
-                timestamp_column=timestamp_column,
-                point_in_time=point_in_time,
-                event_columns=event_columns,
-            )
         from pyspark.sql import functions as F
 
         if type(entity_df).__module__.startswith("pyspark"):
@@ -198,13 +191,22 @@ class SparkOfflineEngine:
                     for k in view.join_keys
                 ],
             )
-            joined = join_view(
-                keys,
-                self.scan(record, list(features)),
-                view,
-                list(features),
-                point_in_time=point_in_time,
-            ).select(ROW_COL, F.col(VALUES).alias(f"__fs_v{i}"))
+            scan = self.scan(record, list(features))
+            if view.aggregations:
+                time_range = None
+                if frame.stats.min_ts is not None and frame.stats.max_ts is not None:
+                    time_range = (frame.stats.min_ts, frame.stats.max_ts)
+                joined = aggregation_join(
+                    keys,
+                    scan,
+                    view,
+                    list(features),
+                    point_in_time=point_in_time,
+                    time_range=time_range,
+                )
+            else:
+                joined = join_view(keys, scan, view, list(features), point_in_time=point_in_time)
+            joined = joined.select(ROW_COL, F.col(VALUES).alias(f"__fs_v{i}"))
             result = result.join(joined, ROW_COL, "left")
             for j, feature in enumerate(features):
                 selected[output_names[FeatureRef(view.name, feature)]] = F.col(f"__fs_v{i}.v{j}")
@@ -260,8 +262,6 @@ class SparkOfflineEngine:
 
     def source_time_range(self, record: ViewRecord) -> tuple[datetime, datetime] | None:
         """The smallest and largest event timestamp of a view's source (None when empty)."""
-        if not self._on_spark(record):
-            return self._local.source_time_range(record)
         from pyspark.sql import functions as F
 
         micros = F.unix_micros(F.col(EVENT_TS))
@@ -279,8 +279,42 @@ class SparkOfflineEngine:
         wanted: pa.Table | None = None,
         batch_size: int = 100_000,
     ) -> Iterator[pa.RecordBatch]:
-        """An aggregation view's tiles (G7), computed by the local engine (docs/spark.md)."""
-        return self._local.tiles(record, lo, hi, wanted=wanted, batch_size=batch_size)
+        """An aggregation view's tiles over its events with ``lo <= event < hi`` (G7).
+
+        Computed by Spark (:func:`~featurestore.offline.spark.aggregation.spark_tiles`) and
+        collected on the driver as Arrow: the columns, types and order of
+        :meth:`OfflineEngine.tiles`. ``wanted`` (join keys and ``__fs_tile``) restricts them
+        to those tiles.
+
+        Raises:
+            SourceError: The source is missing or no longer matches the view.
+        """
+        from pyspark.sql import functions as F
+
+        view = record.view
+        wanted_df = None
+        if wanted is not None:
+            with quiet_pyspark():
+                wanted_df = self.spark.createDataFrame(wanted.select([*view.join_keys, TILE_TIME]))
+            wanted_df = wanted_df.select(
+                *[
+                    F.col(f"`{k}`").cast(spark_type(record.key_dtypes[k])).alias(k)
+                    for k in view.join_keys
+                ],
+                F.col(TILE_TIME).cast("BIGINT"),
+            )
+        df = spark_tiles(self.scan(record), view, lo, hi, wanted=wanted_df)
+        try:
+            with quiet_pyspark():
+                table = df.toArrow()
+        except Exception as exc:  # py4j and Spark errors share no useful base class
+            msg = f"Computing the tiles of feature view '{view.name}' failed in Spark: {exc}"
+            raise SourceError(msg) from exc
+        types = tile_types(view, record.key_dtypes)
+        for batch in table.to_batches(max_chunksize=batch_size):
+            result = conform(batch, types)
+            assert isinstance(result, pa.RecordBatch)
+            yield result
 
 
 def _stream(record: ViewRecord, df: DataFrame, batch_size: int) -> Iterator[pa.RecordBatch]:
