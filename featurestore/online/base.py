@@ -117,6 +117,14 @@ class OnlineStore(Protocol):
         """Where the store is, for messages (a file path, or a host without password)."""
         ...
 
+    def opener(self) -> Callable[[], OnlineStore]:
+        """A picklable function that opens another connection to this store.
+
+        A Spark executor materializing a partition opens its own store with it
+        (:mod:`featurestore.offline.spark.materialize`).
+        """
+        ...
+
     def read_epoch(self) -> str | None:
         """The store epoch: the identity of the store's contents (None: it has none).
 

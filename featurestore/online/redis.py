@@ -24,6 +24,7 @@ the scripts and the error messages are shared with the Redis Cluster store
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import select
@@ -729,6 +730,10 @@ class RedisOnlineStore:
     def location(self) -> str:
         """The Redis host and key prefix (never the password)."""
         return f"{self._where()}, keys {self._prefix.decode()}*"
+
+    def opener(self) -> Callable[[], RedisOnlineStore]:
+        """Connects again with the same settings (see OnlineStore)."""
+        return functools.partial(RedisOnlineStore, self.config, project=self.project)
 
     def _translate(self, exc: RedisError, keys: Sequence[bytes] = ()) -> OnlineStoreError:
         """Our error for a redis-py error; ``keys`` are those the failed command touched."""

@@ -327,6 +327,10 @@ class RedisClusterOnlineStore:
         """A node of the cluster and the key prefix (never the password)."""
         return f"{self._where()}, keys {self._prefix.decode()}*"
 
+    def opener(self) -> Callable[[], RedisClusterOnlineStore]:
+        """Connects to the cluster again with the same settings (see OnlineStore)."""
+        return functools.partial(RedisClusterOnlineStore, self.config, project=self.project)
+
     def _node(self, address: Address) -> Node:
         node = self._nodes.get(address)
         if node is None:

@@ -9,7 +9,9 @@ materialization of fixed-width views produces) goes in as one statement over two
 
 from __future__ import annotations
 
+import functools
 import logging
+import socket
 import sqlite3
 import threading
 from typing import TYPE_CHECKING, Final
@@ -135,6 +137,14 @@ class SqliteOnlineStore:
     def location(self) -> str:
         """The database file."""
         return f"SQLite file '{self.path}'"
+
+    def opener(self) -> Callable[[], SqliteOnlineStore]:
+        """Opens this file again, with the same timeout, on this machine only (see OnlineStore).
+
+        Several processes writing at once take turns, each waiting up to ``timeout_s`` for
+        the others' write transactions (one per batch).
+        """
+        return functools.partial(_reopen, self.path, self.timeout_s, socket.gethostname())
 
     def _check_file(self) -> None:
         """Reopen the file when another one replaced it at ``path`` (caller holds the lock).
@@ -404,6 +414,22 @@ class SqliteOnlineStore:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _reopen(path: Path, timeout_s: float, host: str) -> SqliteOnlineStore:
+    """The store at ``path`` of machine ``host``, opened again (:meth:`SqliteOnlineStore.opener`).
+
+    Raises:
+        OnlineStoreError: This is another machine (its file at ``path`` is another store).
+    """
+    here = socket.gethostname()
+    if here != host:
+        msg = (
+            f"Online store '{path}' is a file on {host}, so {here} cannot write it (a Spark "
+            "executor on another machine?). Use a Redis online store, or a local[N] Spark master."
+        )
+        raise OnlineStoreError(msg)
+    return SqliteOnlineStore(path, timeout_s=timeout_s)
 
 
 def _key_sorted(entity_keys: PackedBytes, records: PackedBytes) -> tuple[bytes, bytes]:
