@@ -36,6 +36,7 @@ from featurestore._time import to_utc, utc_now
 from featurestore.errors import DefinitionError, FeatureViewNotFoundError, MaterializationError
 from featurestore.materialization.tiles import TileSource, expire_tiles, write_tiles
 from featurestore.materialization.watermarks import advances_watermark, incremental_start
+from featurestore.offline.base import WritesFromExecutors
 from featurestore.online.codec import KeyEncoder, PackedBytes, RecordCodec
 from featurestore.online.epoch import is_lost, lost_reason
 from featurestore.types import Array, DType, ScalarType, Timestamp, to_arrow
@@ -357,6 +358,14 @@ class Materializer:
     ) -> tuple[int, int]:
         """Write the newest row of each key in the window; returns (rows, records written)."""
         name = record.view.name
+        if record.view.suite_json is None and isinstance(self.offline, WritesFromExecutors):
+            if progress is not None:
+                progress(name, 0, None)
+            write = _PartitionWriter(record, self.online, self.batch_size)
+            rows, written = self.offline.write_latest(record, start, end, write)
+            if progress is not None:
+                progress(name, rows, rows)
+            return rows, written
         total = self.offline.count_keys(record, start, end) if progress is not None else None
         if progress is not None:
             progress(name, 0, total)
@@ -496,6 +505,33 @@ def _select(snapshot: RegistrySnapshot, views: Sequence[str] | None) -> list[Vie
             raise MaterializationError(msg)
         selected.append(record)
     return selected
+
+
+class _PartitionWriter:
+    """Writes one partition of a window's newest rows where the partition is (an executor).
+
+    Pickled with the store's :meth:`~featurestore.online.base.OnlineStore.opener`, it opens
+    a connection of its own there, and encodes and writes each batch as
+    :meth:`Materializer._write_rows` does on this machine.
+    """
+
+    def __init__(self, record: ViewRecord, online: OnlineStore, batch_size: int) -> None:
+        self.record = record
+        self.open_online = online.opener()
+        self.batch_size = batch_size
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> tuple[int, int]:
+        online = self.open_online()
+        try:
+            writer = _BatchWriter(self.record)
+            rows = written = 0
+            for chunk in _rebatched(batches, self.batch_size):
+                keys, records = writer.encode(chunk)
+                written += online.write_records(self.record.view.name, keys, records)
+                rows += chunk.num_rows
+            return rows, written
+        finally:
+            online.close()
 
 
 class _BatchWriter:

@@ -10,10 +10,11 @@ the property tests run on both.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from datetime import datetime
     from pathlib import Path
 
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from featurestore.types import DType
     from featurestore.validation.frame import FrameValidation
 
-__all__ = ["Engine", "Frame"]
+__all__ = ["Engine", "Frame", "PartitionWrite", "WritesFromExecutors"]
+
+PartitionWrite: TypeAlias = Callable[[Iterator["pa.RecordBatch"]], tuple[int, int]]
+"""Writes one partition's newest rows online; returns ``(rows, records written)``.
+
+Made by the materializer and run where the partition is (on a Spark executor), so it must
+pickle: it opens its own online store connection there.
+"""
 
 
 class Frame(Protocol):
@@ -137,4 +145,24 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release the engine."""
+        ...
+
+
+@runtime_checkable
+class WritesFromExecutors(Protocol):
+    """An engine whose workers write the newest rows online themselves, in parallel (Spark).
+
+    The materializer hands it the writer instead of collecting the rows on this machine.
+    """
+
+    def write_latest(
+        self, record: ViewRecord, start: datetime, end: datetime, write: PartitionWrite
+    ) -> tuple[int, int]:
+        """Run ``write`` over each partition of the newest rows of ``[start, end)``.
+
+        Returns the summed ``(rows, written)`` once every partition has finished.
+
+        Raises:
+            MaterializationError: A partition failed; others may have written (validly).
+        """
         ...

@@ -33,13 +33,13 @@ from featurestore.offline.join.spec import ROW_COL, EntityStats
 from featurestore.offline.spark.aggregation import aggregation_join, spark_tiles, tile_types
 from featurestore.offline.spark.frame import SparkTrainingFrame
 from featurestore.offline.spark.join import VALUES, join_view, latest_per_key
+from featurestore.offline.spark.materialize import latest_types, write_latest
 from featurestore.offline.spark.scan import spark_scan, spark_type
 from featurestore.offline.spark.session import spark_session
 from featurestore.offline.spark.transform import transformed_scan
-from featurestore.offline.sql import CREATED_TS, EVENT_TS, Query
+from featurestore.offline.sql import EVENT_TS, Query
 from featurestore.offline.training_frame import conform
 from featurestore.repo.config import DuckDBOfflineStoreConfig
-from featurestore.types import to_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from featurestore.definitions import FeatureView
-    from featurestore.offline.base import Frame
+    from featurestore.offline.base import Frame, PartitionWrite
     from featurestore.offline.engine import EntityInput
     from featurestore.offline.join import PointInTime
     from featurestore.repo.config import SparkOfflineStoreConfig
@@ -250,6 +250,22 @@ class SparkOfflineEngine:
             df = df.orderBy(*sorted(record.view.join_keys))
         return _stream(record, df, batch_size)
 
+    def write_latest(
+        self, record: ViewRecord, start: datetime, end: datetime, write: PartitionWrite
+    ) -> tuple[int, int]:
+        """Write the newest rows online from the executors, ``write`` on each partition.
+
+        See :mod:`~featurestore.offline.spark.materialize`. A view Spark does not compute
+        goes through ``write`` once, on the driver.
+
+        Raises:
+            MaterializationError: A partition failed.
+            SourceError: The source is missing or no longer matches the view.
+        """
+        if not self._on_spark(record):
+            return write(self._local.latest_rows(record, start, end, ordered=True))
+        return write_latest(self.scan(record), record, start, end, write)
+
     def count_keys(self, record: ViewRecord, start: datetime, end: datetime) -> int:
         """How many rows :meth:`latest_rows` would yield for this window."""
         if not self._on_spark(record):
@@ -318,10 +334,7 @@ class SparkOfflineEngine:
 
 
 def _stream(record: ViewRecord, df: DataFrame, batch_size: int) -> Iterator[pa.RecordBatch]:
-    types: dict[str, pa.DataType] = {k: to_arrow(t) for k, t in record.key_dtypes.items()}
-    types.update({f.name: to_arrow(f.dtype) for f in record.view.schema})
-    types[EVENT_TS] = pa.timestamp("us", tz="UTC")
-    types[CREATED_TS] = pa.timestamp("us", tz="UTC")
+    types = latest_types(record)
     try:
         with quiet_pyspark():
             table = df.toArrow()
