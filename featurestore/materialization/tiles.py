@@ -210,12 +210,7 @@ def _write(
                 ]
             )
         starts = batch.column(_TILE).to_numpy()
-        entries = np.zeros(batch.num_rows, dtype=blocks.dtype)
-        entries["start"] = starts
-        entries["coverage"] = coverage(starts)
-        names = blocks.dtype.names or ()
-        for name, i in zip(names[2:], range(len(keys) + 1, batch.num_columns), strict=True):
-            entries[name] = pc.fill_null(batch.column(i), 0).to_numpy(zero_copy_only=False)
+        entries = _entries(blocks, view.name, batch, len(keys) + 1, starts, coverage(starts))
         order, firsts = _group(entity_keys, starts)
         entries = entries[order]
         bounds = list(itertools.pairwise([*firsts, len(order)]))
@@ -225,6 +220,39 @@ def _write(
         computed += batch.num_rows
     logger.debug("%s: %d tiles computed, %d blocks written", view.name, computed, written)
     return computed, written
+
+
+def _entries(
+    blocks: TileBlocks,
+    view: str,
+    batch: pa.RecordBatch,
+    first: int,
+    starts: np.ndarray,
+    covered_to: np.ndarray,
+) -> np.ndarray:
+    """The tile entries of a batch of the tiles query (its columns from ``first`` on).
+
+    Times after the start are stored as offsets from it; a count too large for the
+    entry's integers is refused, never wrapped.
+    """
+    entries = np.zeros(len(starts), dtype=blocks.dtype)
+    columns = {"start": starts, "covered": covered_to - starts}
+    names = blocks.dtype.names or ()
+    for name, i in zip(names[2:], range(first, batch.num_columns), strict=True):
+        columns[name] = pc.fill_null(batch.column(i), 0).to_numpy(zero_copy_only=False)
+    columns["latest"] = columns["latest"] - starts
+    for name in names:
+        values = columns[name]
+        kind = blocks.dtype[name]
+        if kind.kind == "u" and len(values) and int(values.max()) >= 2 ** (8 * kind.itemsize):
+            msg = (
+                f"Aggregation view '{view}': a tile holds {int(values.max()):,} "
+                f"{'events' if name == 'events' else 'values'} of one key, more than its "
+                "4-byte counts hold; declare a smaller hop."
+            )
+            raise MaterializationError(msg)
+        entries[name] = values
+    return entries
 
 
 def _group(entity_keys: Sequence[bytes], starts: np.ndarray) -> tuple[np.ndarray, list[int]]:

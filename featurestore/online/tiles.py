@@ -9,11 +9,12 @@ window; :func:`combine` adds the tiles of each requested window at request time,
 key of the request at once (numpy, no loop per key or tile).
 
 A block also holds its **ready aggregates**: every aggregate of the view computed from its
-tiles for reads whose hop is ``F`` (the hop of the watermark a materialization writes, or
-of the time of a push), with the newest event time of tile ``F``. A read at T with
-``floor(T, hop) = F``, when tile ``F`` holds no event after T, takes them as they are:
-the window of every read in that hop is the same set of tiles, so they are the value
-:func:`combine` would compute (the same code computed them); other reads combine the tiles.
+tiles for reads in the hops ``F`` and ``F + hop`` (:data:`READY_HOPS`; ``F`` is the hop of
+the watermark a materialization writes, or of the time of a push), each with the newest
+event time of its own tile. A read at T in one of those hops, when T's tile holds no event
+after T, takes them as they are: the window of every read in a hop is the same set of
+tiles, so they are the value :func:`combine` would compute (the same code computed them);
+other reads combine the tiles.
 
 Writers never add to a stored tile: they recompute whole tiles from the offline store and
 **merge** them into the block (:meth:`TileBlocks.merge`, run by the store's atomic
@@ -46,9 +47,21 @@ if TYPE_CHECKING:
 
     from featurestore.definitions import FeatureView
 
-__all__ = ["TileBlocks", "TilePlan", "combine", "entry_dtype", "expiry_horizon", "widest_us"]
+__all__ = [
+    "BLOCK_FORMAT",
+    "NARROW_LIMIT",
+    "TileBlocks",
+    "TilePlan",
+    "combine",
+    "entry_dtype",
+    "expiry_horizon",
+    "widest_us",
+]
 
 _HEAD: Final = struct.Struct(HEAD_FORMAT)
+READY_HOPS: Final = 2
+"""Ready aggregates are stored for the hop of the write (F) and the next one (F + hop)."""
+_NUMPY: Final = str.maketrans("qd", "if")  # struct codes -> numpy kinds
 _NO_CREATED: Final = created_order_key(None)
 _INT64_MIN: Final = -(2**63)
 _PRESENT = FieldStatus.PRESENT
@@ -57,17 +70,29 @@ _OUTSIDE = FieldStatus.OUTSIDE_MAX_AGE
 _STALE = FieldStatus.STALE_DEFINITION
 
 
+BLOCK_FORMAT: Final = 2
+"""The tile block format (docs/online-format.md); a block of another format is stale."""
+NARROW_LIMIT: Final = 2**32
+"""Below this hop (microseconds, ~71.6 minutes), a tile's offsets and counts are 4 bytes."""
+
+
 def entry_dtype(view: FeatureView) -> np.dtype[Any]:
     """The entry of one tile in a block (numpy structured dtype, big-endian).
 
-    Start, coverage end, events, newest event time (``Int64``, times in microseconds),
-    then per aggregated column the parts of
-    :func:`~featurestore.definitions.aggregation.tile_parts` (count ``Int64``, the others
-    ``Float64``; a part is 0 where the column's count is 0).
+    ``start`` (``Int64`` microseconds); ``covered``, the microseconds of the tile its events
+    were read from (coverage end - start, at most the hop); ``events``; ``latest``, the
+    newest event time - start; then per aggregated column the parts of
+    :func:`~featurestore.definitions.aggregation.tile_parts` (count an integer, the others
+    ``Float64``; a part is 0 where the column's count is 0). The integers after ``start``
+    are unsigned 4-byte when the hop is below :data:`NARROW_LIMIT` (the offsets are below
+    the hop; a writer refuses a count that does not fit), else 8-byte: a block of 1-hour
+    tiles of one column's count, sum and max is 40 bytes a tile instead of 56, so a key's
+    week of tiles stays inside SQLite's B-tree page (no overflow page per record).
     """
-    fields = [("start", ">i8"), ("coverage", ">i8"), ("events", ">i8"), ("newest", ">i8")]
+    small = ">u4" if view.hop_us < NARROW_LIMIT else ">i8"
+    fields = [("start", ">i8"), ("covered", small), ("events", small), ("latest", small)]
     for i, (_, parts) in enumerate(tile_parts(view.aggregations)):
-        fields += [(f"c{i}_{p}", ">i8" if p == "count" else ">f8") for p in parts]
+        fields += [(f"c{i}_{p}", small if p == "count" else ">f8") for p in parts]
     return np.dtype(fields)
 
 
@@ -96,17 +121,43 @@ class TileBlocks:
     def __init__(self, view: FeatureView, fingerprint: str) -> None:
         self.dtype = entry_dtype(view)
         self.fingerprint = fingerprint_bytes(fingerprint)
-        self.slots = len(self.dtype.names or ())
+        # The header's count: the block format and the slots of a tile entry.
+        self.slots = BLOCK_FORMAT << 8 | len(self.dtype.names or ())
         self.hop_us, self.widest = view.hop_us, widest_us(view)
         self.features = _features(view, [a.output_name for a in view.aggregations])
+        self.windows = sorted({self.widest, *(w for _, _, w in self.features)})
         self.words = (len(self.features) + 63) // 64
         kinds = "".join("q" if f[1] < 0 or f[0] == "count" else "d" for f in self.features)
-        # Ready aggregates: hop F, newest event in the widest window and in tile F (us;
-        # INT64_MIN: none), null bitmap words, every aggregate in definition order.
-        self.ready = struct.Struct(">qqq" + "Q" * self.words + kinds)
+        # Ready aggregates: hop F, then for F and F + hop each: the newest event in the
+        # widest window and in the hop's own tile (us; INT64_MIN: none), null bitmap words,
+        # every aggregate in definition order.
+        one = "qq" + "Q" * self.words + kinds
+        self.ready = struct.Struct(">q" + one * READY_HOPS)
+        self.ready_width = len(one)  # values of one hop's set
         self.body = HEAD_SIZE + self.ready.size  # where the tiles begin
         # Version, fingerprint and slot count: what a block of this definition starts with.
-        self._check = (RECORD_VERSION, self.fingerprint + struct.pack(">H", self.slots))
+        self.signature = (RECORD_VERSION, self.fingerprint + struct.pack(">H", self.slots))
+        # The same prefix (header, ready aggregates) as numpy, to read many blocks at once.
+        tail = FINGERPRINT_SLICE.start
+        fields = [("version", "u1", 0), ("tail", f"S{HEAD_SIZE - tail}", tail)]
+        fields.append(("at", ">i8", HEAD_SIZE))
+        names = ["newest", "current", *(f"bits{w}" for w in range(self.words))]
+        names += [f"v{j}" for j in range(len(kinds))]
+        codes = ["i", "i", *"u" * self.words, *kinds.translate(_NUMPY)]
+        for s in range(READY_HOPS):
+            first = HEAD_SIZE + 8 + 8 * s * len(one)
+            fields += [
+                (f"{name}_{s}", f">{code}8", first + 8 * i)
+                for i, (name, code) in enumerate(zip(names, codes, strict=True))
+            ]
+        self.prefix = np.dtype(
+            {
+                "names": [f[0] for f in fields],
+                "formats": [f[1] for f in fields],
+                "offsets": [f[2] for f in fields],
+                "itemsize": self.body,
+            }
+        )
 
     def encode(self, groups: Sequence[np.ndarray], at: int) -> list[bytes]:
         """The blocks of several keys' tiles, with their ready aggregates for hop ``at``.
@@ -114,28 +165,16 @@ class TileBlocks:
         Each group holds one key's tiles (:attr:`dtype`), sorted by start.
         """
         bodies = [g.astype(self.dtype, copy=False).tobytes() for g in groups]
-        windows = _Windows.of(self, bodies, [len(g) for g in groups], at)
-        values = [windows.aggregate(*f) for f in self.features]
-        newest, no_newest = windows.newest(self.widest)
-        current, no_current = windows.newest(0)
-        # Per key: header, then ready aggregates (null bitmap words; nulls stored as 0).
-        nulls = np.array([n for _, n in values], dtype=bool).reshape(len(values), len(groups))
-        columns = [np.where(n, 0, v).tolist() for v, n in values]
-        bits = [
-            (
-                nulls[w * 64 : (w + 1) * 64].astype(np.uint64)
-                << np.arange(min(64, len(nulls) - w * 64), dtype=np.uint64)[:, None]
-            )
-            .sum(axis=0, dtype=np.uint64)
-            .tolist()
-            for w in range(self.words)
+        tiles = np.frombuffer(b"".join(bodies), dtype=self.dtype)
+        lengths = np.array([len(g) for g in groups], dtype=np.int64)
+        sets = [
+            self._ready_columns(_Windows(tiles, lengths, at + s * self.hop_us, self.windows))
+            for s in range(READY_HOPS)
         ]
-        newest_list = np.where(no_newest, _INT64_MIN, newest).tolist()
-        current_list = np.where(no_current, _INT64_MIN, current).tolist()
         pack, head = self.ready.pack, _HEAD.pack
-        rows = zip(bodies, groups, newest_list, current_list, *bits, *columns, strict=True)
         blocks = []
-        for body, group, *ready in rows:
+        columns = [column for one in sets for column in one]
+        for body, group, *ready in zip(bodies, groups, *columns, strict=True):
             last = int(group["start"][-1]) if len(group) else _INT64_MIN
             order = event_order_key(last)
             blocks.append(
@@ -145,9 +184,32 @@ class TileBlocks:
             )
         return blocks
 
+    def _ready_columns(self, windows: _Windows) -> list[list[Any]]:
+        """One hop's ready aggregates, column by column (nulls stored as 0, in the bitmap)."""
+        values = [windows.aggregate(*f) for f in self.features]
+        newest, no_newest = windows.newest(self.widest)
+        current, no_current = windows.newest(0)
+        keys = windows.keys
+        nulls = np.array([n for _, n in values], dtype=bool).reshape(len(values), keys)
+        bits = [
+            (
+                nulls[w * 64 : (w + 1) * 64].astype(np.uint64)
+                << np.arange(min(64, len(nulls) - w * 64), dtype=np.uint64)[:, None]
+            )
+            .sum(axis=0, dtype=np.uint64)
+            .tolist()
+            for w in range(self.words)
+        ]
+        return [
+            np.where(no_newest, _INT64_MIN, newest).tolist(),
+            np.where(no_current, _INT64_MIN, current).tolist(),
+            *bits,
+            *(np.where(n, 0, v).tolist() for v, n in values),
+        ]
+
     def is_ours(self, block: bytes) -> bool:
         """Whether ``block`` is a tile block of this definition and format."""
-        version, tail = self._check
+        version, tail = self.signature
         return (
             len(block) >= self.body
             and block[0] == version
@@ -211,7 +273,7 @@ class _Merge:
                 joined = bytes(memoryview(cast("bytes", old))[body:]) + memoryview(new)[body:]
                 both = np.frombuffer(joined, dtype=blocks.dtype)
                 # lexsort is stable: among equal (start, coverage, events) the new tile is last.
-                both = both[np.lexsort((both["events"], both["coverage"], both["start"]))]
+                both = both[np.lexsort((both["events"], both["covered"], both["start"]))]
                 starts = both["start"]
                 last = np.ones(len(both), dtype=bool)
                 last[:-1] = starts[1:] != starts[:-1]
@@ -273,8 +335,6 @@ def combine(
     * ``PRESENT`` otherwise: exact; an empty window (or no block) gives count 0 and null
       for the others.
     """
-    blocks = plan.blocks
-    n = len(records)
     floor_t = floor_to(now_us, plan.hop_us)
     if watermark_us is None:
         fill: FieldStatus | None = _NOT_FOUND
@@ -282,11 +342,50 @@ def combine(
         fill = _OUTSIDE
     else:
         fill = None
+    if len(records) <= _FEW_KEYS:
+        columns, statuses, events, slow = _ready_few(plan, records, now_us, floor_t, fill)
+    else:
+        columns, statuses, events, slow = _ready_many(plan, records, now_us, floor_t, fill)
+    if slow:
+        _combine_tiles(
+            plan,
+            [cast("bytes", records[i]) for i in slow],
+            now_us,
+            floor_t,
+            slow,
+            columns,
+            statuses,
+            events,
+        )
+    return columns, statuses, events
+
+
+_FEW_KEYS: Final = 8
+"""Up to this many keys, the ready aggregates are read key by key (``struct``), above it
+for all keys at once (numpy): the same values, each the cheaper for its size."""
+_Ready = tuple[list[list[Any]], list[FieldStatus], list["int | None"], list[int]]
+
+
+def _ready_few(
+    plan: TilePlan,
+    records: Sequence[bytes | None],
+    now_us: int,
+    floor_t: int,
+    fill: FieldStatus | None,
+) -> _Ready:
+    """:func:`combine` from the ready aggregates, key by key; returns the keys left to combine."""
+    blocks = plan.blocks
+    n = len(records)
     columns: list[list[Any]] = [[None] * n for _ in plan.features]
     events: list[int | None] = [None] * n
     statuses: list[FieldStatus] = []
     slow: list[int] = []
-    unpack, first, ready = blocks.ready.unpack_from, 3 + blocks.words, plan.ready
+    unpack, width, words, ready = (
+        blocks.ready.unpack_from,
+        blocks.ready_width,
+        blocks.words,
+        plan.ready,
+    )
     for i, record in enumerate(records):
         if record is not None and not blocks.is_ours(record):
             statuses.append(_STALE)
@@ -300,26 +399,78 @@ def combine(
         else:
             statuses.append(_PRESENT)
             values = unpack(record, HEAD_SIZE)
-            if values[0] != floor_t or values[2] > now_us:
-                slow.append(i)  # ready for another hop, or tile T holds later events
+            hops = (floor_t - values[0]) // plan.hop_us
+            base = 1 + hops * width
+            if values[0] > floor_t or hops >= READY_HOPS or values[base + 1] > now_us:
+                slow.append(i)  # ready for other hops, or T's tile holds later events
                 continue
+            first = base + 2 + words
             for j, at in enumerate(ready):
-                if not values[3 + at // 64] >> (at % 64) & 1:
+                if not values[base + 2 + at // 64] >> (at % 64) & 1:
                     columns[j][i] = values[first + at]
-            if values[1] != _INT64_MIN:
-                events[i] = values[1]
-    if slow:
-        _combine_tiles(
-            plan,
-            [cast("bytes", records[i]) for i in slow],
-            now_us,
-            floor_t,
-            slow,
-            columns,
-            statuses,
-            events,
-        )
-    return columns, statuses, events
+            if values[base] != _INT64_MIN:
+                events[i] = values[base]
+    return columns, statuses, events, slow
+
+
+def _ready_many(
+    plan: TilePlan,
+    records: Sequence[bytes | None],
+    now_us: int,
+    floor_t: int,
+    fill: FieldStatus | None,
+) -> _Ready:
+    """:func:`_ready_few` for all keys at once (numpy)."""
+    blocks = plan.blocks
+    n = len(records)
+    # Every block's header and ready aggregates, unpacked together; a missing or too short
+    # record reads as zeros (version 0: not ours).
+    body, blank = blocks.body, bytes(blocks.body)
+    lengths = np.array([0 if r is None else len(r) for r in records], dtype=np.int64)
+    prefix = np.frombuffer(
+        b"".join([blank if r is None or len(r) < body else r[:body] for r in records]),
+        dtype=blocks.prefix,
+    )
+    version, tail = blocks.signature
+    stored = lengths > 0
+    ours = (
+        (lengths >= body)
+        & ((lengths - body) % blocks.dtype.itemsize == 0)
+        & (prefix["version"] == version)
+        & (prefix["tail"] == tail)
+    )
+    statuses = [_PRESENT if fill is None else fill] * n
+    for i in np.flatnonzero(stored & ~ours).tolist():
+        statuses[i] = _STALE
+    if fill is not None:
+        return [[None] * n for _ in plan.features], statuses, [None] * n, []
+    # Which hop's set answers each key (-1: none), and whether T's tile holds later events.
+    hops = (floor_t - prefix["at"].astype(np.int64)) // plan.hop_us
+    use = np.where(ours & (hops >= 0) & (hops < READY_HOPS), hops, -1)
+
+    def pick(name: str) -> np.ndarray:
+        got: np.ndarray = prefix[f"{name}_0"]
+        for s in range(1, READY_HOPS):
+            got = np.where(use == s, prefix[f"{name}_{s}"], got)
+        return got
+
+    ready = (use >= 0) & (pick("current") <= now_us)
+    columns: list[list[Any]] = []
+    for (function, column, _), at in zip(plan.features, plan.ready, strict=True):
+        values = pick(f"v{at}").tolist()
+        bits = pick(f"bits{at // 64}")
+        nulls = ~ready | (bits >> np.uint64(at % 64) & np.uint64(1) > 0)
+        for i in np.flatnonzero(nulls).tolist():
+            values[i] = None
+        if column < 0 or function == "count":  # no block: an empty window, count 0
+            for i in np.flatnonzero(~stored).tolist():
+                values[i] = 0
+        columns.append(values)
+    newest = pick("newest")
+    events: list[int | None] = newest.tolist()
+    for i in np.flatnonzero(~ready | (newest == _INT64_MIN)).tolist():
+        events[i] = None
+    return columns, statuses, events, np.flatnonzero(ours & ~ready).tolist()
 
 
 def _combine_tiles(
@@ -337,49 +488,67 @@ def _combine_tiles(
     size, body = blocks.dtype.itemsize, blocks.body
     windows = _Windows.of(
         blocks,
-        [memoryview(r)[body:] for r in records],
+        [r[body:] for r in records],
         [(len(r) - body) // size for r in records],
         floor_t,
+        [plan.widest, *(w for _, _, w in plan.features)],
     )
-    late = windows.late(now_us).tolist()
-    results = [windows.aggregate(*f) for f in plan.features]
-    lists = [(v.tolist(), nulls.tolist()) for v, nulls in results]
+    late = windows.late(now_us)
+    every = len(rows) == len(statuses)
+    for j, feature in enumerate(plan.features):
+        values, nulls = windows.aggregate(*feature)
+        got = values.tolist()
+        for r in np.flatnonzero(nulls | late).tolist():
+            got[r] = None
+        if every:  # every key combined its tiles: the column is the result
+            columns[j] = got
+        else:
+            column = columns[j]
+            for r, i in enumerate(rows):
+                column[i] = got[r]
     newest, none = windows.newest(plan.widest)
-    newest_list, none_list = newest.tolist(), none.tolist()
+    newest_list: list[int | None] = newest.tolist()
+    for r in np.flatnonzero(none | late).tolist():
+        newest_list[r] = None
+    for r in np.flatnonzero(late).tolist():  # a read in the past: T's tile has later events
+        statuses[rows[r]] = _OUTSIDE
     for r, i in enumerate(rows):
-        if late[r]:  # a read in the past: the tile holding T holds later events
-            statuses[i] = _OUTSIDE
-            continue
-        for column, (values, nulls) in zip(columns, lists, strict=True):
-            if not nulls[r]:
-                column[i] = values[r]
-        if not none_list[r]:
-            events[i] = newest_list[r]
+        events[i] = newest_list[r]
 
 
 class _Windows:
-    """Per-key reductions of the tiles in a window (one numpy ``reduceat`` per part).
+    """Per-key reductions of the tiles in a request's windows, every window at once (numpy).
 
-    ``ints`` is the (slot, tile) matrix of all keys' tiles, the keys' tiles one after the
-    other from ``firsts``, then one padding tile (never in a window).
+    All windows end at the tile of ``floor_t``, so they are nested: a tile ``d = floor_t -
+    start`` before it is in every window ``w >= d``. Each tile gets a **level**, how many of
+    the windows (``0``, the tile of ``floor_t`` alone, included) hold it: 0 for none, ``m``
+    for all ``m``. A key's tiles are sorted by start, so its tiles of one level are
+    consecutive: a part is reduced once per such run (one ``reduceat``), and window ``k``
+    (the k-th smallest) is the reduction of levels ``m - k`` up to ``m``: one
+    ``accumulate`` over the levels, newest first. So the cost is a few numpy calls per
+    part, whatever the number of keys and windows, and no float is ever subtracted.
     """
 
     def __init__(
-        self,
-        blocks: TileBlocks,
-        ints: np.ndarray,
-        firsts: np.ndarray,
-        empty: np.ndarray,
-        floor_t: int,
+        self, tiles: np.ndarray, lengths: np.ndarray, floor_t: int, windows: Sequence[int]
     ) -> None:
-        self.ints, self.floats = ints, ints.view(np.float64)
-        self.slot = {name: i for i, name in enumerate(blocks.dtype.names or ())}
-        self.firsts, self.empty, self.floor_t = firsts, empty, floor_t
-        self.starts = ints[self.slot["start"]]
-        self.tiles = ints.shape[1]
-        self.lengths = np.diff(np.append(firsts, self.tiles - 1))
-        self._masks: dict[int, np.ndarray] = {}
-        self._parts: dict[tuple[int, int, str], np.ndarray] = {}
+        self.tiles, self.floor_t, self.keys = tiles, floor_t, len(lengths)
+        self.windows = sorted({0, *windows})
+        m = len(self.windows)
+        self.width = m + 1  # levels 0 (in no window) .. m
+        self.starts = tiles["start"].astype(np.int64)
+        ahead = floor_t - self.starts
+        level = m - np.searchsorted(np.array(self.windows, dtype=np.int64), ahead)
+        level[ahead < 0] = 0
+        self.level = level
+        self.owner = np.repeat(np.arange(self.keys, dtype=np.int64), lengths)
+        index = self.owner * self.width + level
+        # Runs of equal (key, level); level 0 (older or newer tiles) may make two runs of a
+        # key, both dropped.
+        changes = np.flatnonzero(index[1:] != index[:-1]) + 1
+        self.runs = np.concatenate((np.zeros(min(len(index), 1), dtype=np.int64), changes))
+        self.run_index = index[self.runs]
+        self._parts: dict[tuple[int, str], np.ndarray] = {}
 
     @classmethod
     def of(
@@ -388,115 +557,109 @@ class _Windows:
         bodies: Sequence[bytes | memoryview],
         lengths: Sequence[int],
         floor_t: int,
+        windows: Sequence[int],
     ) -> _Windows:
         """The windows over the tiles of several blocks (``bodies``: their tile bytes)."""
-        counts = np.array(lengths, dtype=np.int64)
-        # One padding tile: reduceat needs every index in range. Every slot is 8 bytes: one
-        # byte swap into a (slot, tile) matrix of native int64, whose Float64 slots are read
-        # through a float64 view of the same memory.
-        joined = b"".join([*bodies, bytes(blocks.dtype.itemsize)])
-        slots = np.frombuffer(joined, dtype=">i8").reshape(-1, blocks.slots)
-        ints = np.ascontiguousarray(slots.T, dtype=np.int64)
-        firsts = np.zeros(len(counts), dtype=np.int64)
-        np.cumsum(counts[:-1], out=firsts[1:])
-        return cls(blocks, ints, firsts, counts == 0, floor_t)
+        tiles = np.frombuffer(b"".join(bodies), dtype=blocks.dtype)
+        return cls(tiles, np.array(lengths, dtype=np.int64), floor_t, windows)
 
     def _int(self, name: str) -> np.ndarray:
-        return self.ints[self.slot[name]]  # type: ignore[no-any-return]
+        return self.tiles[name].astype(np.int64)
 
     def _float(self, name: str) -> np.ndarray:
-        return self.floats[self.slot[name]]  # type: ignore[no-any-return]
+        return self.tiles[name].astype(np.float64)
 
-    def late(self, now_us: int) -> np.ndarray:
-        """Per key: whether the tile holding T holds an event after T."""
-        flags = (self.starts == self.floor_t) & (self._int("newest") > now_us)
-        flags[-1] = False
-        found: np.ndarray = np.logical_or.reduceat(flags, self.firsts) & ~self.empty
-        return found
+    def _by_window(self, table: np.ndarray, accumulate: Any) -> np.ndarray:
+        """(key, level) reductions -> (key, window): column k is window ``windows[k]``."""
+        levels = table.reshape(self.keys, self.width)[:, :0:-1]  # levels m .. 1
+        out: np.ndarray = accumulate(levels, axis=1)
+        return out
 
-    def _mask(self, window: int) -> np.ndarray:
-        mask = self._masks.get(window)
-        if mask is None:
-            mask = (self.starts >= self.floor_t - window) & (self.starts <= self.floor_t)
-            mask[-1] = False  # the padding tile
-            self._masks[window] = mask
-        return mask
+    def _reduce(self, values: np.ndarray, fill: Any, ufunc: Any) -> np.ndarray:
+        """(key, window) reductions of one value per tile by ``ufunc`` (``fill``: none)."""
+        table = np.full(self.keys * self.width, fill, dtype=values.dtype)
+        if len(self.runs):
+            table[self.run_index] = ufunc.reduceat(values, self.runs)
+        return self._by_window(table, ufunc.accumulate)
 
-    def _sum(self, values: np.ndarray, where: np.ndarray) -> np.ndarray:
-        zero = np.zeros((), dtype=values.dtype)
-        total: np.ndarray = np.add.reduceat(np.where(where, values, zero), self.firsts)
-        total[self.empty] = 0
-        return total
+    def _sums(self, values: np.ndarray) -> np.ndarray:
+        return self._reduce(values, 0, np.add)
 
-    def _part(self, window: int, column: int, part: str) -> np.ndarray:
-        """The per-key reduction of one part of a column over a window (cached)."""
-        key = (window, column, part)
+    def _extreme(self, values: np.ndarray, fill: Any, ufunc: Any, where: np.ndarray) -> np.ndarray:
+        return self._reduce(np.where(where, values, fill), fill, ufunc)
+
+    def _part(self, column: int, part: str) -> np.ndarray:
+        """The (key, window) reductions of one part of a column (cached)."""
+        key = (column, part)
         got = self._parts.get(key)
         if got is not None:
             return got
-        mask = self._mask(window)
         if column < 0:
-            got = self._sum(self._int("events"), mask)
+            got = self._sums(self._int("events"))
         else:
             counts = self._int(f"c{column}_count")
-            valued = self._mask_valued(window, column, mask, counts)
+            valued = counts > 0
             if part == "count":
-                got = self._sum(counts, valued)
+                got = self._sums(counts)
             elif part == "sum":
-                got = self._sum(self._float(f"c{column}_sum"), valued)
+                got = self._sums(self._float(f"c{column}_sum"))
             elif part in ("min", "max"):
-                values = self._float(f"c{column}_{part}")
-                fill, reduce = (np.inf, np.minimum) if part == "min" else (-np.inf, np.maximum)
-                got = reduce.reduceat(np.where(valued, values, fill), self.firsts)
-            elif part == "last":
-                at = np.where(valued, np.arange(self.tiles), -1)
-                position = np.maximum.reduceat(at, self.firsts)
-                position[self.empty] = -1
-                lasts = self._float(f"c{column}_last")
-                got = np.where(position >= 0, lasts[position], 0.0)
-                self._parts[window, column, "last_at"] = position
-            else:  # m2: Chan et al.'s combination of the tiles' (count, mean, m2)
-                n = self._part(window, column, "count")
-                mean = self._part(window, column, "sum") / np.maximum(n, 1)
-                each = np.repeat(np.append(mean, 0.0), np.append(self.lengths, 1))
-                tile_mean = self._float(f"c{column}_sum") / np.maximum(counts, 1)
-                spread = self._float(f"c{column}_m2") + counts * (tile_mean - each) ** 2
-                got = self._sum(spread, valued)
+                ufunc = np.minimum if part == "min" else np.maximum
+                fill = np.inf if part == "min" else -np.inf
+                got = self._extreme(self._float(f"c{column}_{part}"), fill, ufunc, valued)
+            else:  # last: the newest valued tile (tiles are oldest first in each block)
+                position = np.arange(len(counts), dtype=np.int64)
+                got = self._extreme(position, -1, np.maximum, valued)
         self._parts[key] = got
         return got
 
-    def _mask_valued(
-        self, window: int, column: int, mask: np.ndarray, counts: np.ndarray
-    ) -> np.ndarray:
-        key = (window, column, "valued")
-        got = self._parts.get(key)
-        if got is None:
-            got = self._parts[key] = mask & (counts > 0)
-        return got
+    def _m2(self, column: int, k: int) -> np.ndarray:
+        """Chan et al.'s combination of the tiles' (count, mean, m2) in window ``k``."""
+        n = self._part(column, "count")[:, k]
+        mean = self._part(column, "sum")[:, k] / np.maximum(n, 1)
+        counts = self._int(f"c{column}_count")
+        inside = self.level >= len(self.windows) - k
+        tile_mean = self._float(f"c{column}_sum") / np.maximum(counts, 1)
+        spread = self._float(f"c{column}_m2") + counts * (tile_mean - mean[self.owner]) ** 2
+        m2: np.ndarray = np.bincount(
+            self.owner[inside], weights=spread[inside], minlength=self.keys
+        )
+        return m2
 
     def aggregate(self, function: str, column: int, window: int) -> tuple[np.ndarray, np.ndarray]:
         """(values, nulls) per key of one feature."""
+        k = self.windows.index(window)
         if column < 0:
-            counts = self._part(window, column, "events")
-            return counts, np.zeros(len(counts), dtype=bool)
-        n = self._part(window, column, "count")
+            counts = self._part(column, "events")[:, k]
+            return counts, np.zeros(self.keys, dtype=bool)
+        n = self._part(column, "count")[:, k]
         if function == "count":
-            return n, np.zeros(len(n), dtype=bool)
+            return n, np.zeros(self.keys, dtype=bool)
         if function in ("sum", "min", "max"):
-            return self._part(window, column, function), n == 0
+            return self._part(column, function)[:, k], n == 0
         if function == "last":
-            values = self._part(window, column, "last")
-            return values, self._parts[window, column, "last_at"] < 0
-        total = self._part(window, column, "sum")
+            position = self._part(column, "last")[:, k]
+            lasts = np.append(self._float(f"c{column}_last"), 0.0)  # position -1: none
+            return lasts[position], position < 0
+        total = self._part(column, "sum")[:, k]
         if function == "mean":
             return total / np.maximum(n, 1), n == 0
-        m2 = self._part(window, column, "m2")  # stddev (sample)
+        m2 = self._m2(column, k)  # stddev (sample)
         return np.sqrt(np.maximum(m2, 0.0) / np.maximum(n - 1, 1)), n < 2
 
-    def newest(self, widest: int) -> tuple[np.ndarray, np.ndarray]:
-        """(newest event time, none) per key over the widest window."""
-        mask = self._mask(widest)
-        newest = np.where(mask, self._int("newest"), _INT64_MIN)
-        got = np.maximum.reduceat(newest, self.firsts)
-        none = self.empty | (got == _INT64_MIN)
-        return got, none
+    def newest(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """(newest event time, none) per key over a window (0: the tile of ``floor_t``)."""
+        k = self.windows.index(window)
+        newest = self._parts.get((-1, "newest"))
+        if newest is None:
+            latest = self.starts + self._int("latest")
+            newest = self._reduce(latest, _INT64_MIN, np.maximum)
+            self._parts[-1, "newest"] = newest
+        got = newest[:, k]
+        return got, got == _INT64_MIN
+
+    def late(self, now_us: int) -> np.ndarray:
+        """Per key: whether the tile of ``floor_t`` holds an event after ``now_us``."""
+        current, none = self.newest(0)
+        found: np.ndarray = ~none & (current > now_us)
+        return found

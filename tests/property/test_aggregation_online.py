@@ -4,7 +4,8 @@ Random events (ties, nulls in the column, null keys, events on hop and window bo
 ``tests.agg_cases``), random windows whose union is [T0, W) -- overlapping, repeated,
 shuffled -- materialized through the real DuckDB engine into a real SQLite file and a real
 redis-server. Then, for every key (5 never has an event) and request times before, on and
-after W (at W, reads take the blocks' ready aggregates; elsewhere mostly the tiles), the
+after W (in the hops of W and the next, reads take the blocks' ready aggregates; elsewhere
+the tiles), with few keys and with many (each read its own way), the
 statuses follow the rule of ``featurestore.online.tiles.combine``, derived here
 from the events alone:
 
@@ -94,7 +95,14 @@ def expected_status(
     return "OUTSIDE_MAX_AGE" if after else "PRESENT"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis-cluster", marks=pytest.mark.redis),
+    ],
+)
 @settings(max_examples=15, deadline=None)
 @given(
     rows=events(),
@@ -132,6 +140,14 @@ def test_online_aggregates_equal_oracle_below_watermark(
                     hop=hop,
                 )
                 values = got.to_dict()
+                # More keys than tiles._FEW_KEYS: the ready aggregates are read for all keys
+                # at once (numpy) instead of key by key; the same response.
+                many = store.get_online_features(
+                    [f"{view}:{a.name}" for a in AGGS], {"user_id": USERS * 2}, request_time=t
+                )
+                for agg in AGGS:
+                    assert many.statuses[agg.name] == got.statuses[agg.name] * 2
+                    assert many.to_dict()[agg.name] == values[agg.name] * 2, (view, t, agg.name)
                 for i, user in enumerate(USERS):
                     status = expected_status(rows, user, t, w, hop, wm)
                     for agg in AGGS:
