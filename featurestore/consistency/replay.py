@@ -1,6 +1,6 @@
 """The skew report's replay: the feature log through the training path, cell by cell (G5).
 
-The logged rows of a service are read in chunks of :data:`CHUNK_ROWS`. Each chunk becomes an
+The logged rows of a service are read in chunks of :data:`CHUNK_BYTES`. Each chunk becomes an
 entity frame (join keys, request fields, the request time as the timestamp) and goes through
 the training path itself (:meth:`OfflineEngine.training_frame`, and for on-demand views
 :func:`~featurestore.offline.on_demand.on_demand_training_frame`, the one on-demand
@@ -20,8 +20,8 @@ with its keys and event timestamp (the newest push of it).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -51,18 +51,23 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    import pyarrow.parquet as pq
+
     from featurestore.definitions import FeatureRef
     from featurestore.offline.engine import OfflineEngine
     from featurestore.repo.registry import RegistrySnapshot
     from featurestore.transformations import OnDemandFeatureView
 
-__all__ = ["CHUNK_ROWS", "skew_report"]
+__all__ = ["CHUNK_BYTES", "skew_report"]
 
 logger = logging.getLogger(__name__)
 
-CHUNK_ROWS = 262_144
-"""Logged rows replayed per training frame: the memory a replay needs is about two chunks (one
-replayed, the next one read meanwhile)."""
+CHUNK_BYTES = 256 * 2**20
+"""Logged rows replayed per training frame, by the size of what is read of them for every row
+(keys, request times and fields, served values; uncompressed): about 1.4M rows of a service
+of 2 views x 10 numeric features. A replay holds about one chunk, its training frame, and the
+next chunk's keys. Each chunk costs a training frame's fixed work (planning, a pass over each
+view's source in the in-memory join), so chunks are as large as this bound allows."""
 
 _TIME = "fs_request_time"
 
@@ -104,12 +109,14 @@ def skew_report(
     replay = _Replay(offline, snapshot, definition.refs, on_demand_views, report)
     replay.report_samples = samples
     chunks = _chunks(_files(root, service, since, until), since, until, report)
-    # The next chunk is read while this one is replayed (Parquet reads release the GIL).
+    # A chunk's values are read while its training frame is computed, then the next chunk's
+    # entity columns while it is compared (Parquet reads release the GIL).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skew-read") as reader:
         upcoming = reader.submit(next, chunks, None)
         while (chunk := upcoming.result()) is not None:
+            values = reader.submit(chunk.values)
             upcoming = reader.submit(next, chunks, None)
-            replay.run(chunk)
+            replay.run(chunk, values)
     report.samples.sort(key=lambda s: (s.request_time, s.request_id, s.feature))
     del report.samples[samples:]
     return report
@@ -127,25 +134,49 @@ def _files(root: Path, service: str, since: datetime | None, until: datetime | N
     return found
 
 
-def _read(path: Path, since: datetime | None, until: datetime | None, *, events: bool) -> pa.Table:
-    """One log file's rows in the window: the columns the comparison needs.
+_Part = Literal["entity", "values", "details"]
 
-    With ``events``, only those that samples need, rarely: the request id and the
-    ``event_timestamp:`` columns (and the request time).
+
+def _part(name: str) -> _Part | None:
+    """Which read a log column belongs to (None: never read).
+
+    ``entity``: what the entity frame needs (request time, keys, request fields), read first;
+    ``values``: the served values, read while the chunk's training frame is computed;
+    ``details``: what only classifies and shows differing cells (statuses, fingerprints,
+    watermarks, event timestamps, the request id), read only for chunks that have some.
+    """
+    if name == REQUEST_TIME or name.startswith((KEY, REQUEST)):
+        return "entity"
+    if name.startswith(VALUE):
+        return "values"
+    return None if name == SERVICE else "details"
+
+
+def _open(path: Path, part: _Part) -> pq.ParquetFile:
+    """A log file to read one :func:`_part` of.
+
+    A ParquetFile, not read_table: that would import pyarrow.dataset (and pandas), ~0.8 s once
+    per process. Repeated strings (statuses, fingerprints, request ids) stay
+    dictionary-encoded: read that way, they load about 8x faster than as plain strings.
     """
     import pyarrow.parquet as pq
 
+    if part != "details":
+        return pq.ParquetFile(path)
     names = pq.read_schema(path).names
-    if events:
-        wanted = [n for n in names if n.startswith(EVENT) or n in (REQUEST_ID, REQUEST_TIME)]
-    else:
-        wanted = [n for n in names if not n.startswith(EVENT) and n not in (REQUEST_ID, SERVICE)]
-    # Repeated strings (statuses, fingerprints) stay dictionary-encoded: read that way, a log
-    # file loads about 8x faster than as plain strings. A ParquetFile, not read_table: that
-    # would import pyarrow.dataset (and pandas), ~0.8 s once per process.
-    coded = [n for n in wanted if n == REQUEST_ID or n.startswith((STATUS, FINGERPRINT))]
-    table = pq.ParquetFile(path, read_dictionary=coded).read(columns=wanted, use_threads=True)
-    if since is not None or until is not None:
+    coded = [n for n in names if n == REQUEST_ID or n.startswith((STATUS, FINGERPRINT))]
+    return pq.ParquetFile(path, read_dictionary=coded)
+
+
+def _read(
+    file: pq.ParquetFile, since: datetime | None, until: datetime | None, part: _Part
+) -> pa.Table:
+    """One log file's rows in the window: the columns of one :func:`_part`."""
+    wanted = [n for n in file.schema_arrow.names if _part(n) == part]
+    window = since is not None or until is not None
+    filtered = window and REQUEST_TIME not in wanted
+    table = file.read(columns=[*wanted, REQUEST_TIME] if filtered else wanted, use_threads=True)
+    if window:
         times = table.column(REQUEST_TIME)
         keep = pa.scalar(True)
         if since is not None:
@@ -153,49 +184,75 @@ def _read(path: Path, since: datetime | None, until: datetime | None, *, events:
         if until is not None:
             keep = pc.and_(keep, pc.less(times, pa.scalar(until)))
         table = table.filter(keep)
-    return table
+    return table.drop_columns([REQUEST_TIME]) if filtered else table
+
+
+def _value_bytes(file: pq.ParquetFile) -> int:
+    """About the memory a log file's compared columns take once read (uncompressed size)."""
+    meta = file.metadata
+    return sum(
+        column.total_uncompressed_size
+        for group in (meta.row_group(i) for i in range(meta.num_row_groups))
+        for column in (group.column(j) for j in range(group.num_columns))
+        if _part(column.path_in_schema.split(".")[0]) in ("entity", "values")
+    )
 
 
 class _Chunk:
-    """Logged rows of some files of one schema (event timestamps read only when needed)."""
+    """Logged rows of some files of one schema: their entity columns, the rest on demand."""
 
     def __init__(
-        self, table: pa.Table, paths: list[Path], since: datetime | None, until: datetime | None
+        self,
+        table: pa.Table,
+        schema: pa.Schema,
+        paths: list[Path],
+        since: datetime | None,
+        until: datetime | None,
     ) -> None:
         self.table = table
+        self.columns = schema.names
+        """Every column of the chunk's files."""
         self._paths = paths
         self._window = (since, until)
-        self._events: pl.DataFrame | None = None
+        self._details: pl.DataFrame | None = None
 
-    def events(self) -> pl.DataFrame:
-        """The chunk's ``event_timestamp:`` columns, row for row."""
-        if self._events is None:
-            tables = [_read(p, *self._window, events=True) for p in self._paths]
-            frame = pl.from_arrow(pa.concat_tables(tables))
-            assert isinstance(frame, pl.DataFrame)
-            self._events = frame
-        return self._events
+    def _read(self, part: _Part) -> pa.Table:
+        return pa.concat_tables([_read(_open(p, part), *self._window, part) for p in self._paths])
+
+    def values(self) -> pa.Table:
+        """The chunk's served values (``value:`` columns), row for row."""
+        return self._read("values")
+
+    def details(self) -> pl.DataFrame:
+        """The chunk's ``details`` columns (:func:`_part`), row for row."""
+        if self._details is None:
+            self._details = _polars(self._read("details"))
+        return self._details
 
 
 def _chunks(
     files: list[Path], since: datetime | None, until: datetime | None, report: SkewReport
 ) -> Iterator[_Chunk]:
-    """Logged rows in the window, files of one schema together, at most CHUNK_ROWS a chunk."""
+    """Logged rows in the window, files of one schema together, about CHUNK_BYTES a chunk."""
     pending: list[pa.Table] = []
     paths: list[Path] = []
-    rows = 0
+    schema: pa.Schema | None = None
+    size = 0
     for path in files:
-        table = _read(path, since, until, events=False)
+        file = _open(path, "entity")
+        table = _read(file, since, until, "entity")
         report.files += 1
-        if pending and (not table.schema.equals(pending[0].schema) or rows >= CHUNK_ROWS):
-            yield _Chunk(pa.concat_tables(pending), paths, since, until)
-            pending, paths, rows = [], [], 0
+        if pending and (not file.schema_arrow.equals(schema) or size >= CHUNK_BYTES):
+            yield _Chunk(pa.concat_tables(pending), schema, paths, since, until)
+            pending, paths, size = [], [], 0
         if table.num_rows:
             pending.append(table)
             paths.append(path)
-            rows += table.num_rows
+            schema = file.schema_arrow
+            size += _value_bytes(file)
     if pending:
-        yield _Chunk(pa.concat_tables(pending), paths, since, until)
+        assert schema is not None  # the schema of the pending files
+        yield _Chunk(pa.concat_tables(pending), schema, paths, since, until)
 
 
 class _Replay:
@@ -266,12 +323,13 @@ class _Replay:
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def run(self, chunk: _Chunk) -> None:
+    def run(self, chunk: _Chunk, values: Future[pa.Table]) -> None:
+        """Replay one chunk; ``values`` gives its served values (read meanwhile)."""
         report = self.report
         log = chunk.table
         report.rows += log.num_rows
-        refs = [r for r in self.refs if VALUE + str(r) in log.column_names]
-        for name in log.column_names:
+        refs = [r for r in self.refs if VALUE + str(r) in chunk.columns]
+        for name in chunk.columns:
             feature = name.removeprefix(VALUE)
             if (
                 name.startswith(VALUE)
@@ -279,6 +337,8 @@ class _Replay:
                 and feature not in report.skipped_features
             ):
                 report.skipped_features.append(feature)
+        # One contiguous array per column (a chunk is read file by file): DuckDB scans a table
+        # of 50 chunks slower than the copy costs.
         entity = pa.table(
             {
                 **{
@@ -289,14 +349,14 @@ class _Replay:
                 },
                 _TIME: log.column(REQUEST_TIME),
             }
-        )
+        ).combine_chunks()
         offline = self._training(entity, refs, [v for r in refs for v in self.depends[r]])
-        online = pl.from_arrow(log)
-        assert isinstance(online, pl.DataFrame)
-        current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
-        differing = self._count(refs, online, offline)
+        served = values.result()
+        differing = self._count(refs, served, offline)
         if not differing:
             return
+        online = pl.concat([_polars(log), _polars(served), chunk.details()], how="horizontal")
+        current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
         views = dict.fromkeys(v for r in differing for v in self.depends[r])
         behind = {view: self._behind(view, online, offline) for view in views}
         for view, late in behind.items():
@@ -304,22 +364,34 @@ class _Replay:
             if pushes is not None:
                 behind[view] = _push_aware(view, late, pushes, online, offline)
         for ref in differing:
-            self._compare(ref, online, offline, behind, current, chunk)
+            self._compare(ref, online, offline, behind, current)
 
     def _count(
-        self, refs: list[FeatureRef], online: pl.DataFrame, offline: pl.DataFrame
+        self, refs: list[FeatureRef], values: pa.Table, offline: pl.DataFrame
     ) -> list[FeatureRef]:
-        """Count every feature's cells in one polars pass; the features with a differing cell.
+        """Count every feature's cells; the features with a differing cell.
 
-        (One ``select`` of all the features' sums: polars runs them side by side.)
+        A first polars ``select`` finds the features whose every cell is equal or null on both
+        sides (``eq_missing``: the ``==`` that :func:`_distinct` starts from, so such a
+        feature has no differing cell) with their null counts; a second counts the other
+        features cell by cell. Each runs all its features side by side.
         """
-        both = pl.DataFrame(
-            [online.get_column(VALUE + str(r)) for r in refs]
-            + [offline.get_column(f"{r.view}__{r.feature}") for r in refs]
+        served = _polars(values.select([VALUE + str(r) for r in refs]))
+        both = pl.concat(
+            [served, offline.select([f"{r.view}__{r.feature}" for r in refs])], how="horizontal"
         )
+        columns = {r: (pl.col(VALUE + str(r)), pl.col(f"{r.view}__{r.feature}")) for r in refs}
+        same = both.select(
+            [a.eq_missing(b).all().alias(f"{i}:same") for i, (a, b) in enumerate(columns.values())]
+            + [a.null_count().alias(f"{i}:null") for i, (a, _) in enumerate(columns.values())]
+        ).row(0, named=True)
+        counts: dict[str, int] = {}
         sums: list[pl.Expr] = []
-        for i, ref in enumerate(refs):
-            a, b = pl.col(VALUE + str(ref)), pl.col(f"{ref.view}__{ref.feature}")
+        for i, (ref, (a, b)) in enumerate(columns.items()):
+            if same[f"{i}:same"]:
+                nulls = int(same[f"{i}:null"])
+                counts |= {f"{i}:both_null": nulls, f"{i}:equal": both.height - nulls}
+                continue
             floats = (
                 both.schema[VALUE + str(ref)].is_float()
                 and both.schema[f"{ref.view}__{ref.feature}"].is_float()
@@ -333,15 +405,16 @@ class _Replay:
                 (differ & ~a_null & ~b_null).sum().alias(f"{i}:value_mismatches"),
                 (~differ & ~a_null).sum().alias(f"{i}:equal"),
             ]
-        counts = both.select(sums).row(0, named=True)
+        if sums:
+            counts |= both.select(sums).row(0, named=True)
         differing = []
         for i, ref in enumerate(refs):
             stats = self.report.features[str(ref)]
             stats.cells += both.height
             for name in ("both_null", "null_online_only", "null_offline_only",
                          "value_mismatches", "equal"):  # fmt: skip
-                setattr(stats, name, getattr(stats, name) + int(counts[f"{i}:{name}"]))
-            if sum(int(counts[f"{i}:{n}"]) for n in
+                setattr(stats, name, getattr(stats, name) + int(counts.get(f"{i}:{name}", 0)))
+            if sum(int(counts.get(f"{i}:{n}", 0)) for n in
                    ("null_online_only", "null_offline_only", "value_mismatches")):  # fmt: skip
                 differing.append(ref)
         return differing
@@ -373,7 +446,6 @@ class _Replay:
         offline: pl.DataFrame,
         behind: dict[str, pl.Series],
         current: dict[str, str],
-        chunk: _Chunk,
     ) -> None:
         stats = self.report.features[str(ref)]
         served = online.get_column(VALUE + str(ref))
@@ -406,7 +478,7 @@ class _Replay:
         stats.causes["mismatch"] += int(is_mismatch.sum())
         self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_list())
         self.report.lag.never_materialized += int((is_late & never).sum())
-        self._samples(ref, online, offline, differ, is_stale, is_late, chunk)
+        self._samples(ref, online, offline, differ, is_stale, is_late)
 
     def _samples(
         self,
@@ -416,11 +488,10 @@ class _Replay:
         differ: pl.Series,
         is_stale: pl.Series,
         is_late: pl.Series,
-        chunk: _Chunk,
     ) -> None:
         keys = [c for c in online.columns if c.startswith(KEY)]
         trained = offline.get_column(f"{ref.view}__{ref.feature}")
-        events = chunk.events().get_column(EVENT + str(ref))
+        events = online.get_column(EVENT + str(ref))
         # The training row's event time: the newest of the rows the value comes from.
         winners = offline.select(
             pl.max_horizontal(*(_event_column(v) for v in self.depends[ref]))
@@ -432,7 +503,7 @@ class _Replay:
             )  # fmt: skip
             self.report.samples.append(
                 SkewSample(
-                    request_id=chunk.events()[REQUEST_ID][i],
+                    request_id=online[REQUEST_ID][i],
                     request_time=online[REQUEST_TIME][i],
                     keys={k.removeprefix(KEY): online[k][i] for k in keys},
                     feature=str(ref),
@@ -562,6 +633,12 @@ def _lag(current: pl.Series, view_lag: pl.Series, where: pl.Series) -> pl.Series
     return frame.select(
         pl.when(pl.col("w")).then(pl.max_horizontal("a", "b")).otherwise(pl.col("a"))
     ).to_series()
+
+
+def _polars(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _max(series: pl.Series) -> float | None:

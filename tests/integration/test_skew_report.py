@@ -187,6 +187,29 @@ def test_since_until_select_requests(store: FeatureStore) -> None:
     assert store.skew_report("svc", until=utc(2026, 1, 12)).rows == 1
 
 
+def test_a_log_replayed_in_chunks_of_one_file_gives_the_report_of_one_chunk(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks (here one per log file) add up: counts, causes, errors, lag and samples."""
+    from featurestore.consistency import replay
+
+    _overwrite_cnt(store, user=2, value=99)
+    _write_source(
+        store.repo_root,
+        {"user_id": [3], "ts": [utc(2026, 1, 10, 12)], "cnt": [7], "amount": [70.0]},
+    )
+    for day in (11, 12, 13):
+        _serve(store, utc(2026, 1, day), [{"user_id": u, "x": 1.0 * u} for u in (1, 2, 3, 4)])
+        store.feature_logger.flush()
+    assert len(list((store.repo_root / "data/feature_logs").rglob("*.parquet"))) == 3
+    whole = store.skew_report("svc", since=utc(2026, 1, 11, 12)).to_dict()
+    monkeypatch.setattr(replay, "CHUNK_BYTES", 1)
+    chunked = store.skew_report("svc", since=utc(2026, 1, 11, 12)).to_dict()
+    assert chunked == whole
+    assert (whole["rows"], whole["files"]) == (8, 3)
+    assert whole["causes"] == {"stale_definition": 0, "not_materialized": 6, "mismatch": 2}
+
+
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the CLI reads the repo's yaml
 def test_cli_skew_report_json_text_html_and_exit_code(store: FeatureStore, tmp_path: Path) -> None:
     _serve(store, utc(2026, 1, 11), [{"user_id": 1, "x": 1.0}, {"user_id": 2, "x": 1.0}])
