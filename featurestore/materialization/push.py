@@ -317,7 +317,8 @@ class Pusher:
         except EntityFrameError as exc:
             msg = f"Push to feature view '{view.name}': {exc}"
             raise EntityFrameError(msg) from exc
-        unknown = [c for c in table.column_names if c not in known]
+        present = table.column_names  # a new list at each call of the property: read once
+        unknown = [c for c in present if c not in known]
         if unknown:
             msg = (
                 f"Push to feature view '{view.name}': unknown column(s) "
@@ -325,9 +326,10 @@ class Pusher:
                 f"{', '.join(repr(c) for c in types)}."
             )
             raise EntityFrameError(msg)
+        not_null = (*view.join_keys, source.timestamp_field)
         columns: dict[str, pa.ChunkedArray] = {}
         for name, target in types.items():
-            if name not in table.column_names:
+            if name not in present:
                 if name == source.created_timestamp_field:
                     columns[name] = pa.chunked_array([pa.nulls(table.num_rows, target)])
                     continue
@@ -348,7 +350,7 @@ class Pusher:
                 column = _timestamps(view.name, name, column)
             else:
                 column = _cast_column(view.name, name, column, target)
-            if name in (*view.join_keys, source.timestamp_field) and column.null_count:
+            if name in not_null and column.null_count:
                 row = pc.index(pc.is_null(column), True).as_py()
                 what = "join key" if name in view.join_keys else "timestamp"
                 msg = (
