@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -152,6 +155,50 @@ json_values = st.recursive(
 columns = st.sampled_from(
     ["user_id", "event_timestamp", "txn_count", "avg_amount", "segment", "is_vip", "last_seen", "x"]
 )
+
+
+FROZEN_HEAP_SERVER = """
+import gc, json, sys
+import httpx
+from featurestore.serving.app import create_app
+from featurestore.store import FeatureStore
+from tests.integration.test_http_support import running_server
+
+store = FeatureStore(sys.argv[1])
+app = create_app(store)
+app.state.featurestore.freeze_heap = True  # as a server process of its own sets it
+counts = []
+with running_server(app) as url, httpx.Client(base_url=url) as client:
+    counts.append([0, gc.get_freeze_count()])
+    for push in json.loads(sys.argv[2]):
+        reply = client.post("/push", json=push)
+        counts.append([reply.status_code, gc.get_freeze_count()])
+store.close()
+print(json.dumps(counts))
+"""
+
+
+def test_a_server_freezes_what_its_first_successful_push_imported(tmp_path: Path) -> None:
+    """The heap a frozen server grows at its first push is frozen too (full collections walk
+    it no more); a failed push does not freeze, later pushes do not freeze again."""
+    repo, now = build_repo(tmp_path)
+    pushes = [body(now, txn_count=["many"]), body(now), body(now, txn_count=[42])]
+    reply = subprocess.run(
+        [sys.executable, "-c", FROZEN_HEAP_SERVER, str(repo), json.dumps(pushes)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (_, started), (bad, after_bad), (ok, after_first), (again, after_second) = json.loads(
+        reply.stdout.strip().splitlines()[-1]
+    )
+    assert (bad, ok, again) == (422, 200, 200)
+    # the count shrinks as frozen objects are freed, and grows only by a freeze
+    assert after_bad <= started
+    assert after_first > after_bad + 1000  # the push path's modules (pandas, the Parquet writer)
+    assert after_second <= after_first
 
 
 @pytest.fixture(scope="module")
