@@ -16,7 +16,8 @@ Measured in one run, on one Redis online store (a private redis-server, or REDIS
 * push-to-readable latency over HTTP for single rows: from sending ``POST /push`` to the
   ``POST /get-online-features`` answer holding the pushed value, p50/p99 (target: p99 under
   10 ms), with its floors measured in the same run: the raw 1-row durable Parquet append
-  (two fsyncs, the larger part of a push on a loaded disk) and a bare HTTP round trip.
+  (two fsyncs, the larger part of a push on a loaded disk) and a bare HTTP round trip; and
+  the two calls timed apart (the push's and the read's).
 
 The machine's load (``uptime``) is printed with the figures: other work on the machine moves
 them.
@@ -197,23 +198,30 @@ def bench_http(client: httpx.Client, batch: int, pushes: int) -> float:
     return rate(batch * pushes, time.perf_counter() - started)
 
 
-def bench_latency(client: httpx.Client, iterations: int) -> list[float]:
-    """Seconds from sending a 1-row push to reading its value back, per iteration."""
+def bench_latency(
+    client: httpx.Client, iterations: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from sending a 1-row push to reading its value back, per iteration; and the
+    push's and the read's HTTP calls apart (where the time goes)."""
     rng = np.random.default_rng(4)
-    latencies = []
+    latencies, pushes, reads = [], [], []
     read = {"features": ["stats:i0"], "entities": {"user_id": [0]}}
     for k in range(iterations):
-        body = {"push_source_name": "stats", "df": rows(1, 0, rng), "to": "online_and_offline"}
-        body["df"]["ts"] = [datetime.now(tz=UTC).isoformat()]  # newer than every earlier push
-        body["df"]["i0"] = [k]
+        df = rows(1, 0, rng)
+        body = {"push_source_name": "stats", "df": df, "to": "online_and_offline"}
+        df["ts"] = [datetime.now(tz=UTC).isoformat()]  # newer than every earlier push
+        df["i0"] = [k]
         started = time.perf_counter()
         client.post("/push", json=body).raise_for_status()
+        pushed = time.perf_counter()
         values = client.post("/get-online-features", json=read).json()["results"][1]["values"]
-        elapsed = time.perf_counter() - started
+        finished = time.perf_counter()
         if values != [k]:
             raise SystemExit(f"read {values} after pushing {k}: the push was not readable")
-        latencies.append(elapsed)
-    return latencies
+        latencies.append(finished - started)
+        pushes.append(pushed - started)
+        reads.append(finished - pushed)
+    return latencies, pushes, reads
 
 
 def bench_round_trip(client: httpx.Client, iterations: int) -> list[float]:
@@ -263,7 +271,7 @@ def main() -> None:
                 bench_latency(client, 5)  # warm the server
                 results["http_rows_per_s_batch_1"] = bench_http(client, 1, singles)
                 results["http_rows_per_s_batch_1000"] = bench_http(client, 1000, batches)
-                latencies = bench_latency(client, singles)
+                latencies, push_calls, read_calls = bench_latency(client, singles)
                 round_trips = bench_round_trip(client, singles)
         finally:
             server.terminate()
@@ -271,7 +279,12 @@ def main() -> None:
     results["http_push_to_readable_ms_p50"] = percentile(latencies, 0.50) * 1e3
     results["http_push_to_readable_ms_p99"] = percentile(latencies, 0.99) * 1e3
     results["http_push_to_readable_ms_mean"] = statistics.fmean(latencies) * 1e3
-    for name, values in (("raw_parquet_append", appends), ("http_round_trip", round_trips)):
+    for name, values in (
+        ("raw_parquet_append", appends),
+        ("http_round_trip", round_trips),
+        ("http_push_call", push_calls),
+        ("http_read_call", read_calls),
+    ):
         for q in (50, 99):
             results[f"{name}_ms_p{q}"] = percentile(values, q / 100) * 1e3
     for batch in ("1", "1000"):  # the two raw writes one after the other, as a push does them
@@ -314,6 +327,12 @@ def main() -> None:
         f"p99 {results['raw_parquet_append_ms_p99']:.2f} ms; HTTP round trip (GET /health) "
         f"p50 {results['http_round_trip_ms_p50']:.2f} ms, "
         f"p99 {results['http_round_trip_ms_p99']:.2f} ms"
+    )
+    print(
+        "  split: the POST /push call "
+        f"p50 {results['http_push_call_ms_p50']:.2f} ms, p99 {results['http_push_call_ms_p99']:.2f} ms;"
+        " the POST /get-online-features call "
+        f"p50 {results['http_read_call_ms_p50']:.2f} ms, p99 {results['http_read_call_ms_p99']:.2f} ms"
     )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
