@@ -11,7 +11,13 @@ its children, the Spark JVM included, sampled every 100 ms):
 * ``train``: a training frame of ``--entity-rows`` rows x 2 views (10 features each, ttl 30
   days) written with ``to_parquet`` (DuckDB: one file; Spark: part files from the executors);
 * ``materialize``: the newest row per key of one view's ``--source-rows`` rows into a fresh
-  SQLite online store (100k keys).
+  SQLite online store (100k keys);
+* ``agg_train`` and ``agg_materialize`` (DESIGN G7, on ``bench_aggregations.py``'s data:
+  ``--agg-events`` events over ``--agg-keys`` cards and 7 days, 3 windows x 3 functions, hop
+  1 h): the training frame of ``--agg-entity-rows`` rows written with ``to_parquet``, and
+  the events' tiles into a fresh SQLite store. The frames' column sums are compared across
+  engines (within 1e-9 relative). ``--agg-events 0`` skips them; ``--agg-only`` runs only
+  them.
 
 Spark runs in ``--master`` (default ``local[2]``); its session start (the JVM) is timed apart
 from the work. Figures are ratios Spark / DuckDB of the same run.
@@ -21,16 +27,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import DATA, make_repo, write_entities
+from benchmarks.bench_aggregations import DAYS, START, prepare
+from benchmarks.bench_aggregations import FEATURES as AGG_FEATURES
 
 FEATURES = [f"user_stats:u{i}" for i in range(10)] + [f"merchant_stats:m{i}" for i in range(10)]
 
@@ -89,7 +99,7 @@ def _store(repo: Path, engine: str, master: str, online: str):
     return FeatureStore(repo, config=store.config.model_copy(update=update))
 
 
-def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) -> dict[str, float]:
+def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) -> dict[str, object]:
     """One case in this process: seconds of start-up and of work, rows, peak memory."""
     memory = PeakMemory()
     online = f"data/online-bench-{engine}-{time.time_ns()}.db"
@@ -98,6 +108,7 @@ def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) ->
     if engine == "spark":
         store.offline.spark  # noqa: B018 (starts the JVM and the session)
     startup = time.perf_counter() - begin
+    extra: dict[str, object] = {}
     begin = time.perf_counter()
     if case == "train":
         out = DATA / f"out_spark_bench_{engine}.parquet"
@@ -106,6 +117,20 @@ def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) ->
 
         pattern = str(out / "*.parquet") if out.is_dir() else str(out)
         rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchall()[0][0]
+    elif case == "agg_train":
+        out = DATA / f"out_spark_bench_agg_{engine}.parquet"
+        store.get_training_frame(str(entities), AGG_FEATURES).to_parquet(out)
+        import duckdb
+
+        pattern = str(out / "*.parquet") if out.is_dir() else str(out)
+        names = [f.split(":")[1] for f in AGG_FEATURES]
+        sums = ", ".join(f'sum("{n}")' for n in names)
+        row = duckdb.sql(f"SELECT count(*), {sums} FROM read_parquet('{pattern}')").fetchall()[0]
+        rows, extra = row[0], {"sums": [float(x or 0) for x in row[1:]]}
+    elif case == "agg_materialize":
+        start = datetime.fromisoformat(START)
+        report = store.materialize(start, start + timedelta(days=DAYS), views=["txn"])
+        rows = sum(v.rows for v in report.views)  # tiles
     else:
         report = store.materialize(
             datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC), views=["user_stats"]
@@ -120,6 +145,7 @@ def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) ->
         "seconds": round(seconds, 2),
         "rows": int(rows),
         "peak_mb": round(peak / 2**20),
+        **extra,
     }
 
 
@@ -143,6 +169,10 @@ def main() -> None:
     parser.add_argument("--source-rows", type=int, default=1_000_000)
     parser.add_argument("--scale", help="comma-separated source row counts: a scaling curve")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--agg-events", type=int, default=1_000_000, help="0: no G7 cases")
+    parser.add_argument("--agg-entity-rows", type=int, default=100_000)
+    parser.add_argument("--agg-keys", type=int, default=10_000)
+    parser.add_argument("--agg-only", action="store_true", help="only the G7 cases")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
@@ -153,6 +183,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     sizes = [int(s) for s in args.scale.split(",")] if args.scale else [args.source_rows]
+    if args.agg_only:
+        sizes = []
     for source_rows in sizes:
         entity_rows = source_rows if args.scale else args.entity_rows
         repo = make_repo(source_rows)
@@ -186,6 +218,49 @@ def main() -> None:
                 ),
                 flush=True,
             )
+
+    if args.agg_events:
+        aggregations(args.agg_events, args.agg_entity_rows, args.agg_keys, args.master)
+
+
+def aggregations(events: int, entity_rows: int, keys: int, master: str) -> None:
+    """The G7 cases on both engines; the training frames' column sums checked equal."""
+    import math
+
+    repo = prepare(events, entity_rows, keys)
+    (repo / "data").mkdir(exist_ok=True)  # the cases' online stores
+    for case in ("agg_train", "agg_materialize"):
+        results = {
+            e: measure(case, e, repo, repo / "entities.parquet", master)
+            for e in ("duckdb", "spark")
+        }
+        duck, spark = results["duckdb"], results["spark"]
+        same = None
+        if "sums" in duck and "sums" in spark:
+            sums = [cast("list[float]", r.pop("sums")) for r in (duck, spark)]
+            pairs = zip(*sums, strict=True)
+            same = all(math.isclose(a, b, rel_tol=1e-9) for a, b in pairs)
+        ratio = (
+            round(spark["seconds"] / duck["seconds"], 2)
+            if "seconds" in duck and "seconds" in spark and duck["seconds"]
+            else None
+        )
+        print(
+            json.dumps(
+                {
+                    "case": case,
+                    "events": events,
+                    "entity_rows": entity_rows if case == "agg_train" else None,
+                    "keys": keys,
+                    "duckdb": duck,
+                    "spark": spark,
+                    "spark_over_duckdb": ratio,
+                    "same_sums": same,
+                    "load": round(os.getloadavg()[0], 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
