@@ -3,15 +3,18 @@
 Usage:
     .venv/bin/python benchmarks/bench_spark.py                       # 1M entity rows x 2 views
     .venv/bin/python benchmarks/bench_spark.py --source-rows 1000000 --entity-rows 100000
-    .venv/bin/python benchmarks/bench_spark.py --scale 1000000,10000000,50000000
+    nice -n 10 .venv/bin/python benchmarks/bench_spark.py --scale 1000000,10000000,50000000 \
+        --timeout-min 25 --spark-driver-memory 8g
+    .venv/bin/python benchmarks/bench_spark.py --scale 1000000,10000000 --cases materialize
 
-Cases, each in its own subprocess (peak memory = the largest sum of RSS over the process and
-its children, the Spark JVM included, sampled every 100 ms):
+Cases, each in its own subprocess (peak memory = the largest sum of RSS over that process and
+its children, the Spark JVM included, sampled every 100 ms by this process):
 
 * ``train``: a training frame of ``--entity-rows`` rows x 2 views (10 features each, ttl 30
   days) written with ``to_parquet`` (DuckDB: one file; Spark: part files from the executors);
 * ``materialize``: the newest row per key of one view's ``--source-rows`` rows into a fresh
-  SQLite online store (100k keys);
+  ``--online`` store (100k keys), SQLite or a private redis-server; on Spark the executors
+  write it, each partition over its own connection;
 * ``agg_train`` and ``agg_materialize`` (DESIGN G7, on ``bench_aggregations.py``'s data:
   ``--agg-events`` events over ``--agg-keys`` cards and 7 days, 3 windows x 3 functions, hop
   1 h): the training frame of ``--agg-entity-rows`` rows written with ``to_parquet``, and
@@ -20,7 +23,10 @@ its children, the Spark JVM included, sampled every 100 ms):
   them.
 
 Spark runs in ``--master`` (default ``local[2]``); its session start (the JVM) is timed apart
-from the work. Figures are ratios Spark / DuckDB of the same run.
+from the work. Figures are ratios Spark / DuckDB of the same run. A case still running after
+``--timeout-min`` is stopped (its process group killed) and reported as "did not finish
+within N min" with the peak memory it had reached; one the kernel killed (out of memory) says
+so. Each line carries the load average before and after each case.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -43,15 +50,17 @@ from benchmarks.bench_aggregations import DAYS, START, prepare
 from benchmarks.bench_aggregations import FEATURES as AGG_FEATURES
 
 FEATURES = [f"user_stats:u{i}" for i in range(10)] + [f"merchant_stats:m{i}" for i in range(10)]
+OPTIONS = argparse.Namespace(spark_driver_memory="4g", redis_url=None, timeout_min=25.0)
+"""The command line's options (``main`` parses into it); a case's subprocess gets them too."""
 
 
 class PeakMemory:
-    """The peak of the summed RSS of this process and its children, sampled in a thread."""
+    """The peak of the summed RSS of process ``pid`` and its children, sampled in a thread."""
 
-    def __init__(self, interval_s: float = 0.1) -> None:
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         import psutil
 
-        self._process = psutil.Process()
+        self._process = psutil.Process(pid)
         self._interval = interval_s
         self._stop = threading.Event()
         self.peak_bytes = 0
@@ -62,7 +71,11 @@ class PeakMemory:
         import psutil
 
         total = 0
-        for proc in [self._process, *self._process.children(recursive=True)]:
+        try:
+            children = self._process.children(recursive=True)
+        except psutil.Error:  # the process has ended
+            return 0
+        for proc in [self._process, *children]:
             try:
                 total += proc.memory_info().rss
             except psutil.Error:
@@ -81,11 +94,20 @@ class PeakMemory:
 
 def _store(repo: Path, engine: str, master: str, online: str):
     from featurestore import FeatureStore
-    from featurestore.repo.config import SparkOfflineStoreConfig, SqliteOnlineStoreConfig
+    from featurestore.repo.config import (
+        RedisOnlineStoreConfig,
+        SparkOfflineStoreConfig,
+        SqliteOnlineStoreConfig,
+    )
 
     store = FeatureStore(repo)
     store.apply()
-    update: dict[str, object] = {"online_store": SqliteOnlineStoreConfig(path=online)}
+    online_config = (
+        RedisOnlineStoreConfig(type="redis", url=OPTIONS.redis_url, key_prefix=online)
+        if OPTIONS.redis_url
+        else SqliteOnlineStoreConfig(path=online)
+    )
+    update: dict[str, object] = {"online_store": online_config}
     if engine == "spark":
         update["offline_store"] = SparkOfflineStoreConfig(
             type="spark",
@@ -93,15 +115,14 @@ def _store(repo: Path, engine: str, master: str, online: str):
             conf={
                 "spark.ui.enabled": "false",
                 "spark.sql.shuffle.partitions": "8",
-                "spark.driver.memory": "4g",
+                "spark.driver.memory": OPTIONS.spark_driver_memory,
             },
         )
     return FeatureStore(repo, config=store.config.model_copy(update=update))
 
 
 def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) -> dict[str, object]:
-    """One case in this process: seconds of start-up and of work, rows, peak memory."""
-    memory = PeakMemory()
+    """One case in this process: seconds of start-up and of work, rows."""
     online = f"data/online-bench-{engine}-{time.time_ns()}.db"
     store = _store(repo, engine, master, online)
     begin = time.perf_counter()
@@ -137,30 +158,54 @@ def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) ->
         )
         rows = sum(v.rows for v in report.views)
     seconds = time.perf_counter() - begin
+    if OPTIONS.redis_url:
+        store.online.delete_records("user_stats")
     store.close()
     (repo / online).unlink(missing_ok=True)
-    peak = memory.stop()
     return {
         "startup_s": round(startup, 2),
         "seconds": round(seconds, 2),
         "rows": int(rows),
-        "peak_mb": round(peak / 2**20),
         **extra,
     }
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def measure(case: str, engine: str, repo: Path, entities: Path, master: str) -> dict[str, float]:
+    """Run one case in a subprocess (its own process group), bounded by ``--timeout-min``."""
     args = ["--case", case, "--engine", engine, "--repo", str(repo), "--entities", str(entities)]
-    proc = subprocess.run(
+    args += ["--spark-driver-memory", OPTIONS.spark_driver_memory]
+    if OPTIONS.redis_url:
+        args += ["--redis-url", OPTIONS.redis_url]
+    load = _loadavg()
+    proc = subprocess.Popen(
         [sys.executable, __file__, *args, "--master", master],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
+        start_new_session=True,
     )
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}  # type: ignore[dict-item]
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    memory = PeakMemory(proc.pid)
+    result: dict[str, object]
+    try:
+        out, err = proc.communicate(timeout=OPTIONS.timeout_min * 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the case and its Spark JVM
+        proc.communicate()
+        result = {"error": f"did not finish within {OPTIONS.timeout_min:g} min"}
+    else:
+        if proc.returncode == -signal.SIGKILL:
+            result = {"error": "killed by the kernel (out of memory?)"}
+        elif proc.returncode != 0:
+            result = {"error": err.strip().splitlines()[-1] if err.strip() else "failed"}
+        else:
+            result = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = round(memory.stop() / 2**20)
+    result["load"] = f"{load} -> {_loadavg()}"
+    return result  # type: ignore[return-value]  # the figures are floats; errors are text
 
 
 def main() -> None:
@@ -169,6 +214,11 @@ def main() -> None:
     parser.add_argument("--source-rows", type=int, default=1_000_000)
     parser.add_argument("--scale", help="comma-separated source row counts: a scaling curve")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--cases", default="train,materialize", help="comma-separated")
+    parser.add_argument("--timeout-min", type=float, default=25.0, help="time bound per case")
+    parser.add_argument("--spark-driver-memory", default="4g")
+    parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     parser.add_argument("--agg-events", type=int, default=1_000_000, help="0: no G7 cases")
     parser.add_argument("--agg-entity-rows", type=int, default=100_000)
     parser.add_argument("--agg-keys", type=int, default=10_000)
@@ -177,7 +227,18 @@ def main() -> None:
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
     parser.add_argument("--entities", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(namespace=OPTIONS)
+    if args.online == "redis" and not args.redis_url:
+        from benchmarks._redis import redis_url
+
+        with redis_url() as url:  # one private redis-server for every case
+            args.redis_url = url
+            _main(args)
+        return
+    _main(args)
+
+
+def _main(args: argparse.Namespace) -> None:
     if args.case:
         result = run_case(args.case, args.engine, Path(args.repo), Path(args.entities), args.master)
         print(json.dumps(result))
@@ -195,7 +256,7 @@ def main() -> None:
             n_merchants=50_000,
             seed=7,
         )
-        for case in ("train", "materialize"):
+        for case in args.cases.split(","):
             results = {
                 e: measure(case, e, repo, entities, args.master) for e in ("duckdb", "spark")
             }
@@ -211,6 +272,7 @@ def main() -> None:
                         "case": case,
                         "source_rows": source_rows,
                         "entity_rows": entity_rows if case == "train" else None,
+                        "online": "redis" if args.redis_url else "sqlite",
                         "duckdb": duck,
                         "spark": spark,
                         "spark_over_duckdb": ratio,
