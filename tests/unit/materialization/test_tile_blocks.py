@@ -1,0 +1,81 @@
+"""Tile blocks of format 2 (docs/online-format.md): narrow entries, refused counts, stale formats."""
+
+from __future__ import annotations
+
+import struct
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from featurestore import Aggregation, Entity, FeatureView, ParquetSource
+from featurestore.errors import MaterializationError
+from featurestore.materialization.tiles import _entries
+from featurestore.online.layout import HEAD_SIZE
+from featurestore.online.tiles import TileBlocks, TilePlan, combine
+
+H = timedelta(hours=1)
+card = Entity("card", join_keys=["card_id"])
+source = ParquetSource("data/tx.parquet", timestamp_field="ts")
+HOUR_US = 3_600_000_000
+FP = "0123456789abcdef"
+
+
+def view(hop: timedelta) -> FeatureView:
+    aggs = [Aggregation(None, "count", 2 * hop), Aggregation("amount", "max", 2 * hop)]
+    return FeatureView("w", entities=[card], source=source, aggregations=aggs, hop=hop)
+
+
+def batch(events: int, newest_offset: int) -> pa.RecordBatch:
+    """One tile of key 7 starting at hour 10, as the tiles query gives it."""
+    start = 10 * HOUR_US
+    return pa.record_batch(
+        {
+            "card_id": [7],
+            "__fs_tile": [start],
+            "__fs_n": [events],
+            "__fs_max": [start + newest_offset],
+            "__fs_c0_count": [events],
+            "__fs_c0_max": [2.5],
+        }
+    )
+
+
+def test_narrow_entries_below_the_limit_and_wide_entries_above() -> None:
+    assert TileBlocks(view(H), FP).dtype.itemsize == 8 + 4 * 4 + 8
+    assert TileBlocks(view(24 * H), FP).dtype.itemsize == 8 * 6
+
+
+def test_entries_store_offsets_and_read_back_as_times() -> None:
+    blocks = TileBlocks(view(H), FP)
+    starts = np.array([10 * HOUR_US])
+    entries = _entries(blocks, "w", batch(3, 5), 2, starts, starts + HOUR_US // 2)
+    assert entries[0].tolist() == (10 * HOUR_US, HOUR_US // 2, 3, 5, 3, 2.5)
+    (block,) = blocks.encode([entries], 10 * HOUR_US)
+    plan = TilePlan.of(view(H), FP, ["count_2h", "amount_max_2h"])
+    now = 10 * HOUR_US + 7
+    columns, statuses, events = combine(plan, [block], now, now)
+    assert (columns, [s.name for s in statuses], events) == (
+        [[3], [2.5]],
+        ["PRESENT"],
+        [10 * HOUR_US + 5],
+    )
+
+
+def test_a_count_too_large_for_four_bytes_is_refused_not_wrapped() -> None:
+    blocks = TileBlocks(view(H), FP)
+    starts = np.array([10 * HOUR_US])
+    with pytest.raises(MaterializationError, match=r"'w'.*declare a smaller hop"):
+        _entries(blocks, "w", batch(2**32, 5), 2, starts, starts + HOUR_US)
+
+
+def test_a_block_of_format_1_is_stale() -> None:
+    blocks = TileBlocks(view(H), FP)
+    starts = np.array([10 * HOUR_US])
+    (block,) = blocks.encode([_entries(blocks, "w", batch(3, 5), 2, starts, starts)], 0)
+    fields = len(blocks.dtype.names or ())
+    old = block[: HEAD_SIZE - 2] + struct.pack(">H", fields) + block[HEAD_SIZE:]
+    plan = TilePlan.of(view(H), FP, ["count_2h"])
+    _, statuses, _ = combine(plan, [old], 10 * HOUR_US, 10 * HOUR_US)
+    assert [s.name for s in statuses] == ["STALE_DEFINITION"]
