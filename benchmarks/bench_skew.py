@@ -134,8 +134,8 @@ def skew_figures(repo: Path, log_rows: int, repeat: int) -> dict[str, Any]:
 
     Same process, rows, views and engine. Rounds alternate which of the two runs first (drift
     on a shared machine hits both); the ratio is of the best times. The frame gets its entity
-    rows as one contiguous Arrow table, its fastest input (read before it is timed); the
-    report reads them from the log files within its time.
+    rows in memory (one contiguous Arrow table, read before it is timed); the report reads
+    them from the log files within its time.
     """
     from featurestore.consistency import replay
     from featurestore.store import FeatureStore
