@@ -10,8 +10,9 @@ transactions over ``--keys`` cards and 7 days (amount with 1 % nulls), an entity
    DuckDB query of the same rule written by hand (``raw_range``: a range join on the key
    with the widest window and one FILTERed aggregate per window, times as integer
    microseconds with each window's start computed once per entity row; ``raw_tiles``: hourly
-   partial aggregates joined per entity row, plus the raw events of its current hour),
-   all written to Parquet. Results are checked equal (sums
+   partial aggregates joined per entity row, plus the raw events of its current hour;
+   ``raw_levels``: the range join grouped by (entity row, how many windows hold the event),
+   then by entity row), all written to Parquet. Results are checked equal (sums
    within 1e-9 relative); the fastest raw query is the yardstick.
 2. Materialization of the events into tiles (SQLite): events per second.
 3. Online reads (SQLite, in process): 1 entity x 9 aggregates and 100 entities x 9, p50 and
@@ -133,6 +134,33 @@ def raw_sql(form: str, repo: Path) -> str:
             f"FROM '{events}') s ON s.card_id = e.card_id AND s.us <= e.us AND s.us >= e.s_7d "
             f"GROUP BY e.r ORDER BY e.r"
         )
+    if form == "levels":
+        # The range join, grouped first by (entity row, level: how many of the 1 h and 1 d
+        # windows hold the event) without FILTERs, then by entity row, each window adding
+        # its levels (count 7 d: every level, 1 d: level >= 1, 1 h: level 2).
+        floor = f"(us - (((us % {HOP_US}) + {HOP_US}) % {HOP_US}))"
+        starts = ", ".join(f"{floor} - {us} AS s_{w}" for w, us in WINDOWS.items())
+        names = list(WINDOWS)
+        level = " + ".join(f"CAST(s.us >= e.s_{w} AS INTEGER)" for w in names[:-1])
+        out = []
+        for k, w in enumerate(names):
+            cond = f" FILTER (WHERE lv >= {len(names) - 1 - k})"
+            out += [
+                f"CAST(coalesce(sum(n){cond}, 0) AS BIGINT) AS count_{w}",
+                f"sum(s){cond} AS amount_sum_{w}",
+                f"max(m){cond} AS amount_max_{w}",
+            ]
+        return f"""
+            WITH e AS (SELECT *, {starts} FROM (SELECT *, row_number() OVER () AS r,
+                         epoch_us(event_timestamp) AS us FROM '{entities}')),
+            g AS (SELECT e.r, {level} AS lv, count(s.us) AS n, sum(s.amount) AS s,
+                    max(s.amount) AS m
+                  FROM e LEFT JOIN (SELECT card_id, epoch_us(event_timestamp) AS us, amount
+                                    FROM '{events}') s
+                  ON s.card_id = e.card_id AND s.us <= e.us AND s.us >= e.s_7d GROUP BY ALL),
+            a AS (SELECT r, {", ".join(out)} FROM g GROUP BY r)
+            SELECT e.card_id, e.event_timestamp, a.* EXCLUDE (r)
+            FROM e JOIN a ON a.r = e.r ORDER BY e.r"""
     # tiles: hourly partials for whole hours before floor(t), raw events of the current hour
     hour = f"make_timestamptz(epoch_us(event_timestamp) // {HOP_US} * {HOP_US})"
     full = []
@@ -302,6 +330,7 @@ def frames(repo: Path, repeat: int) -> None:
     """The training-frame cases, best of ``repeat`` each, checked equal."""
     cases = [("raw_range", "raw DuckDB, range join + FILTER"),
              ("raw_tiles", "raw DuckDB, hourly tiles + current hour"),
+             ("raw_levels", "raw DuckDB, range join + levels"),
              ("fs", "featurestore training frame")]  # fmt: skip
     results: dict[str, dict[str, object]] = {}
     for _ in range(repeat):

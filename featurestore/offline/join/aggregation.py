@@ -68,20 +68,29 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
     hop = view.hop_us
     by_name = {a.output_name: a for a in view.aggregations}
     widest = max(a.window_us for a in view.aggregations)
-    starts: dict[int, str] = {widest: "__fs_s0"}
-    values = []
-    for j, (taken, _) in enumerate(request.taken):
-        if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
-            values.append(f"v{j} := max(s.{EVENT_TS})")
-            continue
-        aggregation = by_name[taken]
-        start = starts.setdefault(aggregation.window_us, f"__fs_s{len(starts)}")
-        values.append(f"v{j} := {aggregate_sql(aggregation, f's.{_US} >= e.{start}')}")
+    windows = sorted({by_name[t].window_us for t, _ in request.taken if t in by_name} | {widest})
+    starts = {window: f"__fs_s{k}" for k, window in enumerate(windows)}
+    if any(a.function == "stddev" for a in view.aggregations):
+        values = []
+        for j, (taken, _) in enumerate(request.taken):
+            if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
+                values.append(f"v{j} := max(s.{EVENT_TS})")
+                continue
+            aggregation = by_name[taken]
+            in_window = f"s.{_US} >= e.{starts[aggregation.window_us]}"
+            values.append(f"v{j} := {aggregate_sql(aggregation, in_window)}")
+        select = f"SELECT e.{ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals FROM ("
+        query = Query().add(select)
+        group = f" GROUP BY e.{ROW_COL}"
+    else:
+        level, parts, values = _levels(request, windows, starts)
+        query = Query().add(f"SELECT {ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals")
+        query.add(f" FROM (SELECT e.{ROW_COL}, {level} AS {_LEVEL}, {', '.join(parts)} FROM (")
+        group = f" GROUP BY e.{ROW_COL}, {_LEVEL}) GROUP BY {ROW_COL}"
     bounds = "".join(
         f", epoch_us({agg_start_sql(T_COL, hop, window)}) AS {name}"
         for window, name in starts.items()
     )
-    query = Query().add(f"SELECT e.{ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals FROM (")
     query.add(f"SELECT *, epoch_us({T_COL}) AS {_T_US}{bounds} FROM (")
     query.add(entity_keys_sql(request, spec.timestamp_column)).add(")) e LEFT JOIN (")
     query.add(f"SELECT *, epoch_us({EVENT_TS}) AS {_US} FROM (")
@@ -102,10 +111,73 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
     )
     if spec.point_in_time == "available":
         query.add(f" AND (s.{CREATED_TS} IS NULL OR s.{CREATED_TS} <= e.{T_COL})")
-    query.add(f" GROUP BY e.{ROW_COL}")
+    query.add(group)
     return query
 
 
+def _levels(
+    request: ViewRequest, windows: list[int], starts: dict[int, str]
+) -> tuple[str, list[str], list[str]]:
+    """The two-stage form of the aggregates: (level expression, parts, values).
+
+    Every window ends at the entity row's time, so they are nested: an event's **level** is
+    how many of the windows but the widest hold it, and window ``k`` (the k-th smallest,
+    from 0) holds the events of level ``m - 1 - k`` or more (``m`` windows). The joined
+    events are grouped by (entity row, level) into the partial aggregates each function
+    needs (no ``FILTER``: one count, sum, min, max or newest value per column), then by
+    entity row, each window adding up its levels. That replaces a ``FILTER``ed aggregate
+    per (window, function) over every joined event, the most expensive part of the join
+    (~1.4x faster measured). ``stddev`` does not combine this way in SQL exactly, so a view
+    with one keeps the single-stage form.
+    """
+    view = request.record.view
+    by_name = {a.output_name: a for a in view.aggregations}
+    m = len(windows)
+    level = " + ".join(f"CAST(s.{_US} >= e.{starts[w]} AS INTEGER)" for w in windows[:-1])
+    parts: dict[str, str] = {}
+    values = []
+
+    def part(name: str, sql: str) -> str:
+        parts.setdefault(name, f"{sql} AS {name}")
+        return name
+
+    for j, (taken, _) in enumerate(request.taken):
+        if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
+            values.append(f"v{j} := max({part('__fs_newest', f'max(s.{EVENT_TS})')})")
+            continue
+        aggregation = by_name[taken]
+        k = windows.index(aggregation.window_us)
+        where = f" FILTER (WHERE {_LEVEL} >= {m - 1 - k})" if k < m - 1 else ""
+        column = aggregation.column
+        if column is None:
+            n = part("__fs_n", f"count(s.{_US})")
+            values.append(f"v{j} := CAST(coalesce(sum({n}){where}, 0) AS BIGINT)")
+            continue
+        c = f"s.{quote_ident(column)}"
+        i = sorted({a.column for a in view.aggregations if a.column is not None}).index(column)
+        function = aggregation.function
+        if function in ("count", "mean"):
+            n = part(f"__fs_c{i}_n", f"count({c})")
+        if function in ("sum", "mean"):
+            total = part(f"__fs_c{i}_sum", f"sum({c})")
+        if function == "count":
+            values.append(f"v{j} := CAST(coalesce(sum({n}){where}, 0) AS BIGINT)")
+        elif function == "sum":
+            values.append(f"v{j} := sum({total}){where}")
+        elif function == "mean":
+            values.append(f"v{j} := sum({total}){where} / nullif(sum({n}){where}, 0)")
+        elif function in ("min", "max"):
+            extreme = part(f"__fs_c{i}_{function}", f"{function}({c})")
+            values.append(f"v{j} := {function}({extreme}){where}")
+        else:  # last: the value of the newest order key among the levels' newest
+            newest = f"max(struct_pack(k := {newer_order_key('s.')}, v := {c}))"
+            last = part(f"__fs_c{i}_last", f"{newest} FILTER (WHERE {c} IS NOT NULL)")
+            values.append(f"v{j} := (max({last}){where}).v")
+    return level or "0", list(parts.values()), values
+
+
+_LEVEL = "__fs_level"
+"""An event's level in the two-stage form (:func:`_levels`)."""
 _US = "__fs_us"
 """An event's time in microseconds (the event side of :func:`aggregation_join`)."""
 _T_US = "__fs_t_us"
