@@ -2,8 +2,10 @@
 
 One query per view: the entity rows are joined to the view's events on the keys, with the
 largest window as inequality conditions (``start(t) <= event <= t``), and grouped by entity
-row; each aggregation keeps the events of its own window with a ``FILTER`` on the same rule
-(:func:`featurestore.window.agg_start_sql`). DuckDB runs it as a hash join on the keys with a
+row; each aggregation keeps the events of its own window (the rule of
+:func:`featurestore.window.agg_start_sql`): in two stages through the events' levels in the
+nested windows (:func:`_levels`), or, for a view with a ``stddev``, with one ``FILTER`` per
+aggregate. DuckDB runs it as a hash join on the keys with a
 range filter, streaming: no per-row Python, no cross product of entity rows and events. A
 ``LEFT JOIN`` keeps the entity rows whose window holds no event, so their counts are 0 and
 their other aggregates null. ``last`` takes the newest non-null value by the one total order
