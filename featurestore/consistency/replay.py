@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import polars as pl
 import pyarrow as pa
@@ -266,6 +266,19 @@ def _chunks(
         yield _Chunk(pa.concat_tables(pending), schema, paths, since, until)
 
 
+class _ViewState(NamedTuple):
+    """One stored view's facts per row of a chunk, shared by every feature that reads it."""
+
+    late: pl.Series
+    """The training row was not online yet (:meth:`_Replay._behind`, pushes judged apart)."""
+    stale: pl.Series
+    """The logged fingerprint is not the applied one (null where none was logged)."""
+    never: pl.Series
+    """Late, and the view had no watermark (nothing was materialized)."""
+    lag_s: pl.Series
+    """Request time minus the logged watermark, in seconds, where late (else null)."""
+
+
 class _Replay:
     """Replays chunks of one service's log into one report."""
 
@@ -366,15 +379,10 @@ class _Replay:
         if not differing:
             return
         online = pl.concat([_polars(log), _polars(served), chunk.details()], how="horizontal")
-        current = {v: r.fingerprint for v, r in self.snapshot.feature_views.items()}
         views = dict.fromkeys(v for r in differing for v in self.depends[r])
-        behind = {view: self._behind(view, online, offline) for view in views}
-        for view, late in behind.items():
-            pushes = self._pushes(view)
-            if pushes is not None:
-                behind[view] = _push_aware(view, late, pushes, online, offline)
+        state = {view: self._view_state(view, online, offline) for view in views}
         for ref in differing:
-            self._compare(ref, online, offline, behind, current)
+            self._compare(ref, online, offline, state)
 
     def _count(
         self, refs: list[FeatureRef], values: pa.Table, offline: pl.DataFrame
@@ -449,13 +457,40 @@ class _Replay:
             self._push_cache[view] = _read_pushes(self.offline, self.snapshot, view)
         return self._push_cache[view]
 
+    def _view_state(self, view: str, online: pl.DataFrame, offline: pl.DataFrame) -> _ViewState:
+        """What decides the cause of a differing cell, per row, for one stored view."""
+        late = self._behind(view, online, offline)
+        pushes = self._pushes(view)
+        if pushes is not None:
+            late = _push_aware(view, late, pushes, online, offline)
+        record = self.snapshot.feature_views.get(view)
+        frame = pl.DataFrame(
+            {
+                "late": late,
+                "time": online.get_column(REQUEST_TIME),
+                "watermark": online.get_column(WATERMARK + view),
+                "fingerprint": online.get_column(FINGERPRINT + view),
+            }
+        )
+        lag_s = (pl.col("time") - pl.col("watermark")).dt.total_microseconds() / 1e6
+        has_watermark = pl.col("watermark").is_not_null()
+        return _ViewState(
+            *frame.select(
+                pl.col("late"),
+                (pl.col("fingerprint") != ("" if record is None else record.fingerprint)).alias(
+                    "stale"
+                ),
+                (pl.col("late") & ~has_watermark).alias("never"),
+                pl.when(pl.col("late") & has_watermark).then(lag_s).alias("lag_s"),
+            ).get_columns()
+        )
+
     def _compare(
         self,
         ref: FeatureRef,
         online: pl.DataFrame,
         offline: pl.DataFrame,
-        behind: dict[str, pl.Series],
-        current: dict[str, str],
+        state: dict[str, _ViewState],
     ) -> None:
         stats = self.report.features[str(ref)]
         served = online.get_column(VALUE + str(ref))
@@ -467,26 +502,29 @@ class _Replay:
             b = trained.filter(value_diff).cast(pl.Float64)
             abs_err = (a - b).abs()
             stats.add_error(_max(abs_err), _max(abs_err / b.abs().clip(lower_bound=1e-300)))
+        views = [state[view] for view in self.depends[ref]]
         stale = online.get_column(STATUS + str(ref)) == FieldStatus.STALE_DEFINITION.value
-        late = pl.Series([False] * len(served))
-        lag_s = pl.Series([None] * len(served), dtype=pl.Float64)
-        never = pl.Series([False] * len(served))
-        for view in self.depends[ref]:
-            stale = stale | (online.get_column(FINGERPRINT + view) != current.get(view, ""))
-            view_late = behind[view]
-            watermark = online.get_column(WATERMARK + view)
-            late = late | view_late
-            never = never | (view_late & watermark.is_null())
-            view_lag = (online.get_column(REQUEST_TIME) - watermark).dt.total_microseconds() / 1e6
-            lag_s = _lag(lag_s, view_lag, view_late & watermark.is_not_null())
+        late = pl.repeat(value=False, n=len(served), eager=True)
+        never = late
+        for view in views:
+            stale = stale | view.stale
+            late = late | view.late
+            never = never | view.never
         stale = stale.fill_null(value=False)
+        lag_s = (
+            pl.DataFrame([v.lag_s.alias(str(i)) for i, v in enumerate(views)])
+            .select(pl.max_horizontal(pl.all()))
+            .to_series()
+            if views
+            else pl.repeat(None, n=len(served), dtype=pl.Float64, eager=True)
+        )
         is_stale = differ & stale
         is_late = differ & ~stale & late
         is_mismatch = differ & ~stale & ~late
         stats.causes["stale_definition"] += int(is_stale.sum())
         stats.causes["not_materialized"] += int(is_late.sum())
         stats.causes["mismatch"] += int(is_mismatch.sum())
-        self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_list())
+        self.report.lag.add(lag_s.filter(is_late & lag_s.is_not_null()).to_numpy())
         self.report.lag.never_materialized += int((is_late & never).sum())
         self._samples(ref, online, offline, differ, is_stale, is_late)
 
@@ -636,13 +674,6 @@ def _distinct(a: pl.Series, b: pl.Series, *, tolerant: bool = False) -> pl.Serie
     frame = pl.DataFrame({"a": a, "b": b})
     expr = _distinct_expr(pl.col("a"), pl.col("b"), floats=floats, tolerant=tolerant)
     return frame.select(expr).to_series()
-
-
-def _lag(current: pl.Series, view_lag: pl.Series, where: pl.Series) -> pl.Series:
-    frame = pl.DataFrame({"a": current, "b": view_lag, "w": where.fill_null(value=False)})
-    return frame.select(
-        pl.when(pl.col("w")).then(pl.max_horizontal("a", "b")).otherwise(pl.col("a"))
-    ).to_series()
 
 
 def _polars(table: pa.Table) -> pl.DataFrame:
