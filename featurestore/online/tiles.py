@@ -455,22 +455,25 @@ def _ready_many(
         return got
 
     ready = (use >= 0) & (pick("current") <= now_us)
+    slow = np.flatnonzero(ours & ~ready).tolist()
+    empty = ~stored if not stored.all() else None  # no block: an empty window, count 0
     columns: list[list[Any]] = []
+    if not ready.any():  # every stored block combines its tiles (e.g. a read in the past)
+        for function, column, _ in plan.features:
+            if empty is not None and (column < 0 or function == "count"):
+                columns.append([0 if e else None for e in empty.tolist()])
+            else:
+                columns.append([None] * n)
+        return columns, statuses, [None] * n, slow
     for (function, column, _), at in zip(plan.features, plan.ready, strict=True):
-        values = pick(f"v{at}").tolist()
         bits = pick(f"bits{at // 64}")
         nulls = ~ready | (bits >> np.uint64(at % 64) & np.uint64(1) > 0)
-        for i in np.flatnonzero(nulls).tolist():
-            values[i] = None
-        if column < 0 or function == "count":  # no block: an empty window, count 0
-            for i in np.flatnonzero(~stored).tolist():
-                values[i] = 0
+        values = _with_nulls(pick(f"v{at}"), nulls)
+        if empty is not None and (column < 0 or function == "count"):
+            values = [0 if e else v for v, e in zip(values, empty.tolist(), strict=True)]
         columns.append(values)
     newest = pick("newest")
-    events: list[int | None] = newest.tolist()
-    for i in np.flatnonzero(~ready | (newest == _INT64_MIN)).tolist():
-        events[i] = None
-    return columns, statuses, events, np.flatnonzero(ours & ~ready).tolist()
+    return columns, statuses, _with_nulls(newest, ~ready | (newest == _INT64_MIN)), slow
 
 
 def _combine_tiles(
@@ -497,9 +500,7 @@ def _combine_tiles(
     every = len(rows) == len(statuses)
     for j, feature in enumerate(plan.features):
         values, nulls = windows.aggregate(*feature)
-        got = values.tolist()
-        for r in np.flatnonzero(nulls | late).tolist():
-            got[r] = None
+        got = _with_nulls(values, nulls | late)
         if every:  # every key combined its tiles: the column is the result
             columns[j] = got
         else:
@@ -507,13 +508,21 @@ def _combine_tiles(
             for r, i in enumerate(rows):
                 column[i] = got[r]
     newest, none = windows.newest(plan.widest)
-    newest_list: list[int | None] = newest.tolist()
-    for r in np.flatnonzero(none | late).tolist():
-        newest_list[r] = None
-    for r in np.flatnonzero(late).tolist():  # a read in the past: T's tile has later events
-        statuses[rows[r]] = _OUTSIDE
+    newest_list = _with_nulls(newest, none | late)
+    if late.any():  # a read in the past: T's tile holds later events
+        for r, is_late in enumerate(late.tolist()):
+            if is_late:
+                statuses[rows[r]] = _OUTSIDE
     for r, i in enumerate(rows):
         events[i] = newest_list[r]
+
+
+def _with_nulls(values: np.ndarray, nulls: np.ndarray) -> list[Any]:
+    """``values`` as a list, None where ``nulls``."""
+    got: list[Any] = values.tolist()
+    if nulls.any():
+        got = [None if null else v for v, null in zip(got, nulls.tolist(), strict=True)]
+    return got
 
 
 class _Windows:
