@@ -26,14 +26,21 @@ from tests.spark_engine import on_spark
 from tests.strategies import BASE
 
 FEATURES_PY = """
-from featurestore import Entity, FeatureView, Field, ParquetSource
+from datetime import timedelta
+from featurestore import Aggregation, Entity, FeatureView, Field, ParquetSource
 from featurestore.types import Int64
 
 user = Entity("user", join_keys=["user_id"])
 stats = FeatureView(name="stats", entities=[user],
                     source=ParquetSource("data/s.parquet", timestamp_field="ts"),
                     schema=[Field("n", Int64)])
+s = timedelta(seconds=1)
+windows = FeatureView(name="windows", entities=[user],
+                      source=ParquetSource("data/s.parquet", timestamp_field="ts"),
+                      aggregations=[Aggregation("n", "sum", 2 * s), Aggregation(None, "count", 4 * s)])
 """
+MIXED = ["stats:n", "windows:n_sum_2s", "windows:count_4s"]
+"""A plain view and an aggregation view (G7) of the same source, in one frame."""
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +87,12 @@ def test_spark_dataframe_entity_frame_equals_arrow_one(
     stores: tuple[FeatureStore, FeatureStore],
 ) -> None:
     duckdb_store, spark_store = stores
-    expected = duckdb_store.get_training_frame(_entities(), ["stats:n"]).to_arrow()
+    expected = duckdb_store.get_training_frame(_entities(), MIXED).to_arrow()
+    assert expected.column("count_4s").to_pylist() == [2, 0, 1, 2, 0]
     spark = spark_store.offline.spark  # type: ignore[attr-defined]
     with quiet_pyspark():  # PySpark warns about pandas 3 on conversions
         entity_df = spark.createDataFrame(_entities()).coalesce(1)
-    got = spark_store.get_training_frame(entity_df, ["stats:n"]).to_arrow()
+    got = spark_store.get_training_frame(entity_df, MIXED).to_arrow()
     assert got.select(expected.column_names).to_pylist() == expected.to_pylist()
 
 
