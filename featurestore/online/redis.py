@@ -390,7 +390,9 @@ class Node:
         self._aidle: list[_AsyncConnection] = []
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._adeadlines: Deadlines | None = None
-        self._tls = issubclass(connection_class, redis.SSLConnection)
+        # TLS has no set-up of ours on the loop, and Windows' loops cannot watch a socket of
+        # ours (no add_reader on the proactor loop, no poll): both read blocking, off the loop.
+        self._threaded = issubclass(connection_class, redis.SSLConnection) or os.name == "nt"
 
     def send(self, command: bytes) -> tuple[_Connection, bool]:
         """Write ``command`` on an idle (or new) connection: the connection, and if reused.
@@ -481,7 +483,7 @@ class Node:
             self._aidle, self._aloop = [], loop
             deadlines = deadlines_of(loop, resolution_for(self._timeout_s))
             self._adeadlines = deadlines
-        if self._tls:  # no asyncio TLS set-up here: the blocking read, off the loop
+        if self._threaded:
             return await asyncio.to_thread(self.exchange, command, replies, errors=True)
         wait_s = 0.0
         if wait_here:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,12 +69,12 @@ def test_materialize_after_redis_stops_keeps_the_watermark(redis_and_store) -> N
 def test_unresponsive_redis_times_out(tmp_path: Path, redis_and_store) -> None:
     server, store = redis_and_store
     store.materialize(utc(2026, 1, 1), utc(2026, 1, 2))
-    server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+    server.proc.send_signal(signal.SIGSTOP)  # the socket accepts but nothing answers
     try:
         with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
             store.get_online_features(["stats:cnt"], {"user_id": [1]})
     finally:
-        server.proc.send_signal(18)  # SIGCONT
+        server.proc.send_signal(signal.SIGCONT)
 
 
 def test_unresponsive_redis_times_out_async_reads(redis_and_store) -> None:
@@ -87,12 +88,12 @@ def test_unresponsive_redis_times_out_async_reads(redis_and_store) -> None:
         return response.to_dict()["cnt"]
 
     async def stalled_then_back() -> list[object]:
-        server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+        server.proc.send_signal(signal.SIGSTOP)  # the socket accepts but nothing answers
         try:
             with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
                 await read()
         finally:
-            server.proc.send_signal(18)  # SIGCONT
+            server.proc.send_signal(signal.SIGCONT)
         return await read()
 
     async def both() -> tuple[list[object], list[object]]:
@@ -127,12 +128,12 @@ def test_a_lone_read_of_a_stalled_redis_leaves_the_loop_running(redis_and_store)
         ticking = asyncio.create_task(ticker())
         await asyncio.sleep(0)
         before = ticks
-        server.proc.send_signal(19)  # SIGSTOP: the socket accepts but nothing answers
+        server.proc.send_signal(signal.SIGSTOP)  # the socket accepts but nothing answers
         try:
             with pytest.raises(OnlineStoreUnavailableError, match=r"within 0\.5 s"):
                 await store.aget_online_features(["stats:cnt"], {"user_id": [1]})
         finally:
-            server.proc.send_signal(18)  # SIGCONT
+            server.proc.send_signal(signal.SIGCONT)
             ticking.cancel()
             await store.aclose_connections()
         return before, ticks
