@@ -4,8 +4,7 @@
    POST /get-online-features for a service of 1 view x 10 features, 1 entity per request, at
    concurrency 10, driven by ``wrk`` (bench_http.py's machinery: data, server, Lua script).
    The two services read the same view; only ``logging=`` differs. Measurements alternate
-   (off, on, off, on) so drift on a shared machine hits both. ``cpu_us`` is the server
-   process's CPU per request, ``writer_cpu_us`` its feature log writer process's.
+   (off, on, off, on) so drift on a shared machine hits both.
 2. The skew report over ``--log-rows`` logged rows (default 1M) of a 2-view service against
    the training frame for the same entity rows (keys and request times), same process, views
    and engine: ``--repeat`` rounds (default 3) alternating which runs first, with the entity
@@ -111,42 +110,11 @@ def run_wrk_service(url: str, service: str, concurrency: int, duration_s: int, w
 POPULATION = 10_000
 
 
-def children_cpu_s(process: psutil.Process) -> float:
-    """CPU seconds of ``process``'s live children (the feature log's writer process)."""
-    total = 0.0
-    for child in process.children(recursive=True):
-        try:
-            times = child.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-def log_rows(url: str) -> dict[str, int]:
-    """The server's feature log counts so far (accepted, written, dropped) and queue depth."""
-    counts = {}
-    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("featurestore_feature_log_rows_total{"):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            counts[outcome] = int(float(line.rsplit(" ", 1)[1]))
-        elif line.startswith("featurestore_feature_log_queue_depth "):
-            counts["queue_depth"] = int(float(line.rsplit(" ", 1)[1]))
-    return counts
-
-
 def http_figures(url: str, duration_s: int, workdir: Path) -> list[dict[str, Any]]:
-    server = psutil.Process(bench_http.SERVER_PIDS[url])
     rows = []
     for service in ("svc_off", "svc_on", "svc_off", "svc_on"):
-        writer_before, start = children_cpu_s(server), time.perf_counter()
         figures = run_wrk_service(url, service, 10, duration_s, workdir)
-        # The writer process's CPU is not in cpu_us (the server's own threads): its rate over
-        # the whole call (warm-up included) per request served at the measured rate.
-        writer_rate = (children_cpu_s(server) - writer_before) / (time.perf_counter() - start)
-        figures["writer_cpu_us"] = writer_rate / max(figures["rps"], 1) * 1e6
         figures["logging"] = "on (1.0)" if service == "svc_on" else "off"
-        figures["log_rows"] = log_rows(url)
         rows.append(figures)
         print(json.dumps(figures), file=sys.stderr)
     return rows
