@@ -119,6 +119,7 @@ def _freeze_push_heap(request: Request, state: ServerState) -> None:
     """After a server process's first push, freeze what it imported (see the module doc)."""
     if state.freeze_heap and not getattr(request.app.state, "featurestore_push_frozen", False):
         request.app.state.featurestore_push_frozen = True
+        gc.collect()  # once: the garbage of this moment is not frozen for good with the rest
         gc.freeze()
 
 
