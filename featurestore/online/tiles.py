@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import numpy as np
 
 from featurestore.definitions.aggregation import tile_parts
+from featurestore.errors import MaterializationError
 from featurestore.online.base import FieldStatus
 from featurestore.online.codec import fingerprint_bytes
 from featurestore.online.layout import FINGERPRINT_SLICE, HEAD_FORMAT, HEAD_SIZE, RECORD_VERSION
@@ -119,6 +120,7 @@ class TileBlocks:
     """
 
     def __init__(self, view: FeatureView, fingerprint: str) -> None:
+        self.view_name = view.name
         self.dtype = entry_dtype(view)
         self.fingerprint = fingerprint_bytes(fingerprint)
         # The header's count: the block format and the slots of a tile entry.
@@ -217,6 +219,15 @@ class TileBlocks:
             and (len(block) - self.body) % self.dtype.itemsize == 0
         )
 
+    def is_older_format(self, block: bytes) -> bool:
+        """Whether ``block`` is of this definition (version, fingerprint) in another format."""
+        return (
+            len(block) >= HEAD_SIZE
+            and block[0] == self.signature[0]
+            and block[FINGERPRINT_SLICE] == self.fingerprint
+            and not self.is_ours(block)
+        )
+
     def entries(self, block: bytes) -> np.ndarray | None:
         """The tiles of a block, oldest first (None: another definition or format)."""
         if not self.is_ours(block):
@@ -227,8 +238,10 @@ class TileBlocks:
         """The merge of a stored block with a new one (module docstring), for the store.
 
         Tiles starting before ``horizon`` (None: none) are dropped; a stored block of
-        another definition or format is replaced whole; the merged block's ready aggregates
-        are for hop ``at``.
+        another definition is replaced whole (apply started the view over); a block of this
+        definition in another format (written by another featurestore version) is refused:
+        replacing it by a window's tiles would drop its older tiles. The merged block's ready
+        aggregates are for hop ``at``.
         """
         return _Merge(self, horizon, at)
 
@@ -243,6 +256,16 @@ def _features(view: FeatureView, names: Sequence[str]) -> tuple[tuple[str, int, 
         index = -1 if a.column is None else columns.index(a.column)
         features.append((a.function, index, a.window_us))
     return tuple(features)
+
+
+def _older_format_message(view: str) -> str:
+    return (
+        f"Feature view '{view}': the online store holds its tiles in a block format of another "
+        "featurestore version, which this one reads as STALE_DEFINITION and cannot merge new "
+        "tiles into without dropping the stored ones. Nothing was written. Rebuild its tiles "
+        f"once: 'featurestore materialize-incremental --rebuild --views {view}' (Python: "
+        f"store.rebuild_online(['{view}']))."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +289,8 @@ class _Merge:
                 msg = "A new tile block must be of the writer's definition."
                 raise ValueError(msg)
             stored = blocks.entries(old) if old is not None else None
+            if stored is None and old is not None and blocks.is_older_format(old):
+                raise MaterializationError(_older_format_message(blocks.view_name))
             merged = False
             if stored is not None and len(stored):
                 # Concatenated as bytes: np.concatenate of structured arrays is slow.

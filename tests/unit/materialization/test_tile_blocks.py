@@ -79,3 +79,23 @@ def test_a_block_of_format_1_is_stale() -> None:
     plan = TilePlan.of(view(H), FP, ["count_2h"])
     _, statuses, _ = combine(plan, [old], 10 * HOUR_US, 10 * HOUR_US)
     assert [s.name for s in statuses] == ["STALE_DEFINITION"]
+
+
+def test_new_tiles_are_never_merged_into_a_block_of_format_1() -> None:
+    """Replacing an older-format block of the same definition by a window's tiles would drop
+    its older tiles and serve windows without them as PRESENT: the merge refuses and names
+    the rebuild. A block of another definition is still replaced (apply started it over)."""
+    blocks = TileBlocks(view(H), FP)
+    starts = np.array([10 * HOUR_US])
+    (block,) = blocks.encode([_entries(blocks, "w", batch(3, 5), 2, starts, starts)], 0)
+    fields = len(blocks.dtype.names or ())
+    old = block[: HEAD_SIZE - 2] + struct.pack(">H", fields) + block[HEAD_SIZE:]
+    merge = blocks.merge(None, 11 * HOUR_US)
+    with pytest.raises(MaterializationError, match=r"'w'.*--rebuild --views w"):
+        merge([old], [block])
+    (other,) = TileBlocks(view(H), "fedcba9876543210").encode(
+        [_entries(blocks, "w", batch(9, 5), 2, starts, starts)], 0
+    )
+    (merged,) = merge([other], [block])
+    assert blocks.entries(merged) is not None
+    assert blocks.entries(merged)["events"].tolist() == [3]
