@@ -523,14 +523,9 @@ def _combine_tiles(
     )
     late = windows.late(now_us)
     every = len(rows) == len(statuses)
-    few = len(rows) <= _FEW_KEYS
-    lates = late.tolist()
     for j, feature in enumerate(plan.features):
-        if few:  # Python values: fewer numpy calls than keys would save
-            got = [None if x else v for v, x in zip(windows.values(*feature), lates, strict=True)]
-        else:
-            values, nulls = windows.aggregate(*feature)
-            got = _with_nulls(values, nulls | late)
+        values, nulls = windows.aggregate(*feature)
+        got = _with_nulls(values, nulls | late)
         if every:  # every key combined its tiles: the column is the result
             columns[j] = got
         else:
@@ -588,7 +583,6 @@ class _Windows:
         self.runs = np.concatenate((np.zeros(min(len(index), 1), dtype=np.int64), changes))
         self.run_index = index[self.runs]
         self._parts: dict[tuple[int, str], np.ndarray] = {}
-        self._lists: dict[tuple[int, str], list[list[Any]]] = {}
 
     @classmethod
     def of(
@@ -686,34 +680,6 @@ class _Windows:
             return total / np.maximum(n, 1), n == 0
         m2 = self._m2(column, k)  # stddev (sample)
         return np.sqrt(np.maximum(m2, 0.0) / np.maximum(n - 1, 1)), n < 2
-
-    def _list(self, column: int, part: str) -> list[list[Any]]:
-        key = (column, f"{part} list")
-        got = self._lists.get(key)
-        if got is None:
-            got = self._lists[key] = self._part(column, part).tolist()
-        return got
-
-    def values(self, function: str, column: int, window: int) -> list[Any]:
-        """:meth:`aggregate` as Python values per key, None for nulls (the same numbers)."""
-        k = self.windows.index(window)
-        if column < 0:
-            return [row[k] for row in self._list(column, "events")]
-        n = [row[k] for row in self._list(column, "count")]
-        if function == "count":
-            return n
-        if function in ("sum", "min", "max", "mean"):
-            part = "sum" if function == "mean" else function
-            got = [row[k] for row in self._list(column, part)]
-            if function == "mean":
-                return [None if c == 0 else v / c for v, c in zip(got, n, strict=True)]
-            return [None if c == 0 else v for v, c in zip(got, n, strict=True)]
-        if function == "last":
-            lasts = self._float(f"c{column}_last").tolist()
-            positions = [row[k] for row in self._list(column, "last")]
-            return [None if at < 0 else lasts[at] for at in positions]
-        values, nulls = self.aggregate(function, column, window)  # stddev
-        return _with_nulls(values, nulls)
 
     def newest(self, window: int) -> tuple[np.ndarray, np.ndarray]:
         """(newest event time, none) per key over a window (0: the tile of ``floor_t``)."""
