@@ -245,10 +245,12 @@ def _entries(
         values = columns[name]
         kind = blocks.dtype[name]
         if kind.kind == "u" and len(values) and int(values.max()) >= 2 ** (8 * kind.itemsize):
+            at = int(np.argmax(values))
             msg = (
-                f"Aggregation view '{view}': a tile holds {int(values.max()):,} "
-                f"{'events' if name == 'events' else 'values'} of one key, more than its "
-                "4-byte counts hold; declare a smaller hop."
+                f"Aggregation view '{view}': the tile starting at {int(starts[at])} us holds "
+                f"{int(values.max()):,} {'events' if name == 'events' else 'values'} of one key, "
+                "more than its 4-byte counts hold. Declare a smaller hop (fewer events a "
+                "tile), or a hop of 72 minutes or more (8-byte counts)."
             )
             raise MaterializationError(msg)
         entries[name] = values

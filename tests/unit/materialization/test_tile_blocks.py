@@ -66,7 +66,7 @@ def test_entries_store_offsets_and_read_back_as_times() -> None:
 def test_a_count_too_large_for_four_bytes_is_refused_not_wrapped() -> None:
     blocks = TileBlocks(view(H), FP)
     starts = np.array([10 * HOUR_US])
-    with pytest.raises(MaterializationError, match=r"'w'.*declare a smaller hop"):
+    with pytest.raises(MaterializationError, match=r"'w'.*Declare a smaller hop"):
         _entries(blocks, "w", batch(2**32, 5), 2, starts, starts + HOUR_US)
 
 
