@@ -25,21 +25,45 @@ __all__ = ["RequestCount", "counted_requests", "request_count_of"]
 class RequestCount:
     """The requests in progress on one loop (``value``), kept by the server's protocol.
 
+    ``alone`` is true only at a steady concurrency of one: after a moment with several
+    requests in progress it stays false for the next ``CROWDED_READS`` reads, so that under
+    concurrent load reads keep overlapping round the loop rather than switching on each gap.
+
     Example:
         >>> count = RequestCount()
-        >>> count.value += 1
+        >>> count.started()
         >>> count.alone()
         True
+        >>> count.started()  # a second request
+        >>> count.alone()
+        False
+        >>> count.value = 1  # it finished; the crowd was recent
+        >>> count.alone()
+        False
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("crowded", "value")
+
+    CROWDED_READS = 64
 
     def __init__(self) -> None:
         self.value = 0
+        self.crowded = 0
+
+    def started(self) -> None:
+        """A request begins."""
+        self.value += 1
+        if self.value > 1:
+            self.crowded = self.CROWDED_READS
 
     def alone(self) -> bool:
-        """Whether at most one request is in progress (the caller's own)."""
-        return self.value <= 1
+        """Whether the caller's request is the only one, and has been for a while."""
+        if self.value > 1:
+            return False
+        if self.crowded:
+            self.crowded -= 1
+            return False
+        return True
 
 
 _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RequestCount] = (

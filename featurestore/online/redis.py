@@ -192,10 +192,11 @@ _READ_SIZE: Final = 65536
 class _AsyncConnection:
     """One Redis connection of an event loop: one exchange at a time, replies parsed by hiredis.
 
-    The socket is non-blocking and ours (no asyncio transport): an exchange writes the command,
-    then either waits for the replies on the socket itself, for at most ``wait_s`` (see
-    :mod:`featurestore._busy`), or registers the socket with the loop and reads it when the loop
-    reports it readable. Error replies come back as ``hiredis.ReplyError`` values among the
+    The socket is non-blocking and ours (no asyncio transport), watched by the loop for its
+    whole life: an exchange writes the command, then either waits for the replies on the
+    socket itself, for at most ``wait_s`` (see :mod:`featurestore._busy`), or awaits them, read
+    when the loop reports the socket readable. Data with no exchange waiting for it puts the
+    connection out of step: it is closed. Error replies come back as ``hiredis.ReplyError`` values among the
     replies. An exchange not answered within its timeout fails with ``TimeoutError``; the
     caller then closes the connection, as after any failure, so no late reply is ever read.
 
@@ -250,7 +251,9 @@ class _AsyncConnection:
             except BaseException:
                 sock.close()
                 raise
-            return cls(loop, deadlines, sock)
+            conn = cls(loop, deadlines, sock)
+            loop.add_reader(conn._fd, conn._readable_callback)
+            return conn
         raise failure
 
     async def exchange(
@@ -315,19 +318,17 @@ class _AsyncConnection:
         loop = self._loop
         waiter: asyncio.Future[list[Any]] = loop.create_future()
         self._waiter = waiter
-        loop.add_reader(self._fd, self._readable_callback)
         self._deadlines.add(self, timeout_s, self._expire_callback)
         try:
             return await waiter
         finally:
             self._waiter = None
             self._deadlines.remove(self)
-            if not self.closed:
-                loop.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
         waiter = self._waiter
         if waiter is None or waiter.done():
+            self._unasked()
             return
         try:
             done = self._read()
@@ -336,6 +337,16 @@ class _AsyncConnection:
             return
         if done:
             waiter.set_result(self._replies)
+
+    def _unasked(self) -> None:
+        """The loop saw the socket readable with no exchange waiting: close unless spurious."""
+        try:
+            self._sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self.close()
 
     def _expire(self) -> None:
         waiter = self._waiter
@@ -348,7 +359,7 @@ class _AsyncConnection:
             return
         self.closed = True
         self._deadlines.remove(self)
-        if self._waiter is not None:
+        if not self._loop.is_closed():
             self._loop.remove_reader(self._fd)
         self._sock.close()
 

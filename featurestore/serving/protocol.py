@@ -183,7 +183,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """A request starts: its head must be complete within ``header_timeout_s``."""
         super().on_message_begin()
         self._requests += 1
-        self._busy.value += 1
+        self._busy.started()
         self._in_head = True
         self._head_bytes = 0
         self._deadlines.add(self, self.limits.header_timeout_s, self._head_timeout)
