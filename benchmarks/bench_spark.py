@@ -171,7 +171,7 @@ def run_case(case: str, engine: str, repo: Path, entities: Path, master: str) ->
 
 
 def _loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def measure(case: str, engine: str, repo: Path, entities: Path, master: str) -> dict[str, float]:
@@ -196,6 +196,11 @@ def measure(case: str, engine: str, repo: Path, entities: Path, master: str) -> 
         os.killpg(proc.pid, signal.SIGKILL)  # the case and its Spark JVM
         proc.communicate()
         result = {"error": f"did not finish within {OPTIONS.timeout_min:g} min"}
+    except BaseException:  # Ctrl-C does not reach the case's own session: end it too
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        memory.stop()
+        raise
     else:
         if proc.returncode == -signal.SIGKILL:
             result = {"error": "killed by the kernel (out of memory?)"}

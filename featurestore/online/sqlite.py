@@ -144,7 +144,9 @@ class SqliteOnlineStore:
         Several processes writing at once take turns, each waiting up to ``timeout_s`` for
         the others' write transactions (one per batch).
         """
-        return functools.partial(_reopen, self.path, self.timeout_s, socket.gethostname())
+        stat = self.path.stat()
+        identity = (socket.gethostname(), stat.st_dev, stat.st_ino)
+        return functools.partial(_reopen, self.path, self.timeout_s, identity)
 
     def _check_file(self) -> None:
         """Reopen the file when another one replaced it at ``path`` (caller holds the lock).
@@ -416,17 +418,29 @@ class SqliteOnlineStore:
             self._conn.close()
 
 
-def _reopen(path: Path, timeout_s: float, host: str) -> SqliteOnlineStore:
-    """The store at ``path`` of machine ``host``, opened again (:meth:`SqliteOnlineStore.opener`).
+def _reopen(path: Path, timeout_s: float, identity: tuple[str, int, int]) -> SqliteOnlineStore:
+    """The store at ``path`` opened again (:meth:`SqliteOnlineStore.opener`), if it is the same file.
+
+    ``identity`` names the file: its machine, device and inode. Never creates a file.
 
     Raises:
-        OnlineStoreError: This is another machine (its file at ``path`` is another store).
+        OnlineStoreError: This is another machine, or another file is at ``path`` here (a
+            container of the same hostname, a replaced file): writing it would write another
+            store while the watermark moves.
     """
+    host, device, inode = identity
     here = socket.gethostname()
-    if here != host:
+    try:
+        stat = path.stat()
+        same = (here, stat.st_dev, stat.st_ino) == identity
+    except OSError:
+        same = False
+    if not same:
+        where = f"another machine ({here})" if here != host else f"another file at {path} here"
         msg = (
-            f"Online store '{path}' is a file on {host}, so {here} cannot write it (a Spark "
-            "executor on another machine?). Use a Redis online store, or a local[N] Spark master."
+            f"Online store '{path}' is a file on {host} (device {device}, inode {inode}), and "
+            f"this is {where}: it cannot be written from here (a Spark executor on another "
+            "machine or container?). Use a Redis online store, or a local[N] Spark master."
         )
         raise OnlineStoreError(msg)
     return SqliteOnlineStore(path, timeout_s=timeout_s)

@@ -165,14 +165,30 @@ def test_opener_pickles_and_opens_the_same_store(
         store.close()
 
 
-def test_sqlite_opener_refuses_another_machine(repo: Path, request: pytest.FixtureRequest) -> None:
+def test_sqlite_opener_refuses_another_machine_or_file(
+    repo: Path, request: pytest.FixtureRequest
+) -> None:
+    """Only the very file is reopened: not on another machine, and not another file at the
+    same path here (a container with the same hostname, a replaced file), never created."""
     store = fresh_store(repo, "sqlite", request)
     try:
         opener = store.online.opener()
         assert isinstance(opener, functools.partial)
-        path, timeout_s, _host = opener.args
-        elsewhere = functools.partial(opener.func, path, timeout_s, "another-machine")
+        path, timeout_s, (host, device, inode) = opener.args
+        elsewhere = functools.partial(
+            opener.func, path, timeout_s, ("another-machine", device, inode)
+        )
         with pytest.raises(OnlineStoreError, match=r"file on another-machine.*Redis online store"):
             elsewhere()
+        another_file = functools.partial(opener.func, path, timeout_s, (host, device, inode + 1))
+        with pytest.raises(OnlineStoreError, match=r"another file at .* here"):
+            another_file()
+        missing = functools.partial(
+            opener.func, path.with_name("gone.db"), timeout_s, (host, device, inode)
+        )
+        with pytest.raises(OnlineStoreError, match=r"another file at"):
+            missing()
+        assert not path.with_name("gone.db").exists()
+        opener().close()  # the file itself opens
     finally:
         store.close()

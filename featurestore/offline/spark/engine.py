@@ -113,6 +113,7 @@ class SparkOfflineEngine:
         """
         if record.view.aggregations:  # an aggregation view reads its raw events (G7)
             record = replace(record, view=record.view.event_view())
+            # Output names are not event columns: all of them, or none ([]: keys and times).
             features = None if features else features
         sources = self._local.sources
         # A view with a transform is checked against its output, not its source's columns.
