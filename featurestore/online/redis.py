@@ -193,10 +193,11 @@ class _AsyncConnection:
     """One Redis connection of an event loop: one exchange at a time, replies parsed by hiredis.
 
     The socket is non-blocking and ours (no asyncio transport), watched by the loop for its
-    whole life: an exchange writes the command, then either waits for the replies on the
-    socket itself, for at most ``wait_s`` (see :mod:`featurestore._busy`), or awaits them, read
-    when the loop reports the socket readable. Data with no exchange waiting for it puts the
-    connection out of step: it is closed. Error replies come back as ``hiredis.ReplyError`` values among the
+    whole life: an exchange waits from its first byte sent, writes the command, then either
+    reads the replies on the socket itself, waiting for at most ``wait_s`` (see
+    :mod:`featurestore._busy`), or awaits them, read when the loop reports the socket
+    readable (also while a large command is still being written). Data with no exchange
+    waiting for it puts the connection out of step: it is closed. Error replies come back as ``hiredis.ReplyError`` values among the
     replies. An exchange not answered within its timeout fails with ``TimeoutError``; the
     caller then closes the connection, as after any failure, so no late reply is ever read.
 
@@ -273,17 +274,29 @@ class _AsyncConnection:
             raise ConnectionError("connection closed")
         self._replies = []
         self._expected = replies
-        sock = self._sock
+        # Waiting from the first byte sent: Redis may answer before a large command is all
+        # written, and the loop then hands its replies to this exchange.
+        waiter: asyncio.Future[list[Any]] = self._loop.create_future()
+        self._waiter = waiter
         try:
-            sent = sock.send(command)
-        except BlockingIOError:
-            sent = 0
-        if sent < len(command):  # a full send buffer: the rest as the loop can
-            async with asyncio.timeout(timeout_s):
-                await self._loop.sock_sendall(sock, memoryview(command)[sent:])
-        if wait_s > 0 and self._wait_here(wait_s):
-            return self._replies
-        return await self._wait_on_loop(timeout_s)
+            sock = self._sock
+            try:
+                sent = sock.send(command)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(command):  # a full send buffer: the rest as the loop can
+                async with asyncio.timeout(timeout_s):
+                    await self._loop.sock_sendall(sock, memoryview(command)[sent:])
+            if not waiter.done() and wait_s > 0 and self._wait_here(wait_s):
+                return self._replies
+            if not waiter.done():
+                self._deadlines.add(self, timeout_s, self._expire_callback)
+            return await waiter
+        finally:
+            self._waiter = None
+            self._deadlines.remove(self)
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # retrieved here when a failed send raised first
 
     def _read(self) -> bool:
         """Read what the socket holds; whether every reply of the exchange is in."""
@@ -314,17 +327,6 @@ class _AsyncConnection:
             if self._read():
                 return True
 
-    async def _wait_on_loop(self, timeout_s: float) -> list[Any]:
-        loop = self._loop
-        waiter: asyncio.Future[list[Any]] = loop.create_future()
-        self._waiter = waiter
-        self._deadlines.add(self, timeout_s, self._expire_callback)
-        try:
-            return await waiter
-        finally:
-            self._waiter = None
-            self._deadlines.remove(self)
-
     def _on_readable(self) -> None:
         waiter = self._waiter
         if waiter is None or waiter.done():
@@ -352,6 +354,13 @@ class _AsyncConnection:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(TimeoutError())
+
+    def close_from_elsewhere(self) -> None:
+        """:meth:`close`, called from outside the connection's loop (its own thread closes it)."""
+        try:
+            self._loop.call_soon_threadsafe(self.close)
+        except RuntimeError:  # the loop is closed: nothing watches the socket any more
+            self.close()
 
     def close(self) -> None:
         """Drop the connection at once (a late reply is never read) and its deadline."""
@@ -489,8 +498,8 @@ class Node:
         loop = asyncio.get_running_loop()
         deadlines = self._adeadlines
         if loop is not self._aloop or deadlines is None:
-            for stale in self._aidle:
-                stale.close()
+            for stale in self._aidle:  # of another loop, maybe running in another thread
+                stale.close_from_elsewhere()
             self._aidle, self._aloop = [], loop
             deadlines = deadlines_of(loop, resolution_for(self._timeout_s))
             self._adeadlines = deadlines

@@ -58,3 +58,46 @@ def test_an_error_reply_drops_the_connection_and_later_reads_are_in_sync(tmp_pat
     finally:
         store.close()
         server.stop()
+
+
+@pytest.mark.parametrize("lone", [False, True])
+def test_an_async_read_larger_than_the_send_buffer_gets_its_replies(
+    tmp_path: Path, lone: bool
+) -> None:
+    """Redis answers the first commands of a large read while the rest is still being
+    written: those replies belong to the read (nothing is dropped as out of step), whether
+    it then waits round the loop or, as the server's only request, on its socket."""
+    import asyncio
+    import socket
+
+    from featurestore._busy import counted_requests
+
+    server = RedisServer(tmp_path)
+    config = RedisOnlineStoreConfig(type="redis", url=server.url, timeout_s=5)
+    store = RedisOnlineStore(config, project="p")
+    keys = [b"k%d" % i for i in range(20_000)]
+    store.write_records("v", keys[::2], [RECORD] * len(keys[::2]))
+    requests = [ReadRequest(key, ("v", "w")) for key in keys]
+
+    async def read_with_a_small_send_buffer() -> list[list[bytes | None]]:
+        small = socket.socket  # every socket of this read: a 4 KB send buffer
+
+        class SmallSendBuffer(small):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+                self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+        if lone:
+            counted_requests(asyncio.get_running_loop()).value = 1
+        socket.socket = SmallSendBuffer  # type: ignore[misc]
+        try:
+            return await store.aread_records(requests)
+        finally:
+            socket.socket = small  # type: ignore[misc]
+            await store.aclose()
+
+    try:
+        assert asyncio.run(read_with_a_small_send_buffer()) == store.read_records(requests)
+    finally:
+        store.close()
+        server.stop()
