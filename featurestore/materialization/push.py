@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore._time import parse_timestamp, to_micros, to_utc, to_utc_array, utc_now
-from featurestore.errors import DefinitionError, EntityFrameError
+from featurestore.errors import DefinitionError, EntityFrameError, MaterializationError
 from featurestore.materialization.materializer import (
     CREATED_TS_COLUMN,
     EVENT_TS_COLUMN,
@@ -260,7 +260,16 @@ class Pusher:
             log_file = self.sources.push_log.append(
                 view.name, self._log_table(record, table, online=to != "offline", ids=push_ids)
             )
-        written = self.write_pushed(record, table) if to != "offline" else 0
+        try:
+            written = self.write_pushed(record, table) if to != "offline" else 0
+        except MaterializationError as exc:  # the online store refused (e.g. old tile blocks)
+            if log_file is None:
+                raise
+            msg = (
+                f"{exc} The pushed rows are in the push log already (training frames read "
+                "them, and the next materialization writes them online): do not push them again."
+            )
+            raise MaterializationError(msg) from exc
         return PushResult(view.name, table.num_rows, written, log_file)
 
     def write_pushed(self, record: ViewRecord, table: pa.Table) -> int:

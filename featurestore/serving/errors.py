@@ -15,6 +15,7 @@ from featurestore.errors import (
     DefinitionError,
     EntityFrameError,
     FeatureStoreError,
+    MaterializationError,
     NotFoundError,
     OnlineStoreUnavailableError,
     RegistryConflictError,
@@ -68,6 +69,9 @@ _STATUS: Final[tuple[tuple[type[FeatureStoreError], int], ...]] = (
     # An on-demand function failing on the request's own fields (a null, a zero...) is the
     # request's problem far more often than the server's.
     (TransformationError, 422),
+    # A push the online store refused after its rows were logged (tile blocks of an older
+    # format): a conflict with the store's state, never to be retried as is.
+    (MaterializationError, 409),
 )
 
 

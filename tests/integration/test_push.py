@@ -409,6 +409,43 @@ def test_pushed_events_fold_into_aggregation_tiles_at_once(tmp_path: Path) -> No
         assert again.to_dict() == after.to_dict()
 
 
+def test_a_push_onto_tiles_of_an_older_format_is_refused_and_says_it_is_logged(
+    tmp_path: Path,
+) -> None:
+    """Tile blocks written by an older featurestore (format 1) are never merged into: the
+    push fails after its durable append, saying so, so the client does not push it twice."""
+    import sqlite3
+    import struct
+
+    from featurestore.errors import MaterializationError
+    from featurestore.online.layout import HEAD_SIZE
+
+    make_repo(tmp_path, AGG_FEATURES_PY)
+    write_parquet(
+        tmp_path / "data/events/part-0.parquet",
+        {"user_id": [1], "ts": [T], "amount": [1.0]},
+    )
+    with FeatureStore(tmp_path) as store:
+        store.apply()
+        store.materialize(T - timedelta(hours=1), T + timedelta(minutes=20))
+        online_db = store.config.online_store.path  # type: ignore[union-attr]
+    with sqlite3.connect(tmp_path / online_db) as db:  # the block as format 1 wrote it
+        ((key, block),) = db.execute("SELECT entity_key, record FROM online_records").fetchall()
+        (slots,) = struct.unpack(">H", block[HEAD_SIZE - 2 : HEAD_SIZE])
+        old = block[: HEAD_SIZE - 2] + struct.pack(">H", slots & 0xFF) + block[HEAD_SIZE:]
+        db.execute("UPDATE online_records SET record = ? WHERE entity_key = ?", (old, key))
+    with FeatureStore(tmp_path) as store:
+        row = {"user_id": 1, "ts": T + timedelta(minutes=5), "amount": 2.0}
+        with pytest.raises(MaterializationError, match=r"'spend'.*--rebuild.*do not push"):
+            store.push("spend", [row])
+        entity = pl.DataFrame({"user_id": [1], "event_timestamp": [T + timedelta(minutes=30)]})
+        frame = frame_dict(store.get_training_frame(entity, ["spend:count_1h"]))
+        assert frame["count_1h"] == [2]  # logged once, read by training frames
+    from featurestore.serving.errors import status_for
+
+    assert status_for(MaterializationError("x")) == 409  # POST /push: a conflict, not a 500
+
+
 def test_a_push_breaking_the_views_expectations_is_refused(tmp_path: Path) -> None:
     checked = FEATURES_PY.replace(
         "from featurestore import",
