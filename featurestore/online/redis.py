@@ -27,6 +27,7 @@ import asyncio
 import functools
 import logging
 import os
+import random
 import select
 import socket
 import time
@@ -698,11 +699,14 @@ def merge_rounds(
     """
     pending = list(range(count))
     written = 0
-    for _ in range(_MERGE_ATTEMPTS):
+    for attempt in range(_MERGE_ATTEMPTS):
         done, pending = merge_round(pending)
         written += done
         if not pending:
             return written
+        # Writers that lost a round back off a random while (up to 1, 2, 4 ... 64 ms), so
+        # two of them never keep meeting in lockstep on the same keys.
+        time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 6)))
     msg = (
         f"{where}: {len(pending)} records of '{view}' changed under each of "
         f"{_MERGE_ATTEMPTS} merges (another writer keeps writing them); retry."
