@@ -45,7 +45,7 @@ from featurestore.validation.run import validate_table
 from featurestore.window import lower_bound_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import datetime
 
     import numpy as np
@@ -369,22 +369,18 @@ class Materializer:
         total = self.offline.count_keys(record, start, end) if progress is not None else None
         if progress is not None:
             progress(name, 0, total)
-        writer = _BatchWriter(record)
-        rows = written = 0
         batches = self.offline.latest_rows(
             record, start, end, batch_size=self.batch_size, ordered=True
         )
         chunks: Iterable[pa.Table] = _rebatched(batches, self.batch_size)
         if record.view.suite_json is not None:
             chunks = self._validated(record, list(chunks), start, end)
-        for chunk in chunks:
-            keys, records = writer.encode(chunk)
-            written += self.online.write_records(name, keys, records)
-            rows += chunk.num_rows
-            logger.debug("%s: wrote batch of %d rows", name, chunk.num_rows)
+
+        def written_so_far(rows: int) -> None:
             if progress is not None:
                 progress(name, rows, total)
-        return rows, written
+
+        return _write_chunks(self.online, record, chunks, written_so_far)
 
     def _validated(
         self, record: ViewRecord, chunks: list[pa.Table], start: datetime, end: datetime
@@ -523,15 +519,32 @@ class _PartitionWriter:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> tuple[int, int]:
         online = self.open_online()
         try:
-            writer = _BatchWriter(self.record)
-            rows = written = 0
-            for chunk in _rebatched(batches, self.batch_size):
-                keys, records = writer.encode(chunk)
-                written += online.write_records(self.record.view.name, keys, records)
-                rows += chunk.num_rows
-            return rows, written
+            return _write_chunks(online, self.record, _rebatched(batches, self.batch_size))
         finally:
             online.close()
+
+
+def _write_chunks(
+    online: OnlineStore,
+    record: ViewRecord,
+    chunks: Iterable[pa.Table],
+    written_so_far: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Encode and conditionally write each chunk of newest rows; (rows, records written).
+
+    The one write loop of materialization: the driver's and each Spark partition's.
+    """
+    writer = _BatchWriter(record)
+    name = record.view.name
+    rows = written = 0
+    for chunk in chunks:
+        keys, records = writer.encode(chunk)
+        written += online.write_records(name, keys, records)
+        rows += chunk.num_rows
+        logger.debug("%s: wrote batch of %d rows", name, chunk.num_rows)
+        if written_so_far is not None:
+            written_so_far(rows)
+    return rows, written
 
 
 class _BatchWriter:
