@@ -321,26 +321,26 @@ class SparkOfflineEngine:
                 F.col(TILE_TIME).cast("BIGINT"),
             )
         df = spark_tiles(self.scan(record), view, lo, hi, wanted=wanted_df)
-        try:
-            with quiet_pyspark():
-                table = df.toArrow()
-        except Exception as exc:  # py4j and Spark errors share no useful base class
-            msg = f"Computing the tiles of feature view '{view.name}' failed in Spark: {exc}"
-            raise SourceError(msg) from exc
         types = tile_types(view, record.key_dtypes)
-        for batch in table.to_batches(max_chunksize=batch_size):
-            result = conform(batch, types)
-            assert isinstance(result, pa.RecordBatch)
-            yield result
+        yield from _collected(
+            df, types, batch_size, f"Computing the tiles of feature view '{view.name}'"
+        )
 
 
 def _stream(record: ViewRecord, df: DataFrame, batch_size: int) -> Iterator[pa.RecordBatch]:
-    types = latest_types(record)
+    what = f"Reading the latest rows of feature view '{record.view.name}'"
+    return _collected(df, latest_types(record), batch_size, what)
+
+
+def _collected(
+    df: DataFrame, types: dict[str, pa.DataType], batch_size: int, what: str
+) -> Iterator[pa.RecordBatch]:
+    """``df`` collected on the driver as Arrow, in batches conformed to ``types``."""
     try:
         with quiet_pyspark():
             table = df.toArrow()
     except Exception as exc:  # py4j and Spark errors share no useful base class
-        msg = f"Reading the latest rows of feature view '{record.view.name}' failed in Spark: {exc}"
+        msg = f"{what} failed in Spark: {exc}"
         raise SourceError(msg) from exc
     for batch in table.to_batches(max_chunksize=batch_size):
         result = conform(batch, types)
