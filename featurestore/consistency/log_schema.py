@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featurestore.online.response import arrow_column
 from featurestore.types import to_arrow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from datetime import datetime
 
     from featurestore.definitions import FeatureRef
@@ -128,106 +129,244 @@ LoggedRequest = tuple[
 response)``, references to what was served (a plain tuple: the request path builds nothing)."""
 
 
-class LogBatch:
-    """Log rows of one plan: served requests converted to Arrow a few hundred at a time.
+_BLOCK_ROWS = 2048
+"""Gathered rows converted to Arrow together, one column at a time: enough that per-call costs
+vanish (one ``pa.array`` per column over thousands of values), few enough that one column's
+conversion is a pause of tens of microseconds."""
 
-    :meth:`add` converts requests column by column over all of them at once (one Arrow array
-    per column, not one per request), so the writer thread holds the interpreter briefly and
-    keeps no served response once converted; :meth:`table` joins the converted parts.
+
+class _Block:
+    """Gathered rows: one Python list per log column, aligned."""
+
+    def __init__(self, keys: int, fields: int, features: int) -> None:
+        self.rows = 0
+        self.ids: list[int] = []
+        self.times: list[int] = []
+        self.counts: list[int] = []
+        """Log rows per request (its entity rows)."""
+        self.keys: list[list[Any]] = [[] for _ in range(keys)]
+        self.fields: list[list[Any]] = [[] for _ in range(fields)]
+        self.values: list[list[Any]] = [[] for _ in range(features)]
+        self.statuses: list[list[Any]] = [[] for _ in range(features)]
+        self.events: list[list[Any]] = [[] for _ in range(features)]
+
+    def drop(self, bad: set[int]) -> int:
+        """Drop the requests at positions ``bad`` from every column; returns their rows."""
+        keep = [r not in bad for r in range(len(self.counts))]
+        rows = [kept for kept, count in zip(keep, self.counts, strict=True) for _ in range(count)]
+        self.ids = list(compress(self.ids, keep))
+        self.times = list(compress(self.times, keep))
+        self.counts = list(compress(self.counts, keep))
+        for columns in (self.keys, self.fields, self.values, self.statuses, self.events):
+            columns[:] = [list(compress(values, rows)) for values in columns]
+        dropped = rows.count(False)
+        self.rows -= dropped
+        return dropped
+
+
+class LogBatch:
+    """Log rows of one plan: served requests gathered column by column, converted in blocks.
+
+    :meth:`add` takes each request's values into one Python list per column (C loops: map,
+    itemgetter, chain), so no served response outlives the few dozen requests gathered
+    together: a response is a few dozen objects the garbage collector would otherwise walk
+    again and again, while the gathered values (numbers, strings, the status members) are not
+    tracked by it at all. Every :data:`_BLOCK_ROWS` rows make a block, which :meth:`step`
+    converts to Arrow a column at a time (so the thread that does it never pauses long) and
+    :meth:`finish` converts whole; :meth:`finish` returns every converted row as one table.
     """
 
     def __init__(self, log: ServiceLog, token: str) -> None:
         self.log = log
         self.rows = 0
+        """Rows taken and not yet returned by :meth:`finish`."""
         self._token = token
         self._parts: list[pa.Table] = []
+        self._key_names: list[str] = []
+        self._key_dtypes: list[DType] = []
+        self._dtypes: list[DType] = []
+        self._block: _Block | None = None
+        self._sealed: list[_Block] = []
+        self._converting: Iterator[int] | None = None
+        self._dropped = 0
 
-    def add(self, requests: Sequence[LoggedRequest], first_id: int) -> int:
-        """Convert ``requests`` (ids ``first_id``, ``first_id + 1``, ...); returns rows dropped.
+    @property
+    def columns(self) -> int:
+        """Log columns converted value by value (per-request and constant ones aside)."""
+        return 3 * len(self.log.refs) + len(self._key_names) + len(self.log.request_fields)
 
-        A request whose request field values are not of the field's type is dropped alone
-        (counted in the return value); the others are logged.
+    @property
+    def converting(self) -> bool:
+        """Whether sealed blocks wait for :meth:`step`."""
+        return bool(self._sealed)
+
+    def add(self, requests: Sequence[LoggedRequest], first_id: int) -> None:
+        """Take ``requests`` (ids ``first_id``, ``first_id + 1``, ...).
+
+        Either every column takes a request's values or none does (a malformed request raises
+        before any column is extended).
         """
-        ids = list(range(first_id, first_id + len(requests)))
-        try:
-            part = self._convert(requests, ids)
-        except (pa.ArrowException, TypeError, ValueError):
-            good = [i for i, r in enumerate(requests) if self._convertible(r)]
-            bad = set(range(len(requests))) - set(good)
-            logger.warning(
-                "%d request(s) of service %s not logged: a request field has values not of its "
-                "type",
-                len(bad),
-                self.log.service,
-            )
-            if good:
-                self._keep(self._convert([requests[i] for i in good], [ids[i] for i in good]))
-            return sum(len(requests[i][3]) for i in bad)
-        self._keep(part)
-        return 0
-
-    def _keep(self, part: pa.Table) -> None:
-        self._parts.append(part)
-        self.rows += part.num_rows
-
-    def _convertible(self, request: LoggedRequest) -> bool:
-        try:
-            for name, dtype in self.log.request_fields.items():
-                pa.array(_request_values(request[2], name), to_arrow(dtype))
-        except (pa.ArrowException, TypeError, ValueError):
-            return False
-        return True
-
-    def _convert(self, requests: Sequence[LoggedRequest], ids: list[int]) -> pa.Table:
-        # Column by column with map/itemgetter and chain: C loops, no Python frame per
-        # request (a generator per request and column cost ~8 us per 1 x 10 request).
-        # Timestamps are built from their microseconds and constant strings from one typed
-        # scalar, never by a cast: a cast costs ~10 us a call, 13 of a 1 x 10 batch's columns.
-        log = self.log
         responses = list(map(itemgetter(3), requests))
-        first = responses[0]
-        dtypes = first.dtypes
+        block = self._block
+        if block is None:
+            if not self._dtypes:
+                first = responses[0]
+                self._key_names = list(first.join_keys)
+                self._key_dtypes = [first.dtypes[name] for name in first.join_keys]
+                self._dtypes = [first.dtypes[name] for name in first.features]
+            block = _Block(len(self._key_names), len(self.log.request_fields), len(self._dtypes))
+        counts = list(map(len, responses))
         keys = list(map(attrgetter("join_keys"), responses))
-        counts = np.fromiter(map(len, map(itemgetter(next(iter(first.join_keys))), keys)),
-                             np.int64, len(responses))  # fmt: skip
-        n = int(counts.sum())
+        key_columns = [_flat(map(itemgetter(name), keys)) for name in self._key_names]
+        field_columns = [
+            _flat(_request_values(r[2], name) for r in requests) for name in self.log.request_fields
+        ]
+        # By position: a request may name its features in full (view__feature) or not.
+        features = [list(r.features.values()) for r in responses]
+        statuses = [list(r.statuses.values()) for r in responses]
+        events = [list(r.event_micros.values()) for r in responses]
+        positions = range(len(self._dtypes))
+        values = [_flat(map(itemgetter(i), features)) for i in positions]
+        status_columns = [_flat(map(itemgetter(i), statuses)) for i in positions]
+        event_columns = [_flat(map(itemgetter(i), events)) for i in positions]
+        block.ids.extend(range(first_id, first_id + len(requests)))
+        block.times.extend(map(itemgetter(1), requests))
+        block.counts.extend(counts)
+        for gathered, column in chain(
+            zip(block.keys, key_columns, strict=True),
+            zip(block.fields, field_columns, strict=True),
+            zip(block.values, values, strict=True),
+            zip(block.statuses, status_columns, strict=True),
+            zip(block.events, event_columns, strict=True),
+        ):
+            gathered.extend(column)
+        rows = sum(counts)
+        block.rows += rows
+        self.rows += rows
+        self._block = block
+        if block.rows >= _BLOCK_ROWS:
+            self.seal()
+
+    def seal(self) -> None:
+        """Close the block being gathered: from now on :meth:`step` may convert it."""
+        if self._block is not None and self._block.rows:
+            self._sealed.append(self._block)
+        self._block = None
+
+    def step(self, cells: int) -> None:
+        """Convert at least ``cells`` values of sealed blocks (whole columns), if any wait.
+
+        A block that fails to convert for a reason other than a request field's type is
+        dropped (logged, counted by :meth:`finish`); this never raises.
+        """
+        while cells > 0 and self._sealed:
+            if self._converting is None:
+                self._converting = self._convert(self._sealed[0])
+            try:
+                converted = next(self._converting, None)
+            except Exception:  # never fail a served request for its log
+                logger.exception(
+                    "feature log: %d rows could not be converted", self._sealed[0].rows
+                )
+                self._dropped += self._sealed[0].rows
+                self.rows -= self._sealed[0].rows
+                converted = None
+            if converted is None:
+                self._converting = None
+                self._sealed.pop(0)
+            else:
+                cells -= converted
+
+    def finish(self) -> tuple[pa.Table | None, int]:
+        """Every row taken as one Arrow table (None when none), and the rows dropped.
+
+        Rows are dropped when a request field has values not of its type (the whole request,
+        logged as a warning). The batch is empty afterwards.
+        """
+        self.seal()
+        while self._sealed:
+            self.step(1 << 62)
+        table = pa.concat_tables(self._parts) if self._parts else None
+        dropped, self._dropped, self._parts, self.rows = self._dropped, 0, [], 0
+        return table, dropped
+
+    def _convert(self, block: _Block) -> Iterator[int]:
+        """Convert ``block`` to a table in :attr:`_parts`, yielding the values of each column."""
+        try:
+            fields = self._field_arrays(block)
+        except (pa.ArrowException, TypeError, ValueError):
+            self._dropped += self._drop_unconvertible(block)
+            fields = self._field_arrays(block)
+        n = block.rows
+        if not n:
+            return
+        log = self.log
+        ids = pc.cast(pa.array(block.ids, pa.int64()), pa.string())
         per_request = {
-            REQUEST_ID: pa.array([f"{self._token}-{i}" for i in ids], pa.string()),
-            REQUEST_TIME: pa.array(list(map(itemgetter(1), requests)), _TIMESTAMP),
+            REQUEST_ID: pc.binary_join_element_wise(f"{self._token}-", ids, ""),
+            REQUEST_TIME: _timestamps(block.times),
         }
-        if n != len(responses):  # requests of several entity rows: one log row each
-            repeat = pa.array(np.repeat(np.arange(len(responses)), counts))
+        if n != len(block.counts):  # requests of several entity rows: one log row each
+            repeat = pa.array(np.repeat(np.arange(len(block.counts)), block.counts))
             per_request = {name: array.take(repeat) for name, array in per_request.items()}
         columns: dict[str, pa.Array] = {
-            REQUEST_ID: per_request[REQUEST_ID],
-            REQUEST_TIME: per_request[REQUEST_TIME],
+            **per_request,
             SERVICE: pa.repeat(pa.scalar(log.service, pa.string()), n),
         }
-
-        def flat(columns: list[dict[str, list[Any]]], name: str) -> list[Any]:
-            return list(chain.from_iterable(map(itemgetter(name), columns)))
-
-        for name in first.join_keys:
-            columns[KEY + name] = arrow_column(flat(keys, name), dtypes[name])
-        for name, dtype in log.request_fields.items():
-            values = list(chain.from_iterable(_request_values(r[2], name) for r in requests))
-            columns[REQUEST + name] = pa.array(values, to_arrow(dtype))
-        features = list(map(attrgetter("features"), responses))
-        statuses = list(map(attrgetter("statuses"), responses))
-        events = list(map(attrgetter("event_micros"), responses))
-        for ref, name in zip(log.refs, first.features, strict=True):
-            columns[VALUE + str(ref)] = arrow_column(flat(features, name), dtypes[name])
+        keys = zip(self._key_names, self._key_dtypes, block.keys, strict=True)
+        for name, dtype, values in keys:
+            columns[KEY + name] = arrow_column(values, dtype)
+        for name, array in zip(log.request_fields, fields, strict=True):
+            columns[REQUEST + name] = array
+        yield n * (3 + len(self._key_names) + len(fields))
+        features = zip(
+            log.refs, self._dtypes, block.values, block.statuses, block.events, strict=True
+        )
+        for ref, dtype, values, statuses, events in features:
+            columns[VALUE + str(ref)] = arrow_column(values, dtype)
             # FieldStatus is a StrEnum: Arrow takes each member as its value.
-            columns[STATUS + str(ref)] = pa.array(flat(statuses, name), pa.string())
-            columns[EVENT + str(ref)] = pa.array(flat(events, name), _TIMESTAMP)
+            columns[STATUS + str(ref)] = pa.array(statuses, pa.string())
+            columns[EVENT + str(ref)] = _timestamps(events)
+            yield 3 * n
         for view, (fingerprint, watermark) in log.views.items():
             columns[FINGERPRINT + view] = pa.repeat(pa.scalar(fingerprint, pa.string()), n)
             columns[WATERMARK + view] = pa.repeat(pa.scalar(watermark, _TIMESTAMP), n)
-        return pa.table(columns)
+        self._parts.append(pa.table(columns))
 
-    def table(self) -> pa.Table:
-        """The converted rows as one Arrow table (see the module docstring for the columns)."""
-        return pa.concat_tables(self._parts)
+    def _field_arrays(self, block: _Block) -> list[pa.Array]:
+        return [
+            pa.array(values, to_arrow(dtype))
+            for values, dtype in zip(block.fields, self.log.request_fields.values(), strict=True)
+        ]
+
+    def _drop_unconvertible(self, block: _Block) -> int:
+        """Drop every request with a request field value not of the field's type; its rows."""
+        owner = [r for r, count in enumerate(block.counts) for _ in range(count)]
+        bad: set[int] = set()
+        for values, dtype in zip(block.fields, self.log.request_fields.values(), strict=True):
+            arrow_type = to_arrow(dtype)
+            for row, value in enumerate(values):
+                try:
+                    pa.array([value], arrow_type)
+                except (pa.ArrowException, TypeError, ValueError):
+                    bad.add(owner[row])
+        logger.warning(
+            "%d request(s) of service %s not logged: a request field has values not of its type",
+            len(bad),
+            self.log.service,
+        )
+        dropped = block.drop(bad)
+        self.rows -= dropped
+        return dropped
+
+
+def _timestamps(micros: Sequence[int | None]) -> pa.Array:
+    # From int64, then a zero-copy view: Arrow checks each value for a datetime otherwise.
+    return pa.array(micros, pa.int64()).view(_TIMESTAMP)
+
+
+def _flat(columns: Iterable[Sequence[Any]]) -> list[Any]:
+    return list(chain.from_iterable(columns))
 
 
 def _request_values(

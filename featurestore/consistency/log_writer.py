@@ -1,12 +1,13 @@
 """The feature log writer: served requests -> Parquet, off the request path (DESIGN G5).
 
-The request path only decides whether to log (the sample rate, before anything is built) and
+The request path decides whether to log (the sample rate, before anything is built) and
 appends a tuple of references to what was served to a bounded queue; a full queue drops the
-request from the log (counted), never fails it. One background thread takes the queued
-requests as they come, converts them to Arrow a few hundred at a time
-(:class:`~featurestore.consistency.log_schema.LogBatch`: one array per column, so no served
-response is kept once converted), and writes files of at most ``batch_rows`` rows, at least
-every ``flush_interval_s``, to::
+request from the log (counted), never fails it. Every few dozen queued requests, the thread
+that served them takes their values into one Python list per log column and converts a
+column or two of earlier rows to Arrow (:class:`~featurestore.consistency.log_schema.LogBatch`):
+bounded steps of tens of microseconds, about 3 us per logged 1 x 10 request in all, with no
+thread hand-off. The writer thread converts what is left and writes files of at most
+``batch_rows`` rows, at least every ``flush_interval_s``, to::
 
     <path>/service=<service>/date=<YYYY-MM-DD>/part-<host>-<pid>-<token>-<seq>.parquet
 
@@ -14,12 +15,16 @@ Each file is written under a hidden temporary name and renamed when complete, so
 never sees half a file, and the name is unique per process and writer, so serving workers
 write side by side. :meth:`FeatureLogger.close` (called by ``FeatureStore.close``, by the
 server's shutdown on SIGTERM/SIGINT, and at interpreter exit) writes everything accepted.
+
+Why the serving thread does the gathering (measured, docs/skew.md): a writer thread that took
+the served responses itself cost 12-24 % of requests per second and +1.5-4 ms p99 at 1 x 10,
+mostly in hand-offs of the interpreter lock between the two threads, not in the work.
 """
 
 from __future__ import annotations
 
 import atexit
-import collections
+import importlib
 import logging
 import os
 import random
@@ -86,27 +91,17 @@ def render_metrics(stats: LogStats | None) -> str:
 
 
 class _Flush:
-    """A queue marker: write everything before it, then set ``done``."""
+    """A flush request: set ``done`` once everything accepted before it is written."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
 
 
-_STOP = object()
-_POLL_S = 0.05
-"""Seconds the writer sleeps when its queue is empty, unless woken."""
-_WAKE_EVERY = 32
-"""The request path wakes the writer every this many queued requests (not on each one).
-
-A queued response holds a few dozen Python objects; if they wait long enough to be promoted
-to the garbage collector's oldest generation, they trigger full collections of the whole
-heap (measured: +24 us of CPU per logged request, in-process, when the writer only woke
-every 50 ms). Taken off the queue and converted to Arrow within a few dozen requests, they
-die young."""
-_CONVERT_REQUESTS = 256
-"""Requests converted to Arrow at once: enough to make the per-column work count, few enough
-that served responses do not pile up (each one holds a few dozen Python objects that the
-garbage collector would otherwise walk again and again)."""
+_GATHER_REQUESTS = 32
+"""Queued requests gathered into columns at once. A queued response holds a few dozen Python
+objects; gathered within a few dozen requests they die young, never promoted to the garbage
+collector's older generations (whose full collections walk the whole heap: measured +24 us
+of CPU per logged request when responses waited 50 ms)."""
 _MICROS_PER_DAY = 86_400_000_000
 
 
@@ -121,22 +116,32 @@ class FeatureLogger:
     def __init__(self, root: Path, config: FeatureLoggingConfig) -> None:
         self.root = root
         self._config = config
-        # A deque, not queue.Queue: appending wakes no thread (the writer polls every
-        # _POLL_S), which keeps a logged request as cheap as a few list operations.
-        self._queue: collections.deque[object] = collections.deque()
-        self._wake = threading.Event()
-        self._next_id = 0
-        self._plans: dict[str, tuple[RegistrySnapshot, ServiceLog | None]] = {}
-        self._random = random.Random()
         self._lock = threading.Lock()
-        self._taken = 0
-        """Rows the writer took from the queue."""
+        """Guards everything below up to the writer's own state."""
+        self._incoming: list[LoggedRequest] = []
+        self._batches: dict[tuple[int, int], LogBatch] = {}
+        self._queued = 0
+        """Requests accepted and not yet taken by the writer (the queue depth)."""
+        self._queued_rows = 0
+        self._oldest: float | None = None
+        """When the oldest queued request arrived (monotonic seconds)."""
+        self._accepted = 0
         self._written = 0
         self._dropped = 0
+        self._next_id = 0
+        self._flushes: list[_Flush] = []
+        self._closed = False
+        self._wake = threading.Event()
+        self._plans: dict[str, tuple[RegistrySnapshot, ServiceLog | None]] = {}
+        self._random = random.Random()
+        # The writer's own state.
         self._token = uuid.uuid4().hex[:8]
         self._host = socket.gethostname().replace(os.sep, "_")[:32] or "host"
         self._sequence = 0
-        self._closed = False
+        # Imported now, not at the first file: a server that starts its writer before freezing
+        # its heap (gc.freeze) freezes this module's objects too, so full collections of the
+        # garbage collector do not walk them again and again while it serves.
+        importlib.import_module("pyarrow.parquet")
         self._thread = threading.Thread(target=self._run, name="featurestore-log", daemon=True)
         self._thread.start()
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -169,49 +174,76 @@ class FeatureLogger:
     ) -> None:
         """Queue one served request; drops it (counted) when the queue is full. Never raises.
 
-        Builds nothing: the writer thread numbers and converts what is queued.
+        Every :data:`_GATHER_REQUESTS` requests, gathers the queued ones into columns and
+        converts as many values to Arrow as it gathered (see the module docstring).
         """
-        if self._closed or len(self._queue) >= self._config.queue_size:
-            self._count(dropped=len(response))
-            return
-        queue = self._queue
-        queue.append((log, request_time_us, entity_rows, response))
-        if len(queue) % _WAKE_EVERY == 0:
+        rows = len(response)
+        with self._lock:
+            if self._closed or self._queued >= self._config.queue_size:
+                self._dropped += rows
+                return
+            incoming = self._incoming
+            incoming.append((log, request_time_us, entity_rows, response))
+            self._queued += 1
+            self._queued_rows += rows
+            self._accepted += rows
+            wake = self._oldest is None or self._queued_rows >= self._config.batch_rows
+            if wake and self._oldest is None:
+                self._oldest = time.monotonic()
+            if len(incoming) >= _GATHER_REQUESTS:
+                self._gather(convert=True)
+        if wake:
             self._wake.set()
 
-    def _count(self, *, written: int = 0, dropped: int = 0) -> None:
-        with self._lock:
-            self._written += written
-            self._dropped += dropped
+    def _gather(self, *, convert: bool) -> None:
+        """Take the incoming requests into their batches' columns (under the lock).
+
+        With ``convert``, also converts as many values of sealed blocks as were gathered, so
+        conversion keeps pace with traffic in steps of a column or two.
+        """
+        incoming, self._incoming = self._incoming, []
+        groups: dict[tuple[int, int], list[LoggedRequest]] = {}
+        for request in incoming:
+            groups.setdefault((id(request[0]), request[1] // _MICROS_PER_DAY), []).append(request)
+        for group, requests in groups.items():
+            batch = self._batches.get(group)
+            if batch is None:
+                batch = self._batches[group] = LogBatch(requests[0][0], self._token)
+            first, self._next_id = self._next_id, self._next_id + len(requests)
+            try:
+                before = batch.rows
+                batch.add(requests, first)
+                if convert:
+                    batch.step((batch.rows - before) * batch.columns)
+            except Exception:  # never fail a request for its log: drop these, counted
+                logger.exception("feature log: %d requests could not be logged", len(requests))
+                self._dropped += sum(len(r[3]) for r in requests)
 
     def stats(self) -> LogStats:
         """Rows accepted, written and dropped so far, and the queue depth."""
-        taken = self._taken  # before the queue: a request is counted once at most
-        queued = [item for item in list(self._queue) if isinstance(item, tuple)]
-        accepted = taken + sum(len(item[3]) for item in queued)
         with self._lock:
-            return LogStats(accepted, self._written, self._dropped, len(queued))
+            return LogStats(self._accepted, self._written, self._dropped, self._queued)
 
     # -- flushing -----------------------------------------------------------------------------
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write every request queued so far; False when it took longer than ``timeout_s``."""
-        if self._closed or not self._thread.is_alive():
+        if not self._thread.is_alive():
             return True
         marker = _Flush()
-        self._queue.append(marker)
+        with self._lock:
+            self._flushes.append(marker)
         self._wake.set()
         return marker.done.wait(timeout_s)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything accepted, then stop the writer thread (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread.is_alive():
-            self._queue.append(_STOP)
-            self._wake.set()
-            self._thread.join(timeout_s)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
+        self._thread.join(timeout_s)
         stats = self.stats()
         logger.info(
             "feature log closed: %d rows written, %d dropped",
@@ -222,94 +254,76 @@ class FeatureLogger:
     # -- the writer thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        # Requests are gathered per plan and day, converted every _CONVERT_REQUESTS requests
-        # and whenever the queue runs empty; a file per group when a batch is due.
-        pending: dict[tuple[int, int], LogBatch] = {}
-        raw: dict[tuple[int, int], list[LoggedRequest]] = {}
-        rows = 0
-        oldest = time.monotonic()
         interval = self._config.flush_interval_s
         while True:
-            item = self._queue.popleft() if self._queue else None
-            if isinstance(item, tuple):
-                request: LoggedRequest = item
-                if not pending and not raw:
-                    oldest = time.monotonic()
-                group = (id(request[0]), request[1] // _MICROS_PER_DAY)
-                waiting = raw.setdefault(group, [])
-                waiting.append(request)
-                rows += len(request[3])
-                self._taken += len(request[3])  # only this thread writes it
-                if len(waiting) >= _CONVERT_REQUESTS:
-                    # No time.sleep(0) here: under load, giving the interpreter away after
-                    # each batch let the queue grow by thousands (measured in /metrics)
-                    # while the writer waited to get it back.
-                    self._convert(pending, group, raw.pop(group))
-                if rows < self._config.batch_rows:
+            with self._lock:
+                oldest = self._oldest
+            self._wake.wait(None if oldest is None else oldest + interval - time.monotonic())
+            self._wake.clear()
+            with self._lock:
+                stop, flushes = self._closed, self._flushes
+                due = (
+                    stop
+                    or flushes
+                    or self._queued_rows >= self._config.batch_rows
+                    or (self._oldest is not None and time.monotonic() - self._oldest >= interval)
+                )
+                if not due:
                     continue
-            for group, requests in raw.items():
-                self._convert(pending, group, requests)
-            raw = {}
-            due = item is not None or time.monotonic() - oldest >= interval
-            if pending and due:
-                self._write(pending)
-                pending, rows = {}, 0
-            if isinstance(item, _Flush):
-                item.done.set()
-            if item is _STOP:
+                self._gather(convert=False)
+                batches, self._batches, self._flushes = self._batches, {}, []
+                self._queued = self._queued_rows = 0
+                self._oldest = None
+            self._write(batches)
+            for marker in flushes:
+                marker.done.set()
+            if stop:
                 return
-            if item is None:
-                self._wake.wait(_POLL_S)
-                self._wake.clear()
 
-    def _convert(
-        self,
-        pending: dict[tuple[int, int], LogBatch],
-        group: tuple[int, int],
-        requests: list[LoggedRequest],
-    ) -> None:
-        """Convert queued requests of one group to Arrow (counted as accepted)."""
-        batch = pending.get(group)
-        if batch is None:
-            batch = pending[group] = LogBatch(requests[0][0], self._token)
-        first, self._next_id = self._next_id, self._next_id + len(requests)
-        try:
-            dropped = batch.add(requests, first)
-        except (pa.ArrowException, TypeError, ValueError):  # never stop the writer
-            logger.exception("feature log: %d requests could not be converted", len(requests))
-            dropped = sum(len(r[3]) for r in requests)
-        if dropped:
-            self._count(dropped=dropped)
-
-    def _write(self, pending: dict[tuple[int, int], LogBatch]) -> None:
+    def _write(self, batches: dict[tuple[int, int], LogBatch]) -> None:
         import pyarrow.parquet as pq  # here: only a logging process writes Parquet
 
-        for (_, days), batch in pending.items():
-            if not batch.rows:
-                continue
-            day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date().isoformat()
+        for (_, days), batch in batches.items():
+            batch.seal()
+            while batch.converting:
+                batch.step(1)
+                time.sleep(0)  # the serving thread may take the interpreter between columns
             try:
-                table = batch.table()
-            except (pa.ArrowException, TypeError, ValueError):  # never stop the writer
+                table, dropped = batch.finish()
+            except Exception:  # the writer thread's boundary: log it, drop these, keep writing
                 logger.exception("feature log: %d rows could not be converted", batch.rows)
                 self._count(dropped=batch.rows)
                 continue
-            folder = partition_dir(self.root, batch.log.service, day)
-            self._sequence += 1
-            name = f"part-{self._host}-{os.getpid()}-{self._token}-{self._sequence:06d}.parquet"
-            temporary = folder / f".{name}.tmp"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                # No dictionary for floats: nearly all distinct, and slower to read back.
-                dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-                pq.write_table(table, temporary, use_dictionary=dictionary)
-                temporary.replace(folder / name)
-            except OSError:
-                logger.exception("feature log: cannot write %d rows to %s", table.num_rows, folder)
-                self._count(dropped=table.num_rows)
+            self._count(dropped=dropped)
+            if table is None:
                 continue
-            self._count(written=table.num_rows)
-            logger.debug("feature log: wrote %d rows to %s", table.num_rows, folder / name)
+            day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date().isoformat()
+            folder = partition_dir(self.root, batch.log.service, day)
+            # No dictionary for floats: nearly all distinct, and slower to read back.
+            dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+            size = self._config.batch_rows
+            for offset in range(0, table.num_rows, size):
+                part = table.slice(offset, size)
+                self._sequence += 1
+                name = f"part-{self._host}-{os.getpid()}-{self._token}-{self._sequence:06d}.parquet"
+                temporary = folder / f".{name}.tmp"
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(part, temporary, use_dictionary=dictionary)
+                    temporary.replace(folder / name)
+                except OSError:
+                    logger.exception(
+                        "feature log: cannot write %d rows to %s", part.num_rows, folder
+                    )
+                    self._count(dropped=part.num_rows)
+                    continue
+                self._count(written=part.num_rows)
+                logger.debug("feature log: wrote %d rows to %s", part.num_rows, folder / name)
+
+    def _count(self, *, written: int = 0, dropped: int = 0) -> None:
+        with self._lock:
+            self._written += written
+            self._dropped += dropped
 
 
 def _close_at_exit(ref: weakref.ref[FeatureLogger]) -> None:

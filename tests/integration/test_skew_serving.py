@@ -3,8 +3,10 @@ during traffic writes every accepted row, and the replay of that traffic finds n
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -94,3 +96,42 @@ def test_sigterm_during_traffic_writes_every_accepted_row(tmp_path: Path) -> Non
         report = store.skew_report("svc")
     assert report.rows == len(logged)
     assert report.cause_counts()["mismatch"] == 0
+
+
+FROZEN_LOGGING_SERVER = """
+import gc, json, sys
+from featurestore.serving.app import create_app
+from featurestore.store import FeatureStore
+from tests.integration.test_http_support import running_server
+
+store = FeatureStore(sys.argv[1])
+app = create_app(store)
+app.state.featurestore.freeze_heap = True  # as a server process of its own sets it
+with running_server(app):
+    started = store._feature_logger is not None
+    print(json.dumps([started, "pyarrow.parquet" in sys.modules, gc.get_threshold()[0]]))
+store.close()
+"""
+
+
+def test_a_frozen_server_starts_its_log_writer_first_and_collects_young_objects_less(
+    tmp_path: Path,
+) -> None:
+    """The writer and the Parquet module exist before the heap is frozen (so full collections
+    never walk them), and the young generation is collected every 20,000 net allocations."""
+    root = make_repo(tmp_path / "repo", FEATURES_PY)
+    _write_source(root)
+    with FeatureStore(root) as store:
+        store.apply()
+    reply = subprocess.run(
+        [sys.executable, "-c", FROZEN_LOGGING_SERVER, str(root)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    started, parquet, threshold = json.loads(reply.stdout.strip().splitlines()[-1])
+    assert started
+    assert parquet
+    assert threshold == 20_000

@@ -180,3 +180,22 @@ def test_flush_writes_what_was_queued(tmp_path: Path) -> None:
     assert store.feature_logger.flush()
     assert _logged_rows(store) == 1
     store.close()
+
+
+def test_a_file_holds_batch_rows_at_most(tmp_path: Path) -> None:
+    store = _store(
+        tmp_path, yaml_extra="feature_logging: {batch_rows: 2, flush_interval_s: 3600}\n"
+    )
+    writer = store.feature_logger
+    log = writer.plan(store.snapshot, "logged")
+    assert log is not None
+    response = store.get_online_features(["stats:cnt"], [{"user_id": 1}, {"user_id": 2}],
+                                         request_time=utc(2026, 1, 3))  # fmt: skip
+    for _ in range(3):  # 6 rows, queued faster than the writer takes them, or not
+        writer.submit(log, request_time_us=0, entity_rows=[{"user_id": 1}, {"user_id": 2}],
+                      response=response)  # fmt: skip
+    store.close()
+    files = list((store.repo_root / "data/feature_logs").rglob("*.parquet"))
+    sizes = sorted(pq.read_metadata(f).num_rows for f in files)
+    assert sum(sizes) == 6
+    assert max(sizes) <= 2
