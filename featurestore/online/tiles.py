@@ -9,12 +9,13 @@ window; :func:`combine` adds the tiles of each requested window at request time,
 key of the request at once (numpy, no loop per key or tile).
 
 A block also holds its **ready aggregates**: every aggregate of the view computed from its
-tiles for reads in the hops ``F`` and ``F + hop`` (:data:`READY_HOPS`; ``F`` is the hop of
-the watermark a materialization writes, or of the time of a push), each with the newest
-event time of its own tile. A read at T in one of those hops, when T's tile holds no event
-after T, takes them as they are: the window of every read in a hop is the same set of
-tiles, so they are the value :func:`combine` would compute (the same code computed them);
-other reads combine the tiles.
+tiles for reads in the hops ``F - hop``, ``F`` and ``F + hop`` (:data:`READY_HOPS`; ``F``
+is the hop of the watermark a materialization writes, or of the time of a push), each with
+the newest event time of its own tile. A read at T in one of those hops takes them as they
+are when T's tile holds no event after T: the window of every read in a hop is the same set
+of tiles, so they are the value :func:`combine` would compute (the same code computed
+them). When T's tile does hold a later event, the read is ``OUTSIDE_MAX_AGE`` whatever the
+other tiles hold, so that is known from the ready set too. Other reads combine the tiles.
 
 Writers never add to a stored tile: they recompute whole tiles from the offline store and
 **merge** them into the block (:meth:`TileBlocks.merge`, run by the store's atomic
@@ -60,8 +61,12 @@ __all__ = [
 ]
 
 _HEAD: Final = struct.Struct(HEAD_FORMAT)
-READY_HOPS: Final = 2
-"""Ready aggregates are stored for the hop of the write (F) and the next one (F + hop)."""
+READY_HOPS: Final = 3
+"""Ready aggregates are stored for three hops: the one before the write's (F - hop), the
+write's (F) and the next (F + hop). The one before answers reads shortly before the
+watermark (a model scoring what happened a few minutes ago, a replay) without combining."""
+READY_FIRST: Final = -1
+"""The first ready set's hop, in hops from F."""
 _NUMPY: Final = str.maketrans("qd", "if")  # struct codes -> numpy kinds
 _NO_CREATED: Final = created_order_key(None)
 _INT64_MIN: Final = -(2**63)
@@ -71,7 +76,7 @@ _OUTSIDE = FieldStatus.OUTSIDE_MAX_AGE
 _STALE = FieldStatus.STALE_DEFINITION
 
 
-BLOCK_FORMAT: Final = 2
+BLOCK_FORMAT: Final = 3
 """The tile block format (docs/online-format.md); a block of another format is stale."""
 NARROW_LIMIT: Final = 2**32
 """Below this hop (microseconds, ~71.6 minutes), a tile's offsets and counts are 4 bytes."""
@@ -130,7 +135,7 @@ class TileBlocks:
         self.windows = sorted({self.widest, *(w for _, _, w in self.features)})
         self.words = (len(self.features) + 63) // 64
         kinds = "".join("q" if f[1] < 0 or f[0] == "count" else "d" for f in self.features)
-        # Ready aggregates: hop F, then for F and F + hop each: the newest event in the
+        # Ready aggregates: hop F, then for F - hop, F and F + hop each: the newest event in the
         # widest window and in the hop's own tile (us; INT64_MIN: none), null bitmap words,
         # every aggregate in definition order.
         one = "qq" + "Q" * self.words + kinds
@@ -170,7 +175,9 @@ class TileBlocks:
         tiles = np.frombuffer(b"".join(bodies), dtype=self.dtype)
         lengths = np.array([len(g) for g in groups], dtype=np.int64)
         sets = [
-            self._ready_columns(_Windows(tiles, lengths, at + s * self.hop_us, self.windows))
+            self._ready_columns(
+                _Windows(tiles, lengths, at + (s + READY_FIRST) * self.hop_us, self.windows)
+            )
             for s in range(READY_HOPS)
         ]
         pack, head = self.ready.pack, _HEAD.pack
@@ -422,13 +429,17 @@ def _ready_few(
                 if column < 0 or function == "count":
                     columns[j][i] = 0
         else:
-            statuses.append(_PRESENT)
             values = unpack(record, HEAD_SIZE)
-            hops = (floor_t - values[0]) // plan.hop_us
-            base = 1 + hops * width
-            if values[0] > floor_t or hops >= READY_HOPS or values[base + 1] > now_us:
-                slow.append(i)  # ready for other hops, or T's tile holds later events
+            hops = (floor_t - values[0]) // plan.hop_us - READY_FIRST
+            if not 0 <= hops < READY_HOPS:
+                statuses.append(_PRESENT)
+                slow.append(i)  # ready for other hops: combine the tiles
                 continue
+            base = 1 + hops * width
+            if values[base + 1] > now_us:  # T's tile holds later events: a read in the past
+                statuses.append(_OUTSIDE)
+                continue
+            statuses.append(_PRESENT)
             first = base + 2 + words
             for j, at in enumerate(ready):
                 if not values[base + 2 + at // 64] >> (at % 64) & 1:
@@ -470,7 +481,7 @@ def _ready_many(
     if fill is not None:
         return [[None] * n for _ in plan.features], statuses, [None] * n, []
     # Which hop's set answers each key (-1: none), and whether T's tile holds later events.
-    hops = (floor_t - prefix["at"].astype(np.int64)) // plan.hop_us
+    hops = (floor_t - prefix["at"].astype(np.int64)) // plan.hop_us - READY_FIRST
     use = np.where(ours & (hops >= 0) & (hops < READY_HOPS), hops, -1)
 
     def pick(name: str) -> np.ndarray:
@@ -479,8 +490,11 @@ def _ready_many(
             got = np.where(use == s, prefix[f"{name}_{s}"], got)
         return got
 
-    ready = (use >= 0) & (pick("current") <= now_us)
-    slow = np.flatnonzero(ours & ~ready).tolist()
+    late = (use >= 0) & (pick("current") > now_us)  # a read in the past: no exact value
+    for i in np.flatnonzero(late).tolist():
+        statuses[i] = _OUTSIDE
+    ready = (use >= 0) & ~late
+    slow = np.flatnonzero(ours & (use < 0)).tolist()
     empty = ~stored if not stored.all() else None  # no block: an empty window, count 0
     columns: list[list[Any]] = []
     if not ready.any():  # every stored block combines its tiles (e.g. a read in the past)

@@ -4,8 +4,8 @@ Random events (ties, nulls in the column, null keys, events on hop and window bo
 ``tests.agg_cases``), random windows whose union is [T0, W) -- overlapping, repeated,
 shuffled -- materialized through the real DuckDB engine into a real SQLite file and a real
 redis-server. Then, for every key (5 never has an event) and request times before, on and
-after W (in the hops of W and the next, reads take the blocks' ready aggregates; elsewhere
-the tiles), with few keys and with many (each read its own way), the
+after W (in the hop before W's, W's and the next, reads take the blocks' ready aggregates;
+elsewhere the tiles), with few keys and with many (each read its own way), the
 statuses follow the rule of ``featurestore.online.tiles.combine``, derived here
 from the events alone:
 

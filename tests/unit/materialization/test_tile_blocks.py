@@ -99,3 +99,47 @@ def test_new_tiles_are_never_merged_into_a_block_of_format_1() -> None:
     (merged,) = merge([other], [block])
     assert blocks.entries(merged) is not None
     assert blocks.entries(merged)["events"].tolist() == [3]
+
+
+def test_ready_aggregates_of_the_hop_before_the_write_equal_the_combined_tiles() -> None:
+    """A block written at hop F answers reads in F - hop, F and F + hop from its ready
+    aggregates: the same values, statuses and event times as combining its tiles (forced here
+    by a block written far later), PRESENT when T's tile holds no later event, else
+    OUTSIDE_MAX_AGE."""
+    blocks = TileBlocks(view(H), FP)
+    tiles = [  # key 7: tiles at hours 8, 9 and 10, newest events 5, 40 and 20 minutes in
+        _entries(blocks, "w", one_tile(hour, events, minutes), 2, *window_of(hour))
+        for hour, events, minutes in ((8, 2, 5), (9, 3, 40), (10, 1, 20))
+    ]
+    group = np.concatenate(tiles)
+    plan = TilePlan.of(view(H), FP, ["count_2h", "amount_max_2h"])
+    (ready,) = blocks.encode([group], 10 * HOUR_US)
+    (combined,) = blocks.encode([group], 30 * HOUR_US)  # no ready set near any T below
+    minute = 60_000_000
+    seen = set()
+    for hour in (9, 10, 11):
+        for minutes in (0, 30, 45, 59):
+            now = hour * HOUR_US + minutes * minute
+            got = combine(plan, [ready], now, 10 * HOUR_US)
+            assert got == combine(plan, [combined], now, 10 * HOUR_US), (hour, minutes)
+            seen.add(got[1][0].name)
+    assert seen == {"PRESENT", "OUTSIDE_MAX_AGE"}
+
+
+def one_tile(hour: int, events: int, minutes: int) -> pa.RecordBatch:
+    start = hour * HOUR_US
+    return pa.record_batch(
+        {
+            "card_id": [7],
+            "__fs_tile": [start],
+            "__fs_n": [events],
+            "__fs_max": [start + minutes * 60_000_000],
+            "__fs_c0_count": [events],
+            "__fs_c0_max": [float(hour)],
+        }
+    )
+
+
+def window_of(hour: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.array([hour * HOUR_US])
+    return starts, starts + HOUR_US
