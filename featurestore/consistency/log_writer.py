@@ -24,6 +24,7 @@ mostly in hand-offs of the interpreter lock between the two threads, not in the 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -311,10 +312,12 @@ class FeatureLogger:
                     folder.mkdir(parents=True, exist_ok=True)
                     pq.write_table(part, temporary, use_dictionary=dictionary)
                     temporary.replace(folder / name)
-                except OSError:
+                except Exception:  # the writer thread's boundary: a full disk, a bad type
                     logger.exception(
                         "feature log: cannot write %d rows to %s", part.num_rows, folder
                     )
+                    with contextlib.suppress(OSError):  # a half-written hidden file
+                        temporary.unlink(missing_ok=True)
                     self._count(dropped=part.num_rows)
                     continue
                 self._count(written=part.num_rows)

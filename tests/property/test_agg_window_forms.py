@@ -26,7 +26,8 @@ hops = st.one_of(st.sampled_from([1, 2, 1_000_000, 3_600_000_000, DAY_US]), st.i
 def cases(draw: st.DrawFn) -> tuple[list[int], int, int]:
     hop = draw(hops)
     window = hop * draw(st.integers(1, 400))
-    near = st.integers(-(10**6), 10**6).map(lambda k: k * hop)
+    # Within ~1,900 years of the epoch, so the datetime form (years 1-9999) holds them too.
+    near = st.integers(-(10**6), 10**6).map(lambda k: k * hop).filter(lambda t: abs(t) < 6 * 10**16)
     times = st.one_of(
         near,
         near.map(lambda t: t + 1),
@@ -51,7 +52,7 @@ def test_agg_start_forms_agree(case: tuple[list[int], int, int]) -> None:
     assert array.tolist() == expected
     con = duckdb.connect()
     rows = con.sql(
-        f"SELECT epoch_us({agg_start_sql('make_timestamptz(t)', hop, window)}) "
+        f"SELECT {agg_start_sql('epoch_us(make_timestamptz(t))', hop, window)} "
         "FROM unnest(?::BIGINT[]) WITH ORDINALITY AS u(t, i) ORDER BY i",
         params=[times],
     ).fetchall()

@@ -90,7 +90,7 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
         query.add(f" FROM (SELECT e.{ROW_COL}, {level} AS {_LEVEL}, {', '.join(parts)} FROM (")
         group = f" GROUP BY e.{ROW_COL}, {_LEVEL}) GROUP BY {ROW_COL}"
     bounds = "".join(
-        f", epoch_us({agg_start_sql(T_COL, hop, window)}) AS {name}"
+        f", {agg_start_sql(f'epoch_us({T_COL})', hop, window)} AS {name}"
         for window, name in starts.items()
     )
     query.add(f"SELECT *, epoch_us({T_COL}) AS {_T_US}{bounds} FROM (")
