@@ -47,7 +47,7 @@ from featurestore.online.base import FieldStatus
 from featurestore.transformations.graph import plan_on_demand
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -312,13 +312,15 @@ class _Replay:
                 if ref.feature not in features:
                     features.append(ref.feature)
 
-    def _training(self, entity: pa.Table, refs: list[FeatureRef], views: list[str]) -> pl.DataFrame:
+    def _training(
+        self, entity: pa.Table, refs: list[FeatureRef], views: Sequence[str] = ()
+    ) -> pl.DataFrame:
         """The training values of ``refs`` for ``entity``, columns named ``view__feature``.
 
         Also the event timestamp of each of ``views``' winning row, in ``_event_column(view)``.
         """
         names = {r: f"{r.view}__{r.feature}" for r in refs}
-        events = {view: _event_column(view) for view in views}
+        events = {view: _event_column(view) for view in views} or None
         if any(r.view in self.on_demand for r in refs):
             table = on_demand_training_frame(
                 self.offline,
@@ -373,13 +375,21 @@ class _Replay:
                 _TIME: log.column(REQUEST_TIME),
             }
         )
-        offline = self._training(entity, refs, [v for r in refs for v in self.depends[r]])
+        # Values only: a clean chunk (the common case) costs one training frame, no more.
+        offline = self._training(entity, refs)
         served = values.result()
         differing = self._count(refs, served, offline)
         if not differing:
             return
-        online = pl.concat([_polars(log), _polars(served), chunk.details()], how="horizontal")
+        # The rows with a differing cell again, with the event times of the rows their
+        # training values come from (what classifies a difference): the same join, so the
+        # same values.
+        rows = self._differing_rows(differing, served, offline)
         views = dict.fromkeys(v for r in differing for v in self.depends[r])
+        offline = self._training(entity.filter(rows.to_arrow()), refs, list(views))
+        online = pl.concat(
+            [_polars(log), _polars(served), chunk.details()], how="horizontal"
+        ).filter(rows)
         state = {view: self._view_state(view, online, offline) for view in views}
         for ref in differing:
             self._compare(ref, online, offline, state)
@@ -436,6 +446,20 @@ class _Replay:
                    ("null_online_only", "null_offline_only", "value_mismatches")):  # fmt: skip
                 differing.append(ref)
         return differing
+
+    def _differing_rows(
+        self, refs: list[FeatureRef], values: pa.Table, offline: pl.DataFrame
+    ) -> pl.Series:
+        """Whether each row has a differing cell in one of ``refs``."""
+        served = _polars(values.select([VALUE + str(r) for r in refs]))
+        rows = pl.repeat(value=False, n=offline.height, eager=True)
+        for ref in refs:
+            rows = rows | _distinct(
+                served.get_column(VALUE + str(ref)),
+                offline.get_column(f"{ref.view}__{ref.feature}"),
+                tolerant=ref in self.tolerant,
+            )
+        return rows
 
     def _behind(self, view: str, online: pl.DataFrame, offline: pl.DataFrame) -> pl.Series:
         """Whether the training row of ``view`` was not online yet (DESIGN G5).
