@@ -140,6 +140,8 @@ class _Block:
 
     def __init__(self, keys: int, fields: int, features: int) -> None:
         self.rows = 0
+        self.suspect = False
+        """A request field value is not of its type: only a thorough step converts it."""
         self.ids: list[int] = []
         self.times: list[int] = []
         self.counts: list[int] = []
@@ -253,23 +255,29 @@ class LogBatch:
             self._sealed.append(self._block)
         self._block = None
 
-    def step(self, cells: int) -> None:
+    def step(self, cells: int, *, thorough: bool = False) -> None:
         """Convert at least ``cells`` values of sealed blocks (whole columns), if any wait.
 
-        A block that fails to convert for a reason other than a request field's type is
-        dropped (logged, counted by :meth:`finish`); this never raises.
+        A block with a request field value not of the field's type needs a check per row:
+        only a ``thorough`` step does it (the writer thread's, never a served request's), the
+        others leave the block waiting. A block that fails to convert for another reason is
+        dropped (logged, counted by :meth:`finish`). This never raises.
         """
         while cells > 0 and self._sealed:
-            if self._converting is None:
-                self._converting = self._convert(self._sealed[0])
+            block = self._sealed[0]
             try:
+                if self._converting is None:
+                    if block.suspect and not thorough:
+                        return
+                    fields = self._checked_fields(block, thorough=thorough)
+                    if fields is None:
+                        return
+                    self._converting = self._convert(block, fields)
                 converted = next(self._converting, None)
             except Exception:  # never fail a served request for its log
-                logger.exception(
-                    "feature log: %d rows could not be converted", self._sealed[0].rows
-                )
-                self._dropped += self._sealed[0].rows
-                self.rows -= self._sealed[0].rows
+                logger.exception("feature log: %d rows could not be converted", block.rows)
+                self._dropped += block.rows
+                self.rows -= block.rows
                 converted = None
             if converted is None:
                 self._converting = None
@@ -277,26 +285,40 @@ class LogBatch:
             else:
                 cells -= converted
 
+    def _checked_fields(self, block: _Block, *, thorough: bool) -> list[pa.Array] | None:
+        """The block's request field columns, checked row by row when one is not typed right.
+
+        None when a value is not of its field's type and the step is not ``thorough``: the
+        block is marked and left.
+        """
+        try:
+            return self._field_arrays(block)
+        except (pa.ArrowException, TypeError, ValueError):
+            if not thorough:
+                block.suspect = True
+                return None
+        self._dropped += self._drop_unconvertible(block)
+        return self._field_arrays(block)
+
     def finish(self) -> tuple[pa.Table | None, int]:
         """Every row taken as one Arrow table (None when none), and the rows dropped.
 
         Rows are dropped when a request field has values not of its type (the whole request,
-        logged as a warning). The batch is empty afterwards.
+        logged as a warning), and a block's rows when it fails to convert otherwise (logged).
+        The batch is empty afterwards.
         """
         self.seal()
         while self._sealed:
-            self.step(1 << 62)
+            self.step(1 << 62, thorough=True)
         table = pa.concat_tables(self._parts) if self._parts else None
         dropped, self._dropped, self._parts, self.rows = self._dropped, 0, [], 0
         return table, dropped
 
-    def _convert(self, block: _Block) -> Iterator[int]:
-        """Convert ``block`` to a table in :attr:`_parts`, yielding the values of each column."""
-        try:
-            fields = self._field_arrays(block)
-        except (pa.ArrowException, TypeError, ValueError):
-            self._dropped += self._drop_unconvertible(block)
-            fields = self._field_arrays(block)
+    def _convert(self, block: _Block, fields: list[pa.Array]) -> Iterator[int]:
+        """Convert ``block`` to a table in :attr:`_parts`, yielding the values of each column.
+
+        ``fields``: its request field columns, already converted.
+        """
         n = block.rows
         if not n:
             return
@@ -306,7 +328,7 @@ class LogBatch:
             REQUEST_ID: pc.binary_join_element_wise(f"{self._token}-", ids, ""),
             REQUEST_TIME: _timestamps(block.times),
         }
-        if n != len(block.counts):  # requests of several entity rows: one log row each
+        if n != len(block.counts) or 0 in block.counts:  # not one row per request
             repeat = pa.array(np.repeat(np.arange(len(block.counts)), block.counts))
             per_request = {name: array.take(repeat) for name, array in per_request.items()}
         columns: dict[str, pa.Array] = {

@@ -68,9 +68,9 @@ class LogStats:
     accepted_rows: int
     written_rows: int
     dropped_rows: int
-    """Rows not logged: the queue was full, or they could not be converted."""
+    """Rows not logged: the queue was full, or they could not be converted or written."""
     queue_depth: int
-    """Requests waiting to be written."""
+    """Requests accepted and not yet taken by the writer thread (the bounded queue)."""
 
 
 def render_metrics(stats: LogStats | None) -> str:
@@ -80,7 +80,7 @@ def render_metrics(stats: LogStats | None) -> str:
     depth = "featurestore_feature_log_queue_depth"
     return (
         f"# HELP {rows} Feature log rows by outcome: accepted (queued), written to Parquet, "
-        "dropped (queue full or not convertible).\n"
+        "dropped (queue full, not convertible or not writable).\n"
         f"# TYPE {rows} counter\n"
         f'{rows}{{outcome="accepted"}} {stats.accepted_rows}\n'
         f'{rows}{{outcome="written"}} {stats.written_rows}\n'
@@ -188,7 +188,7 @@ class FeatureLogger:
             self._queued += 1
             self._queued_rows += rows
             self._accepted += rows
-            wake = self._oldest is None or self._queued_rows >= self._config.batch_rows
+            wake = self._oldest is None or self._full()
             if wake and self._oldest is None:
                 self._oldest = time.monotonic()
             if len(incoming) >= _GATHER_REQUESTS:
@@ -220,6 +220,17 @@ class FeatureLogger:
                 logger.exception("feature log: %d requests could not be logged", len(requests))
                 self._dropped += sum(len(r[3]) for r in requests)
 
+    def _full(self) -> bool:
+        """Whether a write is due for size (under the lock): a file's rows, or half the queue.
+
+        Half the queue, so that a queue smaller than a file (10,000 one-row requests against
+        50,000 rows, the defaults) never fills between two flush intervals.
+        """
+        return (
+            self._queued_rows >= self._config.batch_rows
+            or 2 * self._queued >= self._config.queue_size
+        )
+
     def stats(self) -> LogStats:
         """Rows accepted, written and dropped so far, and the queue depth."""
         with self._lock:
@@ -229,11 +240,14 @@ class FeatureLogger:
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Write every request queued so far; False when it took longer than ``timeout_s``."""
-        if not self._thread.is_alive():
-            return True
         marker = _Flush()
         with self._lock:
-            self._flushes.append(marker)
+            closing = self._closed
+            if not closing:
+                self._flushes.append(marker)
+        if closing:  # the writer writes everything before it stops
+            self._thread.join(timeout_s)
+            return not self._thread.is_alive()
         self._wake.set()
         return marker.done.wait(timeout_s)
 
@@ -266,7 +280,7 @@ class FeatureLogger:
                 due = (
                     stop
                     or flushes
-                    or self._queued_rows >= self._config.batch_rows
+                    or self._full()
                     or (self._oldest is not None and time.monotonic() - self._oldest >= interval)
                 )
                 if not due:
@@ -287,7 +301,7 @@ class FeatureLogger:
         for (_, days), batch in batches.items():
             batch.seal()
             while batch.converting:
-                batch.step(1)
+                batch.step(1, thorough=True)
                 time.sleep(0)  # the serving thread may take the interpreter between columns
             try:
                 table, dropped = batch.finish()
@@ -302,7 +316,10 @@ class FeatureLogger:
             folder = partition_dir(self.root, batch.log.service, day)
             # No dictionary for floats: nearly all distinct, and slower to read back.
             dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-            size = self._config.batch_rows
+            # Files of at most batch_rows rows, as even as can be (a take may hold a few rows
+            # more than a file: no tiny remainder file).
+            files = -(-table.num_rows // self._config.batch_rows)
+            size = -(-table.num_rows // files)
             for offset in range(0, table.num_rows, size):
                 part = table.slice(offset, size)
                 self._sequence += 1

@@ -37,7 +37,7 @@ cell = st.tuples(
     st.none() | st.integers(0, 10**9),
 )
 row = st.tuples(st.integers(0, 50), st.none() | st.floats(allow_nan=False) | st.just("bad"), cell)
-request = st.tuples(st.integers(0, 10**9), st.lists(row, min_size=1, max_size=3))
+request = st.tuples(st.integers(0, 10**9), st.lists(row, min_size=0, max_size=3))  # 0: no row
 
 
 def _response(rows: list[Any]) -> OnlineResponse:
@@ -131,3 +131,26 @@ def batch_rows_dropped(requests: list[Any]) -> int:
 
 def test_an_empty_batch_finishes_with_no_table() -> None:
     assert LogBatch(LOG, "tok").finish() == (None, 0)
+
+
+def test_a_served_request_never_checks_a_badly_typed_block_row_by_row() -> None:
+    """A block with a request field value not of its type is left by the serving thread's
+    steps (a check per row would hold the request); the writer's thorough step drops the bad
+    request alone."""
+    rows = [
+        (1, 2.5, (3, "a", FieldStatus.PRESENT, 5)),
+        (2, "bad", (4, "b", FieldStatus.PRESENT, 6)),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_schema, "_BLOCK_ROWS", 2)
+        batch = LogBatch(LOG, "tok")
+        batch.add(
+            [(LOG, BASE_US, {"user_id": [r[0]], "x": [r[1]]}, _response([r])) for r in rows], 0
+        )
+        assert batch.converting
+        batch.step(10**6)
+        assert batch.converting  # left for a thorough step
+        table, dropped = batch.finish()
+    assert dropped == 1
+    assert table is not None
+    assert table.column("key:user_id").to_pylist() == [1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -199,3 +200,30 @@ def test_a_file_holds_batch_rows_at_most(tmp_path: Path) -> None:
     sizes = sorted(pq.read_metadata(f).num_rows for f in files)
     assert sum(sizes) == 6
     assert max(sizes) <= 2
+
+
+def test_a_queue_smaller_than_a_file_is_written_before_it_fills(tmp_path: Path) -> None:
+    """Half a queue is a reason to write, not only a file's rows or the interval: else a
+    queue of fewer requests than a file's rows fills and drops between two intervals."""
+    store = _store(
+        tmp_path,
+        yaml_extra="feature_logging: {queue_size: 10, batch_rows: 50000, flush_interval_s: 3600}\n",
+    )
+    for _ in range(5):
+        store.get_online_features("logged", [{"user_id": 1}], request_time=utc(2026, 1, 3))
+    deadline = time.monotonic() + 30
+    while store.feature_logger.stats().written_rows < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = store.feature_logger.stats()
+    assert (stats.written_rows, stats.dropped_rows) == (5, 0)
+    store.close()
+
+
+def test_flush_after_close_returns_at_once_with_everything_written(tmp_path: Path) -> None:
+    store = _store(tmp_path, yaml_extra="feature_logging: {flush_interval_s: 3600}\n")
+    writer = store.feature_logger
+    store.get_online_features("logged", [{"user_id": 1}], request_time=utc(2026, 1, 3))
+    writer.close()
+    assert writer.flush(timeout_s=30)
+    assert writer.stats().written_rows == 1
+    store.close()
