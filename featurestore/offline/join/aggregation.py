@@ -57,7 +57,10 @@ def aggregate_sql(aggregation: Aggregation, in_window: str, prefix: str = "s.") 
 
 
 def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
-    """One aggregation view's ``(__fs_row, __fs_vals)``, a row for every matchable entity row.
+    """One aggregation view's ``(__fs_row, v0, v1, ...)``, a row for every matchable entity row.
+
+    Plain columns, not the other strategies' ``__fs_vals`` struct: no struct is built per
+    entity row (measured ~2.5 % of the issue-size frame, ``benchmarks/bench_aggregations.py``).
 
     ``request.scan`` is the scan of the view's events (the event view's columns). Times are
     compared as ``BIGINT`` microseconds: each entity row's time and window starts
@@ -76,17 +79,17 @@ def aggregation_join(spec: JoinSpec, request: ViewRequest) -> Query:
         values = []
         for j, (taken, _) in enumerate(request.taken):
             if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
-                values.append(f"v{j} := max(s.{EVENT_TS})")
+                values.append(f"max(s.{EVENT_TS}) AS v{j}")
                 continue
             aggregation = by_name[taken]
             in_window = f"s.{_US} >= e.{starts[aggregation.window_us]}"
-            values.append(f"v{j} := {aggregate_sql(aggregation, in_window)}")
-        select = f"SELECT e.{ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals FROM ("
+            values.append(f"{aggregate_sql(aggregation, in_window)} AS v{j}")
+        select = f"SELECT e.{ROW_COL}, {', '.join(values)} FROM ("
         query = Query().add(select)
         group = f" GROUP BY e.{ROW_COL}"
     else:
         level, parts, values = _levels(request, windows, starts)
-        query = Query().add(f"SELECT {ROW_COL}, struct_pack({', '.join(values)}) AS __fs_vals")
+        query = Query().add(f"SELECT {ROW_COL}, {', '.join(values)}")
         query.add(f" FROM (SELECT e.{ROW_COL}, {level} AS {_LEVEL}, {', '.join(parts)} FROM (")
         group = f" GROUP BY e.{ROW_COL}, {_LEVEL}) GROUP BY {ROW_COL}"
     bounds = "".join(
@@ -145,7 +148,7 @@ def _levels(
 
     for j, (taken, _) in enumerate(request.taken):
         if taken == EVENT_TS:  # the newest event of the widest window (what reads report)
-            values.append(f"v{j} := max({part('__fs_newest', f'max(s.{EVENT_TS})')})")
+            values.append(f"max({part('__fs_newest', f'max(s.{EVENT_TS})')}) AS v{j}")
             continue
         aggregation = by_name[taken]
         k = windows.index(aggregation.window_us)
@@ -153,7 +156,7 @@ def _levels(
         column = aggregation.column
         if column is None:
             n = part("__fs_n", f"count(s.{_US})")
-            values.append(f"v{j} := CAST(coalesce(sum({n}){where}, 0) AS BIGINT)")
+            values.append(f"CAST(coalesce(sum({n}){where}, 0) AS BIGINT) AS v{j}")
             continue
         c = f"s.{quote_ident(column)}"
         i = sorted({a.column for a in view.aggregations if a.column is not None}).index(column)
@@ -163,18 +166,18 @@ def _levels(
         if function in ("sum", "mean"):
             total = part(f"__fs_c{i}_sum", f"sum({c})")
         if function == "count":
-            values.append(f"v{j} := CAST(coalesce(sum({n}){where}, 0) AS BIGINT)")
+            values.append(f"CAST(coalesce(sum({n}){where}, 0) AS BIGINT) AS v{j}")
         elif function == "sum":
-            values.append(f"v{j} := sum({total}){where}")
+            values.append(f"sum({total}){where} AS v{j}")
         elif function == "mean":
-            values.append(f"v{j} := sum({total}){where} / nullif(sum({n}){where}, 0)")
+            values.append(f"sum({total}){where} / nullif(sum({n}){where}, 0) AS v{j}")
         elif function in ("min", "max"):
             extreme = part(f"__fs_c{i}_{function}", f"{function}({c})")
-            values.append(f"v{j} := {function}({extreme}){where}")
+            values.append(f"{function}({extreme}){where} AS v{j}")
         else:  # last: the value of the newest order key among the levels' newest
             newest = f"max(struct_pack(k := {newer_order_key('s.')}, v := {c}))"
             last = part(f"__fs_c{i}_last", f"{newest} FILTER (WHERE {c} IS NOT NULL)")
-            values.append(f"v{j} := (max({last}){where}).v")
+            values.append(f"(max({last}){where}).v AS v{j}")
     return level or "0", list(parts.values()), values
 
 

@@ -182,6 +182,6 @@ def plan_join(
             return aggregation_join(spec, request)
         return plain(spec, request)
 
-    query = training_query(spec, view_join)
+    query = training_query(spec, view_join, flat=lambda r: bool(r.record.view.aggregations))
     logger.debug("training frame: %d entity rows, strategy %s", spec.stats.rows, chosen)
     return JoinPlan(chosen, spec, query)

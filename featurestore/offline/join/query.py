@@ -24,12 +24,17 @@ T_COL = "__fs_t"
 """The entity row's time in a view's entity side (:func:`entity_keys_sql`)."""
 
 
-def training_query(spec: JoinSpec, view_join: Callable[[JoinSpec, ViewRequest], Query]) -> Query:
+def training_query(
+    spec: JoinSpec,
+    view_join: Callable[[JoinSpec, ViewRequest], Query],
+    flat: Callable[[ViewRequest], bool] = lambda _: False,
+) -> Query:
     """The full training-frame query: entity columns, then features, in input order.
 
     Args:
         spec: The join.
         view_join: One view's ``(__fs_row, __fs_vals)`` query (the strategy).
+        flat: Whether a view's query gives ``(__fs_row, v0, v1, ...)`` instead.
     """
     query = Query().add("WITH __fs_entity AS (").extend(spec.entity).add(")")
     for i, request in enumerate(spec.requests):
@@ -37,8 +42,9 @@ def training_query(spec: JoinSpec, view_join: Callable[[JoinSpec, ViewRequest], 
     features: dict[str, str] = {}
     joins: list[str] = []
     for i, request in enumerate(spec.requests):
+        values = f"__fs_v{i}" if flat(request) else f"__fs_v{i}.__fs_vals"
         for j, (_, out) in enumerate(request.taken):
-            features[out] = f"__fs_v{i}.__fs_vals.v{j} AS {quote_ident(out)}"
+            features[out] = f"{values}.v{j} AS {quote_ident(out)}"
         joins.append(f" LEFT JOIN __fs_v{i} ON __fs_v{i}.{ROW_COL} = __fs_entity.{ROW_COL}")
     select = [f"__fs_entity.{quote_ident(c)}" for c in spec.entity_columns]
     select += [features[out] for out in spec.feature_order]
