@@ -123,10 +123,15 @@ class ServiceLog:
 
 
 LoggedRequest = tuple[
-    "ServiceLog", int, "list[dict[str, object]] | Mapping[str, Sequence[object]]", "OnlineResponse"
+    "ServiceLog",
+    int,
+    "list[dict[str, object]] | Mapping[str, Sequence[object]]",
+    "OnlineResponse",
+    int,
 ]
 """One served request waiting to be logged: ``(log, request time in microseconds, entity rows,
-response)``, references to what was served (a plain tuple: the request path builds nothing)."""
+response, its rows)``, references to what was served (a plain tuple: the request path builds
+nothing)."""
 
 
 _BLOCK_ROWS = 2048
@@ -217,20 +222,17 @@ class LogBatch:
                 self._key_dtypes = [first.dtypes[name] for name in first.join_keys]
                 self._dtypes = [first.dtypes[name] for name in first.features]
             block = _Block(len(self._key_names), len(self.log.request_fields), len(self._dtypes))
-        counts = list(map(len, responses))
+        counts = list(map(itemgetter(4), requests))
         keys = list(map(attrgetter("join_keys"), responses))
         key_columns = [_flat(map(itemgetter(name), keys)) for name in self._key_names]
         field_columns = [
             _flat(_request_values(r[2], name) for r in requests) for name in self.log.request_fields
         ]
         # By position: a request may name its features in full (view__feature) or not.
-        features = [list(r.features.values()) for r in responses]
-        statuses = [list(r.statuses.values()) for r in responses]
-        events = [list(r.event_micros.values()) for r in responses]
-        positions = range(len(self._dtypes))
-        values = [_flat(map(itemgetter(i), features)) for i in positions]
-        status_columns = [_flat(map(itemgetter(i), statuses)) for i in positions]
-        event_columns = [_flat(map(itemgetter(i), events)) for i in positions]
+        width = len(self._dtypes)
+        values = _transposed(map(attrgetter("features"), responses), width)
+        status_columns = _transposed(map(attrgetter("statuses"), responses), width)
+        event_columns = _transposed(map(attrgetter("event_micros"), responses), width)
         block.ids.extend(range(first_id, first_id + len(requests)))
         block.times.extend(map(itemgetter(1), requests))
         block.counts.extend(counts)
@@ -389,6 +391,20 @@ def _timestamps(micros: Sequence[int | None]) -> pa.Array:
 
 def _flat(columns: Iterable[Sequence[Any]]) -> list[Any]:
     return list(chain.from_iterable(columns))
+
+
+def _transposed(dicts: Iterable[dict[str, list[Any]]], width: int) -> list[list[Any]]:
+    """Per position, the values of that position's list in every dict, one after another.
+
+    Raises:
+        ValueError: The dicts hold different numbers of lists, or not ``width``.
+    """
+    lists = [d.values() for d in dicts]
+    columns = [list(chain.from_iterable(c)) for c in zip(*lists, strict=True)]
+    if len(columns) != width:
+        msg = f"a logged response has {len(columns)} features where its plan has {width}"
+        raise ValueError(msg)
+    return columns
 
 
 def _request_values(

@@ -93,7 +93,7 @@ def test_rows_are_the_oracle_whatever_the_chunks_budgets_and_blocks(
         batch = LogBatch(LOG, "tok")
         logged = [
             (LOG, BASE_US + offset, {"user_id": [r[0] for r in rows], "x": [r[1] for r in rows]},
-             _response(rows))
+             _response(rows), len(rows))
             for offset, rows in requests
         ]  # fmt: skip
         start = turn = 0
@@ -145,7 +145,8 @@ def test_a_served_request_never_checks_a_badly_typed_block_row_by_row() -> None:
         patch.setattr(log_schema, "_BLOCK_ROWS", 2)
         batch = LogBatch(LOG, "tok")
         batch.add(
-            [(LOG, BASE_US, {"user_id": [r[0]], "x": [r[1]]}, _response([r])) for r in rows], 0
+            [(LOG, BASE_US, {"user_id": [r[0]], "x": [r[1]]}, _response([r]), 1) for r in rows],
+            0,
         )
         assert batch.converting
         batch.step(10**6)
