@@ -314,10 +314,10 @@ class FeatureLogger:
                 continue
             day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days)).date().isoformat()
             folder = partition_dir(self.root, batch.log.service, day)
-            # Dictionaries for strings only (statuses, ids, fingerprints repeat): for numbers
-            # and times they cost 30 % more CPU to write and gave larger files (measured on a
-            # 1 x 10 service's log), and float ones are slower to read back.
-            dictionary = [f.name for f in table.schema if pa.types.is_string(f.type)]
+            # No dictionary for floats: nearly all distinct, and slower to read back. Those of
+            # integers and times cost 30 % more CPU to write but make the skew report read its
+            # entity columns and values faster (1.43x the training frame against 1.86x).
+            dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
             # Files of at most batch_rows rows, as even as can be (a take may hold a few rows
             # more than a file: no tiny remainder file).
             files = -(-table.num_rows // self._config.batch_rows)
