@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurestore.online.response import arrow_column
-from featurestore.types import to_arrow
+from featurestore.types import Timestamp, to_arrow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -185,8 +185,6 @@ class LogBatch:
 
     def __init__(self, log: ServiceLog, token: str) -> None:
         self.log = log
-        self.rows = 0
-        """Rows taken and not yet returned by :meth:`finish`."""
         self._token = token
         self._parts: list[pa.Table] = []
         self._key_names: list[str] = []
@@ -198,6 +196,14 @@ class LogBatch:
         self._dropped = 0
 
     @property
+    def rows(self) -> int:
+        """Rows taken and not yet returned by :meth:`finish` (dropped ones aside)."""
+        gathered = sum(block.rows for block in self._sealed)
+        if self._block is not None:
+            gathered += self._block.rows
+        return gathered + sum(int(part.num_rows) for part in self._parts)
+
+    @property
     def columns(self) -> int:
         """Log columns converted value by value (per-request and constant ones aside)."""
         return 3 * len(self.log.refs) + len(self._key_names) + len(self.log.request_fields)
@@ -207,8 +213,8 @@ class LogBatch:
         """Whether sealed blocks wait for :meth:`step`."""
         return bool(self._sealed)
 
-    def add(self, requests: Sequence[LoggedRequest], first_id: int) -> None:
-        """Take ``requests`` (ids ``first_id``, ``first_id + 1``, ...).
+    def add(self, requests: Sequence[LoggedRequest], first_id: int) -> int:
+        """Take ``requests`` (ids ``first_id``, ``first_id + 1``, ...); returns their rows.
 
         Either every column takes a request's values or none does (a malformed request raises
         before any column is extended).
@@ -222,7 +228,7 @@ class LogBatch:
                 self._key_dtypes = [first.dtypes[name] for name in first.join_keys]
                 self._dtypes = [first.dtypes[name] for name in first.features]
             block = _Block(len(self._key_names), len(self.log.request_fields), len(self._dtypes))
-        counts = list(map(itemgetter(4), requests))
+        counts: list[int] = list(map(itemgetter(4), requests))
         keys = list(map(attrgetter("join_keys"), responses))
         key_columns = [_flat(map(itemgetter(name), keys)) for name in self._key_names]
         field_columns = [
@@ -246,10 +252,10 @@ class LogBatch:
             gathered.extend(column)
         rows = sum(counts)
         block.rows += rows
-        self.rows += rows
         self._block = block
         if block.rows >= _BLOCK_ROWS:
             self.seal()
+        return rows
 
     def seal(self) -> None:
         """Close the block being gathered: from now on :meth:`step` may convert it."""
@@ -279,7 +285,6 @@ class LogBatch:
             except Exception:  # never fail a served request for its log
                 logger.exception("feature log: %d rows could not be converted", block.rows)
                 self._dropped += block.rows
-                self.rows -= block.rows
                 converted = None
             if converted is None:
                 self._converting = None
@@ -313,7 +318,7 @@ class LogBatch:
         while self._sealed:
             self.step(1 << 62, thorough=True)
         table = pa.concat_tables(self._parts) if self._parts else None
-        dropped, self._dropped, self._parts, self.rows = self._dropped, 0, [], 0
+        dropped, self._dropped, self._parts = self._dropped, 0, []
         return table, dropped
 
     def _convert(self, block: _Block, fields: list[pa.Array]) -> Iterator[int]:
@@ -328,7 +333,7 @@ class LogBatch:
         ids = pc.cast(pa.array(block.ids, pa.int64()), pa.string())
         per_request = {
             REQUEST_ID: pc.binary_join_element_wise(f"{self._token}-", ids, ""),
-            REQUEST_TIME: _timestamps(block.times),
+            REQUEST_TIME: arrow_column(block.times, Timestamp),
         }
         if n != len(block.counts) or 0 in block.counts:  # not one row per request
             repeat = pa.array(np.repeat(np.arange(len(block.counts)), block.counts))
@@ -350,7 +355,7 @@ class LogBatch:
             columns[VALUE + str(ref)] = arrow_column(values, dtype)
             # FieldStatus is a StrEnum: Arrow takes each member as its value.
             columns[STATUS + str(ref)] = pa.array(statuses, pa.string())
-            columns[EVENT + str(ref)] = _timestamps(events)
+            columns[EVENT + str(ref)] = arrow_column(events, Timestamp)
             yield 3 * n
         for view, (fingerprint, watermark) in log.views.items():
             columns[FINGERPRINT + view] = pa.repeat(pa.scalar(fingerprint, pa.string()), n)
@@ -379,14 +384,7 @@ class LogBatch:
             len(bad),
             self.log.service,
         )
-        dropped = block.drop(bad)
-        self.rows -= dropped
-        return dropped
-
-
-def _timestamps(micros: Sequence[int | None]) -> pa.Array:
-    # From int64, then a zero-copy view: Arrow checks each value for a datetime otherwise.
-    return pa.array(micros, pa.int64()).view(_TIMESTAMP)
+        return block.drop(bad)
 
 
 def _flat(columns: Iterable[Sequence[Any]]) -> list[Any]:

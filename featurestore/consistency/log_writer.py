@@ -212,10 +212,9 @@ class FeatureLogger:
                 batch = self._batches[group] = LogBatch(requests[0][0], self._token)
             first, self._next_id = self._next_id, self._next_id + len(requests)
             try:
-                before = batch.rows
-                batch.add(requests, first)
+                rows = batch.add(requests, first)
                 if convert:
-                    batch.step((batch.rows - before) * batch.columns)
+                    batch.step(rows * batch.columns)
             except Exception:  # never fail a request for its log: drop these, counted
                 logger.exception("feature log: %d requests could not be logged", len(requests))
                 self._dropped += sum(r[4] for r in requests)

@@ -381,12 +381,12 @@ class _Replay:
         differing = self._count(refs, served, offline)
         if not differing:
             return
-        # The rows with a differing cell again, with the event times of the rows their
-        # training values come from (what classifies a difference): the same join, so the
-        # same values.
+        # The rows and features with a differing cell again, with the event times of the rows
+        # their training values come from (what classifies a difference): the same join, so
+        # the same values.
         rows = self._differing_rows(differing, served, offline)
         views = dict.fromkeys(v for r in differing for v in self.depends[r])
-        offline = self._training(entity.filter(rows.to_arrow()), refs, list(views))
+        offline = self._training(entity.filter(rows.to_arrow()), differing, list(views))
         online = pl.concat(
             [_polars(log), _polars(served), chunk.details()], how="horizontal"
         ).filter(rows)

@@ -497,7 +497,7 @@ def _ready_many(
     slow = np.flatnonzero(ours & (use < 0)).tolist()
     empty = ~stored if not stored.all() else None  # no block: an empty window, count 0
     columns: list[list[Any]] = []
-    if not ready.any():  # every stored block combines its tiles (e.g. a read in the past)
+    if not ready.any():  # every stored block is late or combines its tiles
         for function, column, _ in plan.features:
             if empty is not None and (column < 0 or function == "count"):
                 columns.append([0 if e else None for e in empty.tolist()])

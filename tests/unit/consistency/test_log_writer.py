@@ -184,22 +184,39 @@ def test_flush_writes_what_was_queued(tmp_path: Path) -> None:
 
 
 def test_a_file_holds_batch_rows_at_most(tmp_path: Path) -> None:
+    """A take of more rows than a file is split into files of even size, none larger."""
     store = _store(
-        tmp_path, yaml_extra="feature_logging: {batch_rows: 2, flush_interval_s: 3600}\n"
+        tmp_path, yaml_extra="feature_logging: {batch_rows: 4, flush_interval_s: 3600}\n"
     )
     writer = store.feature_logger
     log = writer.plan(store.snapshot, "logged")
     assert log is not None
-    response = store.get_online_features(["stats:cnt"], [{"user_id": 1}, {"user_id": 2}],
-                                         request_time=utc(2026, 1, 3))  # fmt: skip
-    for _ in range(3):  # 6 rows, queued faster than the writer takes them, or not
-        writer.submit(log, request_time_us=0, entity_rows=[{"user_id": 1}, {"user_id": 2}],
-                      response=response)  # fmt: skip
+    blocked, release = threading.Event(), threading.Event()
+    original = writer._write
+
+    def first_stalls(batches):  # the first take waits until the second is queued whole
+        blocked.set()
+        release.wait(10)
+        return original(batches)
+
+    writer._write = first_stalls  # type: ignore[method-assign]
+
+    def submit(users: list[int]) -> None:
+        rows = [{"user_id": 1 + u % 2} for u in users]
+        response = store.get_online_features(["stats:cnt"], rows, request_time=utc(2026, 1, 3))
+        writer.submit(log, request_time_us=0, entity_rows=rows, response=response)
+
+    submit([0, 1, 2, 3])  # a file's rows: taken at once
+    assert blocked.wait(10)
+    for user in range(5):  # 5 rows, taken together after the first file
+        submit([user])
+    release.set()
     store.close()
     files = list((store.repo_root / "data/feature_logs").rglob("*.parquet"))
     sizes = sorted(pq.read_metadata(f).num_rows for f in files)
-    assert sum(sizes) == 6
-    assert max(sizes) <= 2
+    assert sum(sizes) == 9
+    assert max(sizes) <= 4
+    assert sizes == [2, 3, 4]  # 5 rows as 3 + 2, not 4 + 1
 
 
 def test_a_queue_smaller_than_a_file_is_written_before_it_fills(tmp_path: Path) -> None:

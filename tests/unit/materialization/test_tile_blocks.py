@@ -115,6 +115,8 @@ def test_ready_aggregates_of_the_hop_before_the_write_equal_the_combined_tiles()
     plan = TilePlan.of(view(H), FP, ["count_2h", "amount_max_2h"])
     (ready,) = blocks.encode([group], 10 * HOUR_US)
     (combined,) = blocks.encode([group], 30 * HOUR_US)  # no ready set near any T below
+    # The same block without its tiles: it answers alike only from its ready aggregates.
+    ready_only = ready[: blocks.body]
     minute = 60_000_000
     seen = set()
     for hour in (9, 10, 11):
@@ -122,6 +124,10 @@ def test_ready_aggregates_of_the_hop_before_the_write_equal_the_combined_tiles()
             now = hour * HOUR_US + minutes * minute
             got = combine(plan, [ready], now, 10 * HOUR_US)
             assert got == combine(plan, [combined], now, 10 * HOUR_US), (hour, minutes)
+            assert got == combine(plan, [ready_only], now, 10 * HOUR_US), (hour, minutes)
+            # More keys than _FEW_KEYS: the ready sets of all keys at once (numpy).
+            many = combine(plan, [ready_only] * 9, now, 10 * HOUR_US)
+            assert many == ([c * 9 for c in got[0]], got[1] * 9, got[2] * 9), (hour, minutes)
             seen.add(got[1][0].name)
     assert seen == {"PRESENT", "OUTSIDE_MAX_AGE"}
 
